@@ -1,0 +1,163 @@
+"""GRPO hyperparameters of a job spec.
+
+Every knob is documented once, here, with its default and why. The engine's `GRPOConfig`
+(workers/engine/config.py) mirrors these names one to one; defaults follow TRL's GRPOConfig
+unless a comment says otherwise, so a user moving from TRL gets the same algorithm.
+"""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+ScaleRewards = Literal["group", "batch", "none"]
+LossType = Literal["grpo", "bnpo", "dr_grpo", "dapo"]
+ImportanceSamplingLevel = Literal["token", "sequence"]
+LrScheduler = Literal["constant", "linear", "cosine"]
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+class GRPOHyperparameters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # --- batch shape -------------------------------------------------------------------------
+    group_size: int = Field(
+        8, ge=2, le=1024,
+        description="Completions sampled per prompt (G). Advantages are computed inside each group, "
+        "so at least 2 are needed; TRL's num_generations default is 8.",
+    )
+    prompts_per_step: int = Field(
+        4, ge=1, le=4096,
+        description="Prompts per generation batch. One step samples prompts_per_step * group_size completions.",
+    )
+    max_steps: int = Field(
+        200, ge=1,
+        description="Number of steps. A step is one generation batch followed by num_iterations optimiser updates.",
+    )
+    micro_batch_size: int | None = Field(
+        None, ge=1,
+        description="Completions per forward/backward chunk (gradient accumulation inside a step). "
+        "None puts the whole step in one chunk. Results do not depend on it, only memory does.",
+    )
+    num_iterations: int = Field(
+        1, ge=1, le=64,
+        description="Optimiser updates per generation batch (mu in the GRPO paper). With 1 the old policy is the "
+        "current one, so the old log-prob forward pass is skipped.",
+    )
+
+    # --- sampling ----------------------------------------------------------------------------
+    max_new_tokens: int = Field(
+        256, ge=1, description="Maximum completion length in tokens (TRL: max_completion_length=256)."
+    )
+    max_prompt_tokens: int | None = Field(
+        512, ge=1,
+        description="Prompts longer than this are left-truncated (TRL: max_prompt_length=512). None keeps them whole.",
+    )
+    temperature: float = Field(1.0, gt=0.0, le=10.0, description="Sampling temperature; 1.0 samples the policy as is.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass; 1.0 disables it.")
+    top_k: int = Field(0, ge=0, description="Keep only the k most likely tokens; 0 disables it.")
+    repetition_penalty: float = Field(
+        1.0, gt=0.0, le=10.0, description="CTRL-style penalty on tokens already in the sequence; 1.0 disables it."
+    )
+    stop: list[str] = Field(
+        default_factory=list, max_length=16,
+        description="Stop strings: a completion ends right after the first one it produces (the stop string is kept).",
+    )
+
+    # --- advantages --------------------------------------------------------------------------
+    scale_rewards: ScaleRewards = Field(
+        "group",
+        description="How centred rewards are scaled: 'group' divides by the group's std (GRPO), 'batch' by the "
+        "whole batch's std, 'none' does not scale (Dr. GRPO, avoids the question-difficulty bias).",
+    )
+    reward_std_epsilon: float = Field(
+        1e-4, gt=0.0, description="Added to the std before dividing, so tied groups give 0, not NaN (TRL: 1e-4)."
+    )
+
+    # --- loss --------------------------------------------------------------------------------
+    loss_type: LossType = Field(
+        "dapo",
+        description="Loss aggregation. 'grpo': mean over each sequence's tokens, then over sequences (length bias). "
+        "'bnpo': mean over the tokens of the (micro) batch. 'dr_grpo': sum over tokens divided by "
+        "batch_size * max_new_tokens. 'dapo' (default, as in TRL): mean over all tokens of the whole step.",
+    )
+    epsilon: float = Field(0.2, ge=0.0, le=10.0, description="Lower clip range: ratio clipped at 1 - epsilon.")
+    epsilon_high: float | None = Field(
+        None, ge=0.0, le=10.0,
+        description="Upper clip range ('clip-higher', DAPO recommends 0.28). None uses epsilon.",
+    )
+    delta: float | None = Field(
+        None, gt=1.0,
+        description="Two-sided clipping: the ratio is also capped at delta (INTELLECT-2 uses 4). None disables it.",
+    )
+    importance_sampling_level: ImportanceSamplingLevel = Field(
+        "token",
+        description="'token': one ratio per token (GRPO). 'sequence': the geometric mean ratio of the "
+        "sequence applied to all its tokens (GSPO).",
+    )
+    mask_truncated_completions: bool = Field(
+        False, description="Exclude completions that hit max_new_tokens without finishing from the loss (DAPO)."
+    )
+
+    # --- KL to a reference model ---------------------------------------------------------------
+    beta: float = Field(
+        0.0, ge=0.0,
+        description="KL coefficient (k3 estimator). 0.0 loads no reference model at all (saves memory and a forward "
+        "pass); DeepSeek-R1 uses 0.001, the original GRPO paper 0.04.",
+    )
+    ref_model_sync_steps: int | None = Field(
+        None, ge=1,
+        description="Every this many steps, mix the policy into the reference model "
+        "(ref = alpha * policy + (1 - alpha) * ref, TR-DPO style). None keeps the reference frozen.",
+    )
+    ref_model_mixup_alpha: float = Field(0.6, ge=0.0, le=1.0, description="alpha of the reference sync above.")
+
+    # --- dynamic sampling (DAPO) -----------------------------------------------------------------
+    dynamic_sampling: bool = Field(
+        False,
+        description="Drop groups whose rewards all tie (they carry no signal) and sample more prompts until the "
+        "batch is full again, at most max_resample_rounds extra rounds.",
+    )
+    max_resample_rounds: int = Field(
+        3, ge=0, le=64, description="Cap on extra generation rounds per step when dynamic_sampling is on."
+    )
+
+    # --- optimiser -----------------------------------------------------------------------------
+    learning_rate: float = Field(1e-6, gt=0.0, le=1.0, description="AdamW peak learning rate (TRL: 1e-6).")
+    lr_scheduler: LrScheduler = Field(
+        "linear", description="Decay after warm-up: 'linear' to 0 at the last step (TRL's default), 'cosine', "
+        "or 'constant'."
+    )
+    warmup_steps: int = Field(0, ge=0, description="Optimiser updates of linear warm-up from 0 to learning_rate.")
+    weight_decay: float = Field(0.0, ge=0.0, le=1.0, description="AdamW decoupled weight decay.")
+    adam_beta1: float = Field(0.9, ge=0.0, lt=1.0, description="AdamW beta1.")
+    adam_beta2: float = Field(0.999, ge=0.0, lt=1.0, description="AdamW beta2.")
+    adam_epsilon: float = Field(1e-8, gt=0.0, description="AdamW epsilon.")
+    max_grad_norm: float | None = Field(
+        1.0, gt=0.0, description="Clip the global gradient norm to this value; None disables clipping."
+    )
+
+    # --- execution -----------------------------------------------------------------------------
+    precision: Precision = Field(
+        "auto", description="'auto' trains in bf16 on a GPU and fp32 on CPU; 'fp32' or 'bf16' force one."
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in backward: less memory, about a third more compute."
+    )
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seeds prompt order, sampling and initialisation.")
+
+    # Cross-field rules are field validators (not a model validator) so the error names the field.
+    @field_validator("epsilon_high")
+    @classmethod
+    def _epsilon_high_not_below_epsilon(cls, value: float | None, info: ValidationInfo) -> float | None:
+        epsilon = info.data.get("epsilon")
+        if value is not None and epsilon is not None and value < epsilon:
+            raise ValueError(f"must be >= epsilon ({epsilon}): it widens the upper clip range; omit it to use epsilon")
+        return value
+
+    @field_validator("warmup_steps")
+    @classmethod
+    def _warmup_within_run(cls, value: int, info: ValidationInfo) -> int:
+        updates = info.data.get("max_steps", 0) * info.data.get("num_iterations", 1)
+        if value > updates:
+            raise ValueError(f"exceeds the {updates} optimiser updates of the run (max_steps * num_iterations)")
+        return value
