@@ -45,12 +45,25 @@ class StepReport:
     samples: list[SampleRecord]
 
 
+@dataclass(frozen=True)
+class EvalReport:
+    """Held-out evaluation of the policy at `step` (0 = before training)."""
+
+    step: int
+    metrics: dict[str, float]  # eval/reward_mean, eval/accuracy, eval/pass@k, eval/<component>/mean, ...
+    num_prompts: int
+    samples_per_prompt: int
+
+
 class TrainingSink(Protocol):
     def on_step(self, report: StepReport) -> None:
         """Called after every step. May raise (e.g. JobCancelled) to stop training between steps."""
 
     def on_checkpoint(self, step: int, path: Path) -> None:
         """Called once a complete checkpoint directory exists at `path` (written atomically)."""
+
+    def on_eval(self, report: EvalReport) -> None:
+        """Called after each held-out evaluation."""
 
 
 @dataclass(frozen=True)
