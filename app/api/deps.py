@@ -1,0 +1,53 @@
+"""Request dependencies as Annotated aliases: settings, a DB session, the job queue, the caller's tenant."""
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+from app.core.errors import ProblemError
+from app.core.queue import JobQueue
+from app.models import Tenant
+from app.services.tenants import authenticate
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.session_factory() as session:
+        yield session
+
+
+def get_queue(request: Request) -> JobQueue:
+    return request.app.state.queue  # type: ignore[no-any-return]
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+QueueDep = Annotated[JobQueue, Depends(get_queue)]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer grpo_...`")
+
+
+def get_current_tenant(
+    session: SessionDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Tenant:
+    unauthorized = {"WWW-Authenticate": "Bearer"}
+    if credentials is None:
+        raise ProblemError(
+            401, "unauthorized", "missing API key: send 'Authorization: Bearer <key>'", headers=unauthorized
+        )
+    tenant = authenticate(session=session, key=credentials.credentials, secret=settings.secret_key.get_secret_value())
+    if tenant is None:
+        raise ProblemError(401, "unauthorized", "invalid or revoked API key", headers=unauthorized)
+    return tenant
+
+
+CurrentTenant = Annotated[Tenant, Depends(get_current_tenant)]

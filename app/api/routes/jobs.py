@@ -1,0 +1,100 @@
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from app.api.deps import CurrentTenant, QueueDep, SessionDep, SettingsDep
+from app.api.presenters import job_public
+from app.core.errors import not_found, spec_error
+from app.crud import jobs as crud
+from app.schemas.job import JobCreate, JobPublic, JobsPublic, JobStatus
+from app.schemas.metric import MetricsPage, StepMetrics
+from app.services import jobs as service
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobPublic)
+def create_job(
+    job_in: JobCreate, session: SessionDep, tenant: CurrentTenant, settings: SettingsDep, queue: QueueDep
+) -> JobPublic:
+    """Submit a training job. It starts `queued`; a worker picks it up."""
+    job = service.create_job(session=session, tenant=tenant, job_in=job_in, settings=settings, queue=queue)
+    return job_public(job)
+
+
+@router.get("", response_model=JobsPublic)
+def list_jobs(
+    session: SessionDep,
+    tenant: CurrentTenant,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    status: JobStatus | None = None,
+    name: Annotated[str | None, Query(max_length=200, description="Substring of the job name.")] = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> JobsPublic:
+    """The caller's jobs, newest first."""
+    try:
+        position = crud.decode_cursor(cursor) if cursor else None
+    except ValueError as exc:
+        raise spec_error("cursor", "not a cursor issued by this server") from exc
+    jobs = crud.list_jobs(
+        session=session,
+        tenant_id=tenant.id,
+        limit=limit + 1,
+        cursor=position,
+        status=status,
+        name=name,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    page = jobs[:limit]
+    next_cursor = crud.encode_cursor(page[-1].created_at, page[-1].id) if len(jobs) > limit else None
+    return JobsPublic(data=[job_public(job) for job in page], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+def read_job(job_id: uuid.UUID, session: SessionDep, tenant: CurrentTenant) -> JobPublic:
+    job = crud.get_job(session=session, tenant_id=tenant.id, job_id=job_id)
+    if job is None:
+        raise not_found("job")
+    return job_public(job)
+
+
+@router.post("/{job_id}/cancel", response_model=JobPublic)
+def cancel_job(job_id: uuid.UUID, session: SessionDep, tenant: CurrentTenant) -> JobPublic:
+    """Cancel a job: at once if queued, at the next step boundary if running. 409 if already finished."""
+    job = crud.get_job(session=session, tenant_id=tenant.id, job_id=job_id)
+    if job is None:
+        raise not_found("job")
+    return job_public(service.cancel_job(session=session, job=job))
+
+
+@router.get("/{job_id}/metrics", response_model=MetricsPage)
+def read_metrics(
+    job_id: uuid.UUID,
+    session: SessionDep,
+    tenant: CurrentTenant,
+    name: Annotated[list[str] | None, Query(description="Only these metrics (repeat the parameter).")] = None,
+    step_gte: Annotated[int | None, Query(ge=0)] = None,
+    step_lte: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Steps per page.")] = 200,
+    cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}$", description="Last step of the previous page.")] = None,
+) -> MetricsPage:
+    """Per-step metrics in ascending step order."""
+    if crud.get_job(session=session, tenant_id=tenant.id, job_id=job_id) is None:
+        raise not_found("job")
+    grouped = crud.list_metric_steps(
+        session=session,
+        job_id=job_id,
+        names=name,
+        step_gte=step_gte,
+        step_lte=step_lte,
+        after_step=int(cursor) if cursor else None,
+        limit=limit + 1,
+    )
+    steps = sorted(grouped)[:limit]
+    next_cursor = str(steps[-1]) if len(grouped) > limit else None
+    return MetricsPage(data=[StepMetrics(step=s, values=grouped[s]) for s in steps], next_cursor=next_cursor)

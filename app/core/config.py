@@ -1,0 +1,91 @@
+"""Service settings, read once from the environment (and an optional .env file).
+
+The embedded default needs no servers: SQLite for data and kombu's SQLAlchemy transport on SQLite as
+the Celery broker, all under `GRPO_DATA_DIR`. Production sets DATABASE_URL (PostgreSQL) and
+CELERY_BROKER_URL (Redis).
+"""
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(
+        Path(".grpo"),
+        validation_alias=AliasChoices("GRPO_DATA_DIR", "data_dir"),
+        description="Where the embedded database, broker, checkpoints and the tiny demo model live.",
+    )
+    database_url_override: str | None = Field(
+        None,
+        validation_alias=AliasChoices("DATABASE_URL", "database_url"),
+        description="SQLAlchemy URL; default sqlite:///<data_dir>/grpo.db. Production: postgresql+psycopg://...",
+    )
+    broker_url_override: str | None = Field(
+        None,
+        validation_alias=AliasChoices("CELERY_BROKER_URL", "broker_url"),
+        description="Celery broker; default sqla+sqlite:///<data_dir>/broker.db. Production: redis://...",
+    )
+    secret_key: SecretStr = Field(
+        SecretStr("dev-insecure-secret-change-me"),
+        validation_alias=AliasChoices("GRPO_SECRET_KEY", "secret_key"),
+        description="Server secret mixed into API-key hashes. Must be set to a long random value in production.",
+    )
+    environment: str = Field("development", validation_alias=AliasChoices("GRPO_ENV", "environment"))
+    model_roots: list[Path] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("GRPO_MODEL_ROOTS", "model_roots"),
+        description="Directories under which jobs may name a local model path (JSON list). Empty: none allowed.",
+    )
+    max_request_bytes: int = Field(
+        16 * 1024 * 1024, validation_alias=AliasChoices("GRPO_MAX_REQUEST_BYTES", "max_request_bytes")
+    )
+    max_dataset_rows: int = Field(100_000, validation_alias=AliasChoices("GRPO_MAX_DATASET_ROWS", "max_dataset_rows"))
+    max_steps_limit: int = Field(100_000, validation_alias=AliasChoices("GRPO_MAX_STEPS", "max_steps_limit"))
+    max_group_size: int = Field(256, validation_alias=AliasChoices("GRPO_MAX_GROUP_SIZE", "max_group_size"))
+    max_new_tokens_limit: int = Field(
+        8192, validation_alias=AliasChoices("GRPO_MAX_NEW_TOKENS", "max_new_tokens_limit")
+    )
+    heartbeat_interval_s: float = Field(
+        10.0,
+        validation_alias=AliasChoices("GRPO_HEARTBEAT_INTERVAL_S", "heartbeat_interval_s"),
+        description="How often a running job's worker writes its heartbeat.",
+    )
+    heartbeat_timeout_s: float = Field(
+        120.0,
+        validation_alias=AliasChoices("GRPO_HEARTBEAT_TIMEOUT_S", "heartbeat_timeout_s"),
+        description="A running job whose heartbeat is older than this is considered orphaned and requeued.",
+    )
+    max_job_attempts: int = Field(
+        3,
+        validation_alias=AliasChoices("GRPO_MAX_JOB_ATTEMPTS", "max_job_attempts"),
+        description="Times a job is started (first run plus requeues after lost workers) before it is failed.",
+    )
+
+    @cached_property
+    def database_url(self) -> str:
+        return self.database_url_override or f"sqlite:///{self.data_dir.resolve() / 'grpo.db'}"
+
+    @cached_property
+    def broker_url(self) -> str:
+        return self.broker_url_override or f"sqla+sqlite:///{self.data_dir.resolve() / 'broker.db'}"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.data_dir.resolve() / "checkpoints"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.data_dir.resolve() / "models"
+
+
+def get_settings() -> Settings:
+    """The FastAPI dependency; tests override it. Settings are immutable after start-up."""
+    return settings
+
+
+settings = Settings()

@@ -1,0 +1,181 @@
+"""One error shape everywhere: RFC 9457 problem details, plus the invalid fields.
+
+{"type": "https://grpo.dev/problems/validation-error", "title": "Invalid request", "status": 422,
+ "detail": "...", "code": "validation_error", "errors": [{"field": "grpo.group_size", "message": "..."}]}
+"""
+
+import logging
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_BASE = "https://grpo.dev/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class FieldError(BaseModel):
+    field: str = Field(
+        ..., description="Dotted path of the offending field, e.g. 'grpo.group_size' or 'rows[3].answer'."
+    )
+    message: str
+    type: str = Field("invalid", description="Machine-readable kind of failure, e.g. 'missing', 'greater_than_equal'.")
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[FieldError] = Field(default_factory=list)
+    request_id: str | None = None
+
+
+class ProblemError(Exception):
+    """Raise anywhere in a request to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        title: str | None = None,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+        self.title = title or code.replace("_", " ").capitalize()
+        self.errors = errors or []
+        self.headers = headers or {}
+
+
+def spec_error(field: str, message: str, *, type_: str = "invalid") -> ProblemError:
+    return ProblemError(
+        422,
+        "validation_error",
+        f"{field}: {message}",
+        title="Invalid request",
+        errors=[FieldError(field=field, message=message, type=type_)],
+    )
+
+
+def not_found(resource: str) -> ProblemError:
+    return ProblemError(404, "not_found", f"{resource} not found", title="Not found")
+
+
+def _field_path(loc: tuple[Any, ...], body: Any) -> str:
+    """'grpo.group_size' / 'rewards[0].weight' from a pydantic location.
+
+    Pydantic puts a discriminated union's tag into the location (rewards.0.exact_match.weight); such a
+    segment is never the last one and is not a key of the input at that level, so walking the body
+    alongside the location tells it apart from a real field.
+    """
+    source = loc[0] if loc else "body"
+    parts = list(loc[1:]) if source in ("body", "query", "path", "header", "cookie") else list(loc)
+    node = body if source == "body" else None
+    path = ""
+    for position, part in enumerate(parts):
+        is_last = position == len(parts) - 1
+        if isinstance(part, int):
+            path += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            continue
+        if isinstance(node, dict) and part not in node and not is_last:
+            continue  # a union tag, not a field
+        path += f".{part}" if path else str(part)
+        node = node.get(part) if isinstance(node, dict) else None
+    return path or source
+
+
+def _respond(request: Request, problem: Problem, headers: dict[str, str] | None = None) -> JSONResponse:
+    problem.request_id = getattr(request.state, "request_id", None)
+    return JSONResponse(
+        problem.model_dump(), status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+
+
+async def _problem_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    problem = Problem(
+        type=PROBLEM_BASE + exc.code.replace("_", "-"),
+        title=exc.title,
+        status=exc.status,
+        detail=exc.detail,
+        code=exc.code,
+        errors=exc.errors,
+    )
+    return _respond(request, problem, exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        FieldError(
+            field=_field_path(tuple(err.get("loc", ())), exc.body),
+            message=err.get("msg", ""),
+            type=err.get("type", ""),
+        )
+        for err in exc.errors()
+    ]
+    detail = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
+    problem = Problem(
+        type=PROBLEM_BASE + "validation-error",
+        title="Invalid request",
+        status=422,
+        detail=detail,
+        code="validation_error",
+        errors=errors,
+    )
+    return _respond(request, problem)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        409: "conflict",
+        413: "payload_too_large",
+        415: "unsupported_media_type",
+        429: "rate_limited",
+    }
+    code = codes.get(exc.status_code, f"http_{exc.status_code}")
+    problem = Problem(
+        type=PROBLEM_BASE + code.replace("_", "-"),
+        title=code.replace("_", " ").capitalize(),
+        status=exc.status_code,
+        detail=str(exc.detail),
+        code=code,
+    )
+    return _respond(request, problem, dict(exc.headers or {}))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
+    logger.exception("unhandled error", extra={"request_id": request_id}, exc_info=exc)
+    problem = Problem(
+        type=PROBLEM_BASE + "internal-error",
+        title="Internal server error",
+        status=500,
+        detail=f"An unexpected error occurred; quote request id {request_id} when reporting it.",
+        code="internal_error",
+    )
+    return _respond(request, problem)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ProblemError, _problem_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

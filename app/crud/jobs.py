@@ -1,0 +1,98 @@
+"""Small job queries. Keyword-only, tenant-scoped, never commit."""
+
+import base64
+import uuid
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from app.models import Job, JobMetric
+from app.schemas.job import JobStatus
+
+
+def get_job(*, session: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job | None:
+    """None for a missing job and for another tenant's job alike, so ids do not leak."""
+    return session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id))
+
+
+def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{row_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """Raises ValueError on a cursor this server did not issue."""
+    created, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+    return datetime.fromisoformat(created), uuid.UUID(row_id)
+
+
+def list_jobs(
+    *,
+    session: Session,
+    tenant_id: uuid.UUID,
+    limit: int,
+    cursor: tuple[datetime, uuid.UUID] | None = None,
+    status: JobStatus | None = None,
+    name: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> list[Job]:
+    """Newest first, ties broken by id: a stable order, so cursor pages never skip or repeat rows."""
+    query = select(Job).where(Job.tenant_id == tenant_id)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if name:
+        query = query.where(Job.name.contains(name, autoescape=True))
+    if created_after is not None:
+        query = query.where(Job.created_at >= created_after)
+    if created_before is not None:
+        query = query.where(Job.created_at < created_before)
+    if cursor is not None:
+        created, row_id = cursor
+        query = query.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < row_id)))
+    return list(session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)))
+
+
+def count_jobs(*, session: Session, tenant_id: uuid.UUID, statuses: set[JobStatus]) -> int:
+    return (
+        session.scalar(
+            select(func.count()).select_from(Job).where(Job.tenant_id == tenant_id, Job.status.in_(statuses))
+        )
+        or 0
+    )
+
+
+def list_metric_steps(
+    *,
+    session: Session,
+    job_id: uuid.UUID,
+    names: list[str] | None,
+    step_gte: int | None,
+    step_lte: int | None,
+    after_step: int | None,
+    limit: int,
+) -> dict[int, dict[str, float]]:
+    """Metrics grouped by step, for at most `limit` steps in ascending order."""
+    conditions = [JobMetric.job_id == job_id]
+    if names:
+        conditions.append(JobMetric.name.in_(names))
+    if step_gte is not None:
+        conditions.append(JobMetric.step >= step_gte)
+    if step_lte is not None:
+        conditions.append(JobMetric.step <= step_lte)
+    if after_step is not None:
+        conditions.append(JobMetric.step > after_step)
+    steps = list(
+        session.scalars(select(JobMetric.step).where(*conditions).distinct().order_by(JobMetric.step).limit(limit))
+    )
+    if not steps:
+        return {}
+    rows = session.execute(
+        select(JobMetric.step, JobMetric.name, JobMetric.value)
+        .where(*conditions, JobMetric.step.in_(steps))
+        .order_by(JobMetric.step, JobMetric.name)
+    )
+    grouped: dict[int, dict[str, float]] = {step: {} for step in steps}
+    for step, name, value in rows:
+        grouped[step][name] = value
+    return grouped

@@ -1,0 +1,38 @@
+"""Build the FastAPI app: state (settings, DB, queue), middleware, routers. Nothing else."""
+
+from fastapi import FastAPI
+
+from app.api.main import api_router
+from app.api.routes import health
+from app.core.config import Settings
+from app.core.config import settings as default_settings
+from app.core.db import make_engine, make_session_factory
+from app.core.errors import install_error_handlers
+from app.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from app.core.queue import CeleryJobQueue, JobQueue
+from workers.celery_app import create_celery  # Celery configuration only, no training code
+
+
+def create_app(settings: Settings | None = None, queue: JobQueue | None = None) -> FastAPI:
+    settings = settings or default_settings
+    app = FastAPI(
+        title="GRPO training service",
+        version="0.1.0",
+        description="Submit GRPO training jobs, follow their metrics, fetch checkpoints and evaluations.",
+    )
+    engine = make_engine(settings.database_url)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    app.state.celery = create_celery(settings)
+    app.state.queue = queue or CeleryJobQueue(app.state.celery)
+
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(health.router)
+    app.include_router(api_router)
+    return app
+
+
+app = create_app()

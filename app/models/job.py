@@ -1,0 +1,41 @@
+"""Training jobs. Status changes only through app.services.jobs.transition()."""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, Enum, Float, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, JSONType, TimestampMixin, UTCDateTime
+from app.schemas.job import JobStatus
+
+
+class Job(TimestampMixin, Base):
+    __tablename__ = "job"
+    __table_args__ = (
+        Index("ix_job_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_job_status_heartbeat", "status", "heartbeat_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    status: Mapped[JobStatus] = mapped_column(
+        Enum(JobStatus, native_enum=False, length=16, validate_strings=True, name="job_status"),
+        default=JobStatus.queued,
+    )
+    total_steps: Mapped[int] = mapped_column(Integer)
+    current_step: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    # Metrics of the last completed step, denormalised so listings need no join.
+    latest_metrics: Mapped[dict[str, float]] = mapped_column(JSONType, default=dict)
+    # Seconds spent in training steps so far (for the ETA); excludes queueing and model loading.
+    train_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

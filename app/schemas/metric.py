@@ -1,0 +1,27 @@
+"""Per-step metrics and job events."""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class StepMetrics(BaseModel):
+    step: int
+    values: dict[str, float] = Field(..., description="Metric name -> value for this step.")
+
+
+class MetricsPage(BaseModel):
+    data: list[StepMetrics]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next steps; null on the last page.")
+
+
+class JobEventPublic(BaseModel):
+    model_config = {"from_attributes": True}
+
+    id: int
+    created_at: datetime
+    level: str
+    type: str
+    message: str
+    data: dict[str, Any]

@@ -1,0 +1,85 @@
+"""Job lifecycle on the API side: create (insert -> commit -> enqueue) and cancel. Owns its commits."""
+
+import logging
+
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+from app.core.errors import ProblemError
+from app.core.queue import JobQueue
+from app.models import Job, JobEvent, Tenant
+from app.models.base import utcnow
+from app.schemas.job import TERMINAL_STATUSES, JobCreate, JobStatus
+from app.services.spec_checks import check_spec
+from app.services.transitions import transition
+
+logger = logging.getLogger(__name__)
+
+
+def create_job(*, session: Session, tenant: Tenant, job_in: JobCreate, settings: Settings, queue: JobQueue) -> Job:
+    check_spec(job_in, settings)
+    job = Job(
+        tenant_id=tenant.id,
+        name=job_in.name,
+        spec=job_in.model_dump(mode="json"),
+        status=JobStatus.queued,
+        total_steps=job_in.grpo.max_steps,
+        current_step=0,
+        cancel_requested=False,
+        latest_metrics={},
+        train_seconds=0.0,
+        attempts=0,
+    )
+    session.add(job)
+    session.flush()
+    session.add(JobEvent(job_id=job.id, type="status", message="job queued", data={"status": "queued"}))
+    session.commit()
+    try:
+        queue.enqueue_training(job.id)
+    except Exception as exc:  # the broker is down: say so rather than leave a job nobody will run
+        logger.exception("could not enqueue job %s", job.id)
+        transition(
+            session,
+            job.id,
+            from_={JobStatus.queued},
+            to=JobStatus.failed,
+            finished_at=utcnow(),
+            error={"code": "enqueue_failed", "message": f"the job queue is unavailable: {exc}", "param": None},
+        )
+        session.commit()
+        raise ProblemError(
+            503,
+            "queue_unavailable",
+            "The job queue is unavailable; the job was not started. Retry later.",
+            headers={"Retry-After": "30"},
+        ) from exc
+    session.refresh(job)
+    return job
+
+
+def cancel_job(*, session: Session, job: Job) -> Job:
+    """Queued jobs are cancelled at once; running ones stop at the next step boundary."""
+    if job.status in TERMINAL_STATUSES:
+        raise ProblemError(409, "job_finished", f"the job is already {job.status.value}")
+    cancelled_now = transition(
+        session,
+        job.id,
+        from_={JobStatus.queued},
+        to=JobStatus.cancelled,
+        message="job cancelled before it started",
+        cancel_requested=True,
+        finished_at=utcnow(),
+    )
+    if not cancelled_now and not job.cancel_requested:
+        job.cancel_requested = True
+        session.add(
+            JobEvent(
+                job_id=job.id,
+                type="cancel_requested",
+                message="cancel requested; stopping at the next step boundary",
+                data={},
+            )
+        )
+    session.commit()
+    session.refresh(job)
+    return job

@@ -1,0 +1,181 @@
+"""Job lifecycle on the worker side: claim, per-step progress, heartbeat, finish, orphan recovery.
+
+Plain functions over a session, so the Celery task stays thin and the tests can drive them directly.
+"""
+
+import logging
+import math
+import uuid
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.crud.metrics import upsert_step_metrics
+from app.models import Job, JobEvent
+from app.models.base import utcnow
+from app.schemas.job import JobStatus
+from app.services.transitions import transition
+
+logger = logging.getLogger(__name__)
+
+
+def claim_job(*, session: Session, job_id: uuid.UUID, worker_id: str, max_attempts: int) -> Job | None:
+    """queued -> running for exactly one worker; None when the job is not queued (a duplicate delivery)."""
+    job = session.get(Job, job_id)
+    if job is None or job.status != JobStatus.queued:
+        return None
+    if job.attempts >= max_attempts:
+        transition(
+            session,
+            job_id,
+            from_={JobStatus.queued},
+            to=JobStatus.failed,
+            finished_at=utcnow(),
+            error={
+                "code": "too_many_attempts",
+                "param": None,
+                "message": f"the job was started {job.attempts} times and its worker was lost each time",
+            },
+        )
+        session.commit()
+        return None
+    now = utcnow()
+    claimed = transition(
+        session,
+        job_id,
+        from_={JobStatus.queued},
+        to=JobStatus.running,
+        message=f"job running (attempt {job.attempts + 1})",
+        event_data={"attempt": job.attempts + 1},
+        attempts=Job.attempts + 1,
+        worker_id=worker_id,
+        heartbeat_at=now,
+        started_at=job.started_at or now,
+    )
+    session.commit()
+    if not claimed:
+        return None
+    session.refresh(job)
+    return job
+
+
+StepOutcome = Literal["continue", "cancel", "lost"]
+
+
+def record_step(
+    *,
+    session: Session,
+    job_id: uuid.UUID,
+    worker_id: str,
+    step: int,
+    metrics: dict[str, float],
+    step_seconds: float,
+) -> StepOutcome:
+    """Write one step's metrics and progress in one transaction.
+
+    'lost' means this worker no longer owns the job (it was declared dead and requeued while it was
+    stalled): nothing is written and the caller must stop.
+    """
+    finite = {name: value for name, value in metrics.items() if math.isfinite(value)}
+    owned = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == JobStatus.running)
+        .values(
+            current_step=step,
+            latest_metrics=finite,
+            heartbeat_at=utcnow(),
+            train_seconds=Job.train_seconds + step_seconds,
+        )
+    ).rowcount  # type: ignore[attr-defined]
+    if not owned:
+        session.rollback()
+        return "lost"
+    upsert_step_metrics(session=session, job_id=job_id, step=step, metrics=finite)
+    session.commit()
+    cancel = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
+    return "cancel" if cancel else "continue"
+
+
+def add_event(
+    *,
+    session: Session,
+    job_id: uuid.UUID,
+    type_: str,
+    message: str,
+    level: str = "info",
+    data: dict[str, Any] | None = None,
+) -> None:
+    session.add(JobEvent(job_id=job_id, type=type_, level=level, message=message, data=data or {}))
+    session.commit()
+
+
+def beat(*, session: Session, job_id: uuid.UUID, worker_id: str) -> None:
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == JobStatus.running)
+        .values(heartbeat_at=utcnow())
+    )
+    session.commit()
+
+
+def finish_job(
+    *,
+    session: Session,
+    job_id: uuid.UUID,
+    worker_id: str,
+    to: JobStatus,
+    error: dict[str, Any] | None = None,
+    message: str = "",
+) -> bool:
+    finished = transition(
+        session,
+        job_id,
+        from_={JobStatus.running},
+        to=to,
+        message=message,
+        owned_by=worker_id,
+        finished_at=utcnow(),
+        error=error,
+    )
+    session.commit()
+    return finished
+
+
+def requeue_orphaned_jobs(
+    *, session: Session, timeout: timedelta, max_attempts: int, now: datetime | None = None
+) -> list[uuid.UUID]:
+    """Running jobs whose heartbeat stopped: back to queued (to be resumed), or failed after max_attempts.
+
+    Returns the ids to enqueue again. Safe to run from several workers: transition() is conditional.
+    """
+    deadline = (now or utcnow()) - timeout
+    stale = session.scalars(select(Job).where(Job.status == JobStatus.running, Job.heartbeat_at < deadline)).all()
+    requeue: list[uuid.UUID] = []
+    for job in stale:
+        silent_for = f"no heartbeat from worker {job.worker_id} since {job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
+        if job.attempts >= max_attempts:
+            transition(
+                session,
+                job.id,
+                from_={JobStatus.running},
+                to=JobStatus.failed,
+                finished_at=utcnow(),
+                error={
+                    "code": "worker_lost",
+                    "param": None,
+                    "message": f"{silent_for}; gave up after {job.attempts} attempts",
+                },
+            )
+        elif transition(
+            session,
+            job.id,
+            from_={JobStatus.running},
+            to=JobStatus.queued,
+            message=f"{silent_for}; requeued to resume from its latest checkpoint",
+            worker_id=None,
+        ):
+            requeue.append(job.id)
+        session.commit()
+    return requeue

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# One entry point for people and CI.
+#   ./run.sh demo     install what is needed, start API + worker, run the demo GRPO job and show it learn
+#   ./run.sh test     install what is needed (with test extras) and run the whole test suite
+#   ./run.sh api | worker   run one service process in the foreground (after an install)
+# Environment: GRPO_VENV (default .venv), TORCH_SPEC (default torch==2.13.0: the CPU wheel; on a GPU machine
+# install your CUDA build of torch into the venv first and it is kept).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=${GRPO_VENV:-.venv}
+PY="$VENV/bin/python"
+
+install() {
+  local extras=$1
+  if [ ! -x "$PY" ]; then
+    python3 -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
+    python3 -m venv "$VENV"
+    "$PY" -m pip install -q --upgrade pip
+  fi
+  # torch first, pinned: an unpinned torch would pull a multi-GB CUDA build on a CPU machine.
+  "$PY" -c 'import torch' 2>/dev/null || "$PY" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
+  # Reinstall the project only when its dependency list changed.
+  local stamp="$VENV/.grpo-installed-$extras"
+  local want
+  want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    "$PY" -m pip install -q -e ".[$extras]"
+    echo "$want" > "$stamp"
+  fi
+}
+
+command=${1:-}
+shift || true
+case "$command" in
+  demo)
+    install test
+    exec "$PY" -m scripts.demo "$@"
+    ;;
+  test)
+    install test
+    exec "$PY" -m pytest "$@"
+    ;;
+  api)
+    install test
+    "$PY" -m app.cli migrate
+    exec "$PY" -m uvicorn app.main:app --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" "$@"
+    ;;
+  worker)
+    install test
+    exec "$PY" -m celery -A workers.celery_app worker --loglevel INFO --pool prefork --concurrency 1 --queues grpo "$@"
+    ;;
+  *)
+    sed -n '2,7p' "$0"
+    exit 2
+    ;;
+esac

@@ -1,0 +1,155 @@
+"""Start and stop the local service stack (API + a real Celery worker) as child processes.
+
+Used by the README demo and by the integration tests, so both exercise the same processes a user runs.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+@dataclass
+class Stack:
+    base_url: str
+    env: dict[str, str]
+    api: subprocess.Popen[bytes]
+    worker: subprocess.Popen[bytes]
+    log_dir: Path
+
+    def restart_worker(self) -> None:
+        """Start a new worker (after the old one was killed)."""
+        self.worker = start_worker(self.env, self.log_dir)
+
+
+def service_env(data_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {**os.environ, "GRPO_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", **(extra or {})}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def start_worker(env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
+    log = (log_dir / "worker.log").open("ab")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers.celery_app",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            "1",
+            "--queues",
+            "grpo",
+            "--without-gossip",
+            "--without-mingle",
+            "--hostname",
+            f"worker-{os.getpid()}-{time.monotonic_ns()}@%h",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def start_api(env: dict[str, str], log_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    log = (log_dir / "api.log").open("ab")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def wait_ready(base_url: str, api: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if api.poll() is not None:
+            raise RuntimeError(f"the API exited with code {api.returncode}; see its log")
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"the API at {base_url} was not ready within {timeout_s:.0f} s")
+
+
+def stop(process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
+    """SIGTERM the process group (celery's pool children too), SIGKILL if it lingers."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=timeout_s)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(process.pid, 9)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=5)
+
+
+@contextmanager
+def running_stack(
+    data_dir: Path, *, port: int | None = None, extra_env: dict[str, str] | None = None
+) -> Iterator[Stack]:
+    """Migrate the database, start API and worker, yield, then stop both. Logs go to data_dir/logs."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_dir = data_dir / "logs"
+    log_dir.mkdir(exist_ok=True)
+    env = service_env(data_dir, extra_env)
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"], cwd=PROJECT_ROOT, env=env, check=True, capture_output=True
+    )
+    port = port or free_port()
+    worker = start_worker(env, log_dir)
+    api = start_api(env, log_dir, port)
+    stack = Stack(base_url=f"http://127.0.0.1:{port}", env=env, api=api, worker=worker, log_dir=log_dir)
+    try:
+        wait_ready(stack.base_url, api)
+        yield stack
+    finally:
+        stop(stack.api)
+        stop(stack.worker)

@@ -1,0 +1,34 @@
+"""Celery tasks: thin adapters from a message (a job id) to workers.runner."""
+
+import logging
+import os
+import socket
+import uuid
+
+from celery.signals import worker_process_init, worker_ready
+
+from app.core.config import settings
+from app.core.queue import CeleryJobQueue
+from workers.celery_app import celery_app
+from workers.db import session_factory
+from workers.runner import run_job
+from workers.watchdog import start_watchdog
+
+logger = logging.getLogger(__name__)
+
+
+@celery_app.task(name="workers.tasks.run_grpo_job")
+def run_grpo_job(job_id: str) -> None:
+    worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    run_job(job_id=uuid.UUID(job_id), settings=settings, session_factory=session_factory(), worker_id=worker_id)
+
+
+@worker_ready.connect
+def _start_watchdog(**_kwargs: object) -> None:
+    start_watchdog(session_factory=session_factory(), queue=CeleryJobQueue(celery_app), settings=settings)
+
+
+@worker_process_init.connect
+def _fresh_engine_in_child(**_kwargs: object) -> None:
+    # A forked pool child must not reuse the parent's pooled database connections.
+    session_factory.cache_clear()

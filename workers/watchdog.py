@@ -1,0 +1,48 @@
+"""Finds jobs whose worker died (no heartbeat) and requeues them to resume from their last checkpoint.
+
+Runs as a daemon thread inside every worker process. Redis can redeliver an unacked message by
+itself, but only after its visibility timeout (longer than any job), and the SQLite broker never
+does: the heartbeat is what makes recovery prompt on both.
+"""
+
+import logging
+import threading
+from datetime import timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.config import Settings
+from app.core.queue import JobQueue
+from app.services.runs import requeue_orphaned_jobs
+
+logger = logging.getLogger(__name__)
+
+
+def sweep_once(*, session_factory: sessionmaker[Session], queue: JobQueue, settings: Settings) -> int:
+    with session_factory() as session:
+        job_ids = requeue_orphaned_jobs(
+            session=session,
+            timeout=timedelta(seconds=settings.heartbeat_timeout_s),
+            max_attempts=settings.max_job_attempts,
+        )
+    for job_id in job_ids:
+        logger.warning("job %s lost its worker; requeued", job_id)
+        queue.enqueue_training(job_id)
+    return len(job_ids)
+
+
+def start_watchdog(*, session_factory: sessionmaker[Session], queue: JobQueue, settings: Settings) -> threading.Event:
+    """Sweep now and then every heartbeat interval; set the returned event to stop."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while True:
+            try:
+                sweep_once(session_factory=session_factory, queue=queue, settings=settings)
+            except Exception:
+                logger.warning("watchdog sweep failed", exc_info=True)
+            if stop.wait(settings.heartbeat_interval_s):
+                return
+
+    threading.Thread(target=loop, name="job-watchdog", daemon=True).start()
+    return stop
