@@ -8,8 +8,11 @@ CELERY_BROKER_URL (Redis).
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+DEFAULT_SECRET = "dev-insecure-secret-change-me"
 
 
 class Settings(BaseSettings):
@@ -31,7 +34,7 @@ class Settings(BaseSettings):
         description="Celery broker; default sqla+sqlite:///<data_dir>/broker.db. Production: redis://...",
     )
     secret_key: SecretStr = Field(
-        SecretStr("dev-insecure-secret-change-me"),
+        SecretStr(DEFAULT_SECRET),
         validation_alias=AliasChoices("GRPO_SECRET_KEY", "secret_key"),
         description="Server secret mixed into API-key hashes. Must be set to a long random value in production.",
     )
@@ -65,6 +68,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("GRPO_MAX_JOB_ATTEMPTS", "max_job_attempts"),
         description="Times a job is started (first run plus requeues after lost workers) before it is failed.",
     )
+
+    @model_validator(mode="after")
+    def _no_default_secret_in_production(self) -> "Settings":
+        if self.environment == "production" and self.secret_key.get_secret_value() == DEFAULT_SECRET:
+            raise ValueError("GRPO_SECRET_KEY must be set to a long random value when GRPO_ENV=production")
+        return self
 
     @cached_property
     def database_url(self) -> str:
