@@ -10,6 +10,7 @@ from app.core.db import make_engine, make_session_factory
 from app.core.errors import install_error_handlers
 from app.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from app.core.queue import CeleryJobQueue, JobQueue
+from app.core.storage import make_store
 from workers.celery_app import create_celery  # Celery configuration only, no training code
 
 
@@ -24,11 +25,14 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.store = make_store(settings)
     app.state.celery = create_celery(settings)
     app.state.queue = queue or CeleryJobQueue(app.state.celery)
 
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes, exempt_prefixes=("/v1/datasets",)
+    )
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(api_router)

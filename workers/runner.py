@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 
 def job_work_dir(settings: Settings, job_id: uuid.UUID) -> Path:
-    return settings.checkpoint_dir / str(job_id)
+    return settings.work_dir / str(job_id)
 
 
 def error_body(exc: BaseException) -> dict[str, str | None]:

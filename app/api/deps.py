@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from app.core.config import Settings
 from app.core.errors import ProblemError
 from app.core.queue import JobQueue
+from app.core.storage import ObjectStore
 from app.models import Tenant
 from app.services.tenants import authenticate
 
@@ -27,6 +28,11 @@ def get_queue(request: Request) -> JobQueue:
     return request.app.state.queue  # type: ignore[no-any-return]
 
 
+def get_store(request: Request) -> ObjectStore:
+    return request.app.state.store  # type: ignore[no-any-return]
+
+
+StoreDep = Annotated[ObjectStore, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 QueueDep = Annotated[JobQueue, Depends(get_queue)]

@@ -11,7 +11,6 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 DEFAULT_SECRET = "dev-insecure-secret-change-me"
 
 
@@ -32,6 +31,20 @@ class Settings(BaseSettings):
         None,
         validation_alias=AliasChoices("CELERY_BROKER_URL", "broker_url"),
         description="Celery broker; default sqla+sqlite:///<data_dir>/broker.db. Production: redis://...",
+    )
+    storage_url_override: str | None = Field(
+        None,
+        validation_alias=AliasChoices("GRPO_STORAGE_URL", "storage_url"),
+        description="Where checkpoints and datasets are stored: file:///path (default <data_dir>/storage) or "
+        "s3://bucket/prefix (credentials from the usual AWS environment variables).",
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("GRPO_S3_ENDPOINT_URL", "s3_endpoint_url"),
+        description="Endpoint of an S3-compatible store other than AWS (MinIO, Ceph...).",
+    )
+    max_dataset_bytes: int = Field(
+        512 * 1024 * 1024, validation_alias=AliasChoices("GRPO_MAX_DATASET_BYTES", "max_dataset_bytes")
     )
     secret_key: SecretStr = Field(
         SecretStr(DEFAULT_SECRET),
@@ -83,9 +96,14 @@ class Settings(BaseSettings):
     def broker_url(self) -> str:
         return self.broker_url_override or f"sqla+sqlite:///{self.data_dir.resolve() / 'broker.db'}"
 
+    @cached_property
+    def storage_url(self) -> str:
+        return self.storage_url_override or f"file://{self.data_dir.resolve() / 'storage'}"
+
     @property
-    def checkpoint_dir(self) -> Path:
-        return self.data_dir.resolve() / "checkpoints"
+    def work_dir(self) -> Path:
+        """Worker-local scratch: a running job's checkpoints before they are stored, resume copies."""
+        return self.data_dir.resolve() / "work"
 
     @property
     def model_cache_dir(self) -> Path:

@@ -1,12 +1,12 @@
 """Small job queries. Keyword-only, tenant-scoped, never commit."""
 
-import base64
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.crud.pagination import newest_first_page
 from app.models import Job, JobMetric
 from app.schemas.job import JobStatus
 
@@ -16,28 +16,18 @@ def get_job(*, session: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job
     return session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id))
 
 
-def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{row_id}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """Raises ValueError on a cursor this server did not issue."""
-    created, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-    return datetime.fromisoformat(created), uuid.UUID(row_id)
-
-
 def list_jobs(
     *,
     session: Session,
     tenant_id: uuid.UUID,
     limit: int,
-    cursor: tuple[datetime, uuid.UUID] | None = None,
+    cursor: str | None = None,
     status: JobStatus | None = None,
     name: str | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
-) -> list[Job]:
-    """Newest first, ties broken by id: a stable order, so cursor pages never skip or repeat rows."""
+) -> tuple[list[Job], str | None]:
+    """A page of the tenant's jobs, newest first, and the next page's cursor."""
     query = select(Job).where(Job.tenant_id == tenant_id)
     if status is not None:
         query = query.where(Job.status == status)
@@ -47,10 +37,7 @@ def list_jobs(
         query = query.where(Job.created_at >= created_after)
     if created_before is not None:
         query = query.where(Job.created_at < created_before)
-    if cursor is not None:
-        created, row_id = cursor
-        query = query.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < row_id)))
-    return list(session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)))
+    return newest_first_page(session, query, Job, limit=limit, cursor=cursor)
 
 
 def count_jobs(*, session: Session, tenant_id: uuid.UUID, statuses: set[JobStatus]) -> int:

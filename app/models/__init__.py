@@ -1,8 +1,20 @@
 """SQLAlchemy models. Importing this package registers every table on Base.metadata."""
 
+from app.models.artifact import Checkpoint, Dataset, Evaluation, JobSample
 from app.models.base import Base
 from app.models.job import Job
 from app.models.metric import JobEvent, JobMetric
 from app.models.tenant import ApiKey, Tenant
 
-__all__ = ["ApiKey", "Base", "Job", "JobEvent", "JobMetric", "Tenant"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Checkpoint",
+    "Dataset",
+    "Evaluation",
+    "Job",
+    "JobEvent",
+    "JobMetric",
+    "JobSample",
+    "Tenant",
+]

@@ -35,3 +35,5 @@ class JobEvent(TimestampMixin, Base):
     type: Mapped[str] = mapped_column(String(64))
     message: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # The training step an event belongs to, when it belongs to one (metrics, checkpoints, evaluations).
+    step: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -5,7 +5,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic_core import PydanticCustomError
 
 from app.schemas.grpo import GRPOHyperparameters
 from app.schemas.reward import RewardSpec
@@ -40,18 +41,80 @@ class ModelSpec(BaseModel):
 class DatasetSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rows: list[dict[str, JsonValue]] = Field(
-        ..., min_length=1,
-        description="Training rows. Each needs the prompt field (a string) and whatever fields the rewards read.",
+    rows: list[dict[str, JsonValue]] | None = Field(
+        None, min_length=1,
+        description="Inline rows, for small jobs. Each needs the prompt field (a string) and whatever fields the "
+        "rewards read. Give either rows or dataset_id.",
     )
+    dataset_id: uuid.UUID | None = Field(None, description="An uploaded dataset (POST /v1/datasets).")
     prompt_field: str = Field("prompt", min_length=1, description="Row field holding the prompt text.")
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> "DatasetSpec":
+        if (self.rows is None) == (self.dataset_id is None):
+            raise PydanticCustomError("dataset_source", "give exactly one of 'rows' or 'dataset_id'")
+        return self
 
 
 class CheckpointSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     every: int = Field(50, ge=1, description="Save a checkpoint every this many steps, and always at the end.")
-    keep_last: int = Field(2, ge=1, le=100, description="Keep this many most recent checkpoints; older ones are deleted.")
+    keep_last: int = Field(2, ge=1, le=100, description="Keep this many most recent checkpoints in storage.")
+    keep_best: int = Field(
+        1, ge=0, le=100,
+        description="Also keep this many checkpoints with the best evaluation score (needs an eval section).",
+    )
+
+
+class EvalSpec(BaseModel):
+    """Held-out evaluation, run on the policy every `every` steps and at the end."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: DatasetSpec = Field(..., description="Held-out rows, never trained on.")
+    rewards: list[RewardSpec] | None = Field(
+        None, min_length=1, max_length=32,
+        description="Graders for evaluation; default: the training rewards. Use a stricter, independent grader "
+        "here (e.g. math equivalence) to catch reward hacking of a cheap training reward.",
+    )
+    every: int = Field(50, ge=1, description="Evaluate every this many steps (and at step 0 and the end).")
+    samples_per_prompt: int = Field(
+        1, ge=1, le=256, description="Completions per held-out prompt; pass@k needs k <= this."
+    )
+    greedy: bool = Field(True, description="Greedy decoding (samples_per_prompt must be 1); false samples.")
+    temperature: float = Field(1.0, gt=0.0, le=10.0, description="Sampling temperature when greedy is false.")
+    max_new_tokens: int | None = Field(None, ge=1, description="Default: the training max_new_tokens.")
+    max_prompts: int | None = Field(None, ge=1, description="Evaluate on at most this many rows (the first ones).")
+    success_threshold: float = Field(
+        1.0, description="A completion counts as correct when its total eval reward is >= this (for accuracy, pass@k)."
+    )
+
+    @model_validator(mode="after")
+    def _greedy_means_one_sample(self) -> "EvalSpec":
+        if self.greedy and self.samples_per_prompt > 1:
+            raise PydanticCustomError(
+                "greedy_samples", "greedy decoding gives the same completion every time: set greedy=false to draw "
+                "several samples per prompt",
+            )
+        return self
+
+
+class LoggingSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    samples_per_step: int = Field(
+        4, ge=0, le=1024, description="Completions stored per step for GET /jobs/{id}/samples (0 stores none)."
+    )
+
+
+class InitFrom(BaseModel):
+    """Start from the weights of another job's checkpoint (fine-tune further)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: uuid.UUID
+    step: int | None = Field(None, ge=0, description="Checkpoint step; default the job's latest checkpoint.")
 
 
 class JobSpec(BaseModel):
@@ -67,6 +130,11 @@ class JobSpec(BaseModel):
     )
     grpo: GRPOHyperparameters = Field(default_factory=GRPOHyperparameters)
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
+    eval: EvalSpec | None = Field(None, description="Held-out evaluation; none by default.")
+    logging: LoggingSpec = Field(default_factory=LoggingSpec)
+    init_from: InitFrom | None = Field(
+        None, description="Start from another job's checkpoint instead of model.source's weights (same tenant)."
+    )
 
 
 class JobCreate(JobSpec):

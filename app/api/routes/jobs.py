@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, status
 
 from app.api.deps import CurrentTenant, QueueDep, SessionDep, SettingsDep
 from app.api.presenters import job_public
-from app.core.errors import not_found, spec_error
+from app.core.errors import not_found
 from app.crud import jobs as crud
 from app.schemas.job import JobCreate, JobPublic, JobsPublic, JobStatus
 from app.schemas.metric import MetricsPage, StepMetrics
@@ -36,23 +36,17 @@ def list_jobs(
     created_before: datetime | None = None,
 ) -> JobsPublic:
     """The caller's jobs, newest first."""
-    try:
-        position = crud.decode_cursor(cursor) if cursor else None
-    except ValueError as exc:
-        raise spec_error("cursor", "not a cursor issued by this server") from exc
-    jobs = crud.list_jobs(
+    jobs, next_cursor = crud.list_jobs(
         session=session,
         tenant_id=tenant.id,
-        limit=limit + 1,
-        cursor=position,
+        limit=limit,
+        cursor=cursor,
         status=status,
         name=name,
         created_after=created_after,
         created_before=created_before,
     )
-    page = jobs[:limit]
-    next_cursor = crud.encode_cursor(page[-1].created_at, page[-1].id) if len(jobs) > limit else None
-    return JobsPublic(data=[job_public(job) for job in page], next_cursor=next_cursor)
+    return JobsPublic(data=[job_public(job) for job in jobs], next_cursor=next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobPublic)

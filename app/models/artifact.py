@@ -1,0 +1,81 @@
+"""What a job produces besides metrics: checkpoints, evaluations and logged sample completions."""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, JSONType, TimestampMixin, UTCDateTime
+
+
+class Checkpoint(TimestampMixin, Base):
+    """A complete checkpoint in storage. Inserted only after every file is stored."""
+
+    __tablename__ = "checkpoint"
+    __table_args__ = (UniqueConstraint("job_id", "step"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    step: Mapped[int] = mapped_column(Integer)
+    storage_key: Mapped[str] = mapped_column(String(500))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    is_adapter: Mapped[bool] = mapped_column(Boolean, default=False)
+    metrics: Mapped[dict[str, float]] = mapped_column(JSONType, default=dict)
+    eval_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Set when retention removed the files; the row stays so history remains readable.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Evaluation(TimestampMixin, Base):
+    """Held-out evaluation of one checkpoint (scheduled during training, or requested later)."""
+
+    __tablename__ = "evaluation"
+    __table_args__ = (Index("ix_evaluation_job_id_created", "job_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    trigger: Mapped[str] = mapped_column(String(16))  # "scheduled" | "on_demand"
+    status: Mapped[str] = mapped_column(String(16))  # "queued" | "running" | "succeeded" | "failed"
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    metrics: Mapped[dict[str, float]] = mapped_column(JSONType, default=dict)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class JobSample(Base):
+    """A logged completion. Keyed by its place in the run, so a re-run step overwrites, never duplicates."""
+
+    __tablename__ = "job_sample"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prompt_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prompt: Mapped[str] = mapped_column(Text)
+    completion: Mapped[str] = mapped_column(Text)
+    reward: Mapped[float] = mapped_column(Float)
+    components: Mapped[dict[str, float]] = mapped_column(JSONType, default=dict)
+    advantage: Mapped[float] = mapped_column(Float)
+    num_tokens: Mapped[int] = mapped_column(Integer)
+    truncated: Mapped[bool] = mapped_column(Boolean)
+
+
+class Dataset(TimestampMixin, Base):
+    """An uploaded JSONL dataset; rows live in storage, a summary here."""
+
+    __tablename__ = "dataset"
+    __table_args__ = (Index("ix_dataset_tenant_created", "tenant_id", "created_at", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    storage_key: Mapped[str] = mapped_column(String(500))
+    row_count: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    # How many rows carry each field: a job can check that every row has its prompt and reward fields.
+    field_counts: Mapped[dict[str, int]] = mapped_column(JSONType, default=dict)
+    preview: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    sha256: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,85 @@
+"""Checkpoints, evaluations and logged samples as the API shows them."""
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.schemas.reward import RewardSpec
+
+
+class CheckpointPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    object: Literal["checkpoint"] = "checkpoint"
+    job_id: uuid.UUID
+    step: int
+    created_at: datetime
+    size_bytes: int
+    is_adapter: bool = Field(..., description="LoRA adapter only (load with peft on top of the base model).")
+    metrics: dict[str, float] = Field(..., description="Training metrics of the step the checkpoint was taken at.")
+    eval_score: float | None = Field(None, description="Held-out accuracy at this step, when evaluated.")
+    files: list[str] = Field(default_factory=list, description="Files in the model download.")
+
+
+class CheckpointsPublic(BaseModel):
+    data: list[CheckpointPublic]
+
+
+class EvaluationCreate(BaseModel):
+    """Evaluate a stored checkpoint on demand. Defaults come from the job's eval section."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step: int | None = Field(None, ge=0, description="Checkpoint step; default the latest checkpoint.")
+    rows: list[dict[str, Any]] | None = Field(None, min_length=1, description="Held-out rows; default the job's.")
+    dataset_id: uuid.UUID | None = None
+    rewards: list[RewardSpec] | None = Field(None, min_length=1, description="Graders; default the job's eval ones.")
+    samples_per_prompt: int | None = Field(None, ge=1, le=256)
+    greedy: bool | None = None
+    temperature: float | None = Field(None, gt=0.0, le=10.0)
+    max_new_tokens: int | None = Field(None, ge=1)
+    max_prompts: int | None = Field(None, ge=1)
+    success_threshold: float | None = None
+
+
+class EvaluationPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    object: Literal["evaluation"] = "evaluation"
+    id: uuid.UUID
+    job_id: uuid.UUID
+    step: int
+    trigger: Literal["scheduled", "on_demand"]
+    status: Literal["queued", "running", "succeeded", "failed"]
+    metrics: dict[str, float] = Field(
+        ..., description="eval/reward_mean, eval/accuracy, eval/pass@k, eval/<component>/mean, ..."
+    )
+    error: dict[str, Any] | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class EvaluationsPublic(BaseModel):
+    data: list[EvaluationPublic]
+
+
+class SamplePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    step: int
+    prompt_index: int
+    group_index: int
+    prompt: str
+    completion: str
+    reward: float
+    components: dict[str, float]
+    advantage: float
+    num_tokens: int
+    truncated: bool
+
+
+class SamplesPage(BaseModel):
+    data: list[SamplePublic]
+    next_cursor: str | None = None
