@@ -13,7 +13,7 @@ COPY app ./app
 COPY workers ./workers
 COPY migrations ./migrations
 COPY scripts ./scripts
-RUN pip install .
+RUN pip install ".[s3]"
 
 VOLUME /data
 EXPOSE 8000

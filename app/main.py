@@ -30,9 +30,7 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     app.state.queue = queue or CeleryJobQueue(app.state.celery)
 
     install_error_handlers(app)
-    app.add_middleware(
-        BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes, exempt_prefixes=("/v1/datasets",)
-    )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes, exempt_prefixes=("/v1/datasets",))
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(api_router)

@@ -89,9 +89,17 @@ class RecordingQueue:
 
     def __init__(self) -> None:
         self.enqueued: list[uuid.UUID] = []
+        self.evaluations: list[uuid.UUID] = []
+        self.merges: list[tuple[uuid.UUID, int]] = []
 
     def enqueue_training(self, job_id: uuid.UUID) -> None:
         self.enqueued.append(job_id)
+
+    def enqueue_evaluation(self, evaluation_id: uuid.UUID) -> None:
+        self.evaluations.append(evaluation_id)
+
+    def enqueue_merge(self, job_id: uuid.UUID, step: int) -> None:
+        self.merges.append((job_id, step))
 
 
 @pytest.fixture

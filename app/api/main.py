@@ -1,7 +1,9 @@
 from fastapi import APIRouter
 
-from app.api.routes import datasets, jobs
+from app.api.routes import artifacts, datasets, events, jobs
 
 api_router = APIRouter(prefix="/v1")
 api_router.include_router(jobs.router)
 api_router.include_router(datasets.router)
+api_router.include_router(events.router)
+api_router.include_router(artifacts.router)

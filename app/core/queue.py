@@ -6,10 +6,16 @@ from typing import Protocol
 from celery import Celery
 
 TRAIN_TASK = "workers.tasks.run_grpo_job"
+EVAL_TASK = "workers.tasks.run_evaluation"
+MERGE_TASK = "workers.tasks.merge_checkpoint"
 
 
 class JobQueue(Protocol):
     def enqueue_training(self, job_id: uuid.UUID) -> None: ...
+
+    def enqueue_evaluation(self, evaluation_id: uuid.UUID) -> None: ...
+
+    def enqueue_merge(self, job_id: uuid.UUID, step: int) -> None: ...
 
 
 class CeleryJobQueue:
@@ -20,3 +26,9 @@ class CeleryJobQueue:
 
     def enqueue_training(self, job_id: uuid.UUID) -> None:
         self._celery.send_task(TRAIN_TASK, args=[str(job_id)])
+
+    def enqueue_evaluation(self, evaluation_id: uuid.UUID) -> None:
+        self._celery.send_task(EVAL_TASK, args=[str(evaluation_id)])
+
+    def enqueue_merge(self, job_id: uuid.UUID, step: int) -> None:
+        self._celery.send_task(MERGE_TASK, args=[str(job_id), step])

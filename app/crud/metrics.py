@@ -1,24 +1,32 @@
-"""Idempotent metric writes: one statement per step, an upsert keyed by (job, step, name)."""
+"""Idempotent writes: one statement per step, upserts keyed by the row's place in the run."""
 
 import uuid
+from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.models import JobMetric
+from app.models import JobMetric, JobSample
 
 
-def upsert_step_metrics(*, session: Session, job_id: uuid.UUID, step: int, metrics: dict[str, float]) -> None:
-    """A step re-run after a resume writes the same keys again: update in place, never duplicate."""
-    if not metrics:
+def upsert(session: Session, model: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE: a step re-run after a resume overwrites, never duplicates."""
+    if not rows:
         return
-    rows = [{"job_id": job_id, "step": step, "name": name, "value": float(value)} for name, value in metrics.items()]
     dialect = session.get_bind().dialect.name
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
     if insert is None:
-        raise NotImplementedError(f"metric upsert is not implemented for {dialect}")
-    statement = insert(JobMetric).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=["job_id", "step", "name"], set_={"value": statement.excluded.value}
-    )
-    session.execute(statement)
+        raise NotImplementedError(f"upsert is not implemented for {dialect}")
+    statement = insert(model).values(rows)
+    changed = {column: statement.excluded[column] for column in rows[0] if column not in keys}
+    session.execute(statement.on_conflict_do_update(index_elements=keys, set_=changed))
+
+
+def upsert_step_metrics(*, session: Session, job_id: uuid.UUID, step: int, metrics: dict[str, float]) -> None:
+    rows = [{"job_id": job_id, "step": step, "name": name, "value": float(value)} for name, value in metrics.items()]
+    upsert(session, JobMetric, rows, ["job_id", "step", "name"])
+
+
+def upsert_samples(*, session: Session, job_id: uuid.UUID, step: int, samples: list[dict[str, Any]]) -> None:
+    rows = [{"job_id": job_id, "step": step, **sample} for sample in samples]
+    upsert(session, JobSample, rows, ["job_id", "step", "prompt_index", "group_index"])

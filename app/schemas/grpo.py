@@ -21,25 +21,33 @@ class GRPOHyperparameters(BaseModel):
 
     # --- batch shape -------------------------------------------------------------------------
     group_size: int = Field(
-        8, ge=2, le=1024,
+        8,
+        ge=2,
+        le=1024,
         description="Completions sampled per prompt (G). Advantages are computed inside each group, "
         "so at least 2 are needed; TRL's num_generations default is 8.",
     )
     prompts_per_step: int = Field(
-        4, ge=1, le=4096,
+        4,
+        ge=1,
+        le=4096,
         description="Prompts per generation batch. One step samples prompts_per_step * group_size completions.",
     )
     max_steps: int = Field(
-        200, ge=1,
+        200,
+        ge=1,
         description="Number of steps. A step is one generation batch followed by num_iterations optimiser updates.",
     )
     micro_batch_size: int | None = Field(
-        None, ge=1,
+        None,
+        ge=1,
         description="Completions per forward/backward chunk (gradient accumulation inside a step). "
         "None puts the whole step in one chunk. Results do not depend on it, only memory does.",
     )
     num_iterations: int = Field(
-        1, ge=1, le=64,
+        1,
+        ge=1,
+        le=64,
         description="Optimiser updates per generation batch (mu in the GRPO paper). With 1 the old policy is the "
         "current one, so the old log-prob forward pass is skipped.",
     )
@@ -49,7 +57,8 @@ class GRPOHyperparameters(BaseModel):
         256, ge=1, description="Maximum completion length in tokens (TRL: max_completion_length=256)."
     )
     max_prompt_tokens: int | None = Field(
-        512, ge=1,
+        512,
+        ge=1,
         description="Prompts longer than this are left-truncated (TRL: max_prompt_length=512). None keeps them whole.",
     )
     temperature: float = Field(1.0, gt=0.0, le=10.0, description="Sampling temperature; 1.0 samples the policy as is.")
@@ -59,7 +68,8 @@ class GRPOHyperparameters(BaseModel):
         1.0, gt=0.0, le=10.0, description="CTRL-style penalty on tokens already in the sequence; 1.0 disables it."
     )
     stop: list[str] = Field(
-        default_factory=list, max_length=16,
+        default_factory=list,
+        max_length=16,
         description="Stop strings: a completion ends right after the first one it produces (the stop string is kept).",
     )
 
@@ -82,11 +92,14 @@ class GRPOHyperparameters(BaseModel):
     )
     epsilon: float = Field(0.2, ge=0.0, le=10.0, description="Lower clip range: ratio clipped at 1 - epsilon.")
     epsilon_high: float | None = Field(
-        None, ge=0.0, le=10.0,
+        None,
+        ge=0.0,
+        le=10.0,
         description="Upper clip range ('clip-higher', DAPO recommends 0.28). None uses epsilon.",
     )
     delta: float | None = Field(
-        None, gt=1.0,
+        None,
+        gt=1.0,
         description="Two-sided clipping: the ratio is also capped at delta (INTELLECT-2 uses 4). None disables it.",
     )
     importance_sampling_level: ImportanceSamplingLevel = Field(
@@ -100,12 +113,14 @@ class GRPOHyperparameters(BaseModel):
 
     # --- KL to a reference model ---------------------------------------------------------------
     beta: float = Field(
-        0.0, ge=0.0,
+        0.0,
+        ge=0.0,
         description="KL coefficient (k3 estimator). 0.0 loads no reference model at all (saves memory and a forward "
         "pass); DeepSeek-R1 uses 0.001, the original GRPO paper 0.04.",
     )
     ref_model_sync_steps: int | None = Field(
-        None, ge=1,
+        None,
+        ge=1,
         description="Every this many steps, mix the policy into the reference model "
         "(ref = alpha * policy + (1 - alpha) * ref, TR-DPO style). None keeps the reference frozen.",
     )
@@ -124,8 +139,8 @@ class GRPOHyperparameters(BaseModel):
     # --- optimiser -----------------------------------------------------------------------------
     learning_rate: float = Field(1e-6, gt=0.0, le=1.0, description="AdamW peak learning rate (TRL: 1e-6).")
     lr_scheduler: LrScheduler = Field(
-        "linear", description="Decay after warm-up: 'linear' to 0 at the last step (TRL's default), 'cosine', "
-        "or 'constant'."
+        "linear",
+        description="Decay after warm-up: 'linear' to 0 at the last step (TRL's default), 'cosine', or 'constant'.",
     )
     warmup_steps: int = Field(0, ge=0, description="Optimiser updates of linear warm-up from 0 to learning_rate.")
     weight_decay: float = Field(0.0, ge=0.0, le=1.0, description="AdamW decoupled weight decay.")

@@ -29,7 +29,9 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source: str = Field(
-        ..., min_length=1, max_length=512,
+        ...,
+        min_length=1,
+        max_length=512,
         description="'tiny-demo' (a small random-init model built on the worker), an absolute path to a "
         "save_pretrained directory under one of the server's allowed model roots, or a Hugging Face hub id "
         "('org/name'). All three load through transformers' from_pretrained.",
@@ -42,7 +44,8 @@ class DatasetSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rows: list[dict[str, JsonValue]] | None = Field(
-        None, min_length=1,
+        None,
+        min_length=1,
         description="Inline rows, for small jobs. Each needs the prompt field (a string) and whatever fields the "
         "rewards read. Give either rows or dataset_id.",
     )
@@ -62,7 +65,9 @@ class CheckpointSpec(BaseModel):
     every: int = Field(50, ge=1, description="Save a checkpoint every this many steps, and always at the end.")
     keep_last: int = Field(2, ge=1, le=100, description="Keep this many most recent checkpoints in storage.")
     keep_best: int = Field(
-        1, ge=0, le=100,
+        1,
+        ge=0,
+        le=100,
         description="Also keep this many checkpoints with the best evaluation score (needs an eval section).",
     )
 
@@ -74,7 +79,9 @@ class EvalSpec(BaseModel):
 
     dataset: DatasetSpec = Field(..., description="Held-out rows, never trained on.")
     rewards: list[RewardSpec] | None = Field(
-        None, min_length=1, max_length=32,
+        None,
+        min_length=1,
+        max_length=32,
         description="Graders for evaluation; default: the training rewards. Use a stricter, independent grader "
         "here (e.g. math equivalence) to catch reward hacking of a cheap training reward.",
     )
@@ -94,7 +101,8 @@ class EvalSpec(BaseModel):
     def _greedy_means_one_sample(self) -> "EvalSpec":
         if self.greedy and self.samples_per_prompt > 1:
             raise PydanticCustomError(
-                "greedy_samples", "greedy decoding gives the same completion every time: set greedy=false to draw "
+                "greedy_samples",
+                "greedy decoding gives the same completion every time: set greedy=false to draw "
                 "several samples per prompt",
             )
         return self

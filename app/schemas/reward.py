@@ -14,7 +14,10 @@ class RewardBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(
-        None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$",
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+$",
         description="Component name used in metrics (reward/<name>/mean). Defaults to the type, "
         "suffixed with its position when a type repeats.",
     )

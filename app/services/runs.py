@@ -12,7 +12,7 @@ from typing import Any, Literal
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.crud.metrics import upsert_step_metrics
+from app.crud.metrics import upsert_samples, upsert_step_metrics
 from app.models import Job, JobEvent
 from app.models.base import utcnow
 from app.schemas.job import JobStatus
@@ -72,8 +72,9 @@ def record_step(
     step: int,
     metrics: dict[str, float],
     step_seconds: float,
+    samples: list[dict[str, Any]] | None = None,
 ) -> StepOutcome:
-    """Write one step's metrics and progress in one transaction.
+    """Write one step's metrics, samples and progress in one transaction.
 
     'lost' means this worker no longer owns the job (it was declared dead and requeued while it was
     stalled): nothing is written and the caller must stop.
@@ -93,6 +94,17 @@ def record_step(
         session.rollback()
         return "lost"
     upsert_step_metrics(session=session, job_id=job_id, step=step, metrics=finite)
+    upsert_samples(session=session, job_id=job_id, step=step, samples=samples or [])
+    # One metrics event per step for the live stream; a step re-run after a resume is not announced twice.
+    already_announced = session.scalar(
+        select(JobEvent.id).where(JobEvent.job_id == job_id, JobEvent.type == "metrics", JobEvent.step == step)
+    )
+    if already_announced is None:
+        session.add(
+            JobEvent(
+                job_id=job_id, type="metrics", step=step, message=f"step {step}", data={"step": step, "values": finite}
+            )
+        )
     session.commit()
     cancel = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
     return "cancel" if cancel else "continue"

@@ -1,0 +1,147 @@
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, status
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+
+from app.api.deps import CurrentTenant, QueueDep, SessionDep, StoreDep
+from app.core.errors import ProblemError, not_found, spec_error
+from app.core.tarstream import tar_stream
+from app.crud.events import list_samples
+from app.crud.jobs import get_job
+from app.models import Checkpoint, Evaluation, Job
+from app.schemas.artifact import (
+    CheckpointPublic,
+    CheckpointsPublic,
+    EvaluationCreate,
+    EvaluationPublic,
+    EvaluationsPublic,
+    SamplePublic,
+    SamplesPage,
+)
+from app.services.artifacts import latest_checkpoint, model_files
+from app.services.evaluations import request_evaluation
+
+router = APIRouter(prefix="/jobs/{job_id}", tags=["artifacts"])
+Variant = Literal["model", "full", "merged"]
+
+
+def _job(session: SessionDep, tenant: CurrentTenant, job_id: uuid.UUID) -> Job:
+    job = get_job(session=session, tenant_id=tenant.id, job_id=job_id)
+    if job is None:
+        raise not_found("job")
+    return job
+
+
+def _checkpoint_public(store: StoreDep, checkpoint: Checkpoint) -> CheckpointPublic:
+    files = [name for name, _ in model_files(store, checkpoint, "model")]
+    return CheckpointPublic.model_validate(checkpoint).model_copy(update={"files": files})
+
+
+@router.get("/checkpoints", response_model=CheckpointsPublic)
+def list_checkpoints(job_id: uuid.UUID, session: SessionDep, tenant: CurrentTenant) -> CheckpointsPublic:
+    """Stored checkpoints, oldest first (retention may have removed older ones)."""
+    _job(session, tenant, job_id)
+    query = select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.deleted_at.is_(None))
+    checkpoints = session.scalars(query.order_by(Checkpoint.step))
+    return CheckpointsPublic(data=[CheckpointPublic.model_validate(c) for c in checkpoints])
+
+
+@router.get("/checkpoints/{step}", response_model=CheckpointPublic)
+def read_checkpoint(
+    job_id: uuid.UUID,
+    step: int,
+    session: SessionDep,
+    tenant: CurrentTenant,
+    store: StoreDep,
+) -> CheckpointPublic:
+    _job(session, tenant, job_id)
+    checkpoint = latest_checkpoint(session=session, job_id=job_id, step=step)
+    if checkpoint is None:
+        raise not_found("checkpoint")
+    return _checkpoint_public(store, checkpoint)
+
+
+@router.get(
+    "/checkpoints/{step}/download",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-tar": {}}, "description": "A tar archive, streamed."}},
+)
+def download_checkpoint(
+    job_id: uuid.UUID,
+    step: int,
+    session: SessionDep,
+    tenant: CurrentTenant,
+    store: StoreDep,
+    variant: Annotated[
+        Variant,
+        Query(
+            description="'model': what from_pretrained (or peft) loads; 'full': also "
+            "optimiser and RNG state to resume elsewhere; 'merged': a LoRA adapter "
+            "merged into its base model (after POST .../merge)."
+        ),
+    ] = "model",
+) -> StreamingResponse:
+    """Download a checkpoint as a tar archive: `tar xf` it, then `from_pretrained` the directory."""
+    _job(session, tenant, job_id)
+    checkpoint = latest_checkpoint(session=session, job_id=job_id, step=step)
+    if checkpoint is None:
+        raise not_found("checkpoint")
+    files = model_files(store, checkpoint, variant)
+    if not files:
+        hint = "POST .../merge first" if variant == "merged" and checkpoint.is_adapter else "not a LoRA checkpoint"
+        raise ProblemError(409, "variant_unavailable", f"no {variant} files for this checkpoint: {hint}")
+    root = f"{job_id}-step{step:06d}" + ("-merged" if variant == "merged" else "")
+    strip = "merged/" if variant == "merged" else ""
+    members = [(name.removeprefix(strip), size) for name, size in files]
+    stream = tar_stream(members, lambda name: store.open(f"{checkpoint.storage_key}/{strip}{name}"), root)
+    headers = {"Content-Disposition": f'attachment; filename="{root}.tar"'}
+    return StreamingResponse(stream, media_type="application/x-tar", headers=headers)
+
+
+@router.get("/samples", response_model=SamplesPage)
+def read_samples(
+    job_id: uuid.UUID,
+    session: SessionDep,
+    tenant: CurrentTenant,
+    step: Annotated[int | None, Query(ge=0, description="Only this step.")] = None,
+    step_gte: Annotated[int | None, Query(ge=0)] = None,
+    step_lte: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}:\d{1,9}:\d{1,9}$")] = None,
+) -> SamplesPage:
+    """Logged completions with their reward breakdown and advantage, in step order."""
+    _job(session, tenant, job_id)
+    if step is not None:
+        step_gte = step_lte = step
+    after = tuple(int(part) for part in cursor.split(":")) if cursor else None
+    samples = list_samples(
+        session=session, job_id=job_id, step_gte=step_gte, step_lte=step_lte, after=after, limit=limit + 1
+    )  # type: ignore[arg-type]
+    page = samples[:limit]
+    last = page[-1] if page else None
+    next_cursor = f"{last.step}:{last.prompt_index}:{last.group_index}" if last and len(samples) > limit else None
+    return SamplesPage(data=[SamplePublic.model_validate(s) for s in page], next_cursor=next_cursor)
+
+
+@router.get("/evaluations", response_model=EvaluationsPublic)
+def list_evaluations(job_id: uuid.UUID, session: SessionDep, tenant: CurrentTenant) -> EvaluationsPublic:
+    """Scheduled and on-demand evaluations, oldest first."""
+    _job(session, tenant, job_id)
+    evaluations = session.scalars(
+        select(Evaluation).where(Evaluation.job_id == job_id).order_by(Evaluation.created_at, Evaluation.id)
+    )
+    return EvaluationsPublic(data=[EvaluationPublic.model_validate(e) for e in evaluations])
+
+
+@router.post("/evaluations", status_code=status.HTTP_202_ACCEPTED, response_model=EvaluationPublic)
+def create_evaluation(
+    job_id: uuid.UUID, evaluation_in: EvaluationCreate, session: SessionDep, tenant: CurrentTenant, queue: QueueDep
+) -> EvaluationPublic:
+    """Evaluate a stored checkpoint now (a separate worker task); poll GET .../evaluations for the result."""
+    job = _job(session, tenant, job_id)
+    if evaluation_in.rows is not None and evaluation_in.dataset_id is not None:
+        raise spec_error("rows", "give rows or dataset_id, not both")
+    evaluation = request_evaluation(session=session, job=job, evaluation_in=evaluation_in, queue=queue)
+    return EvaluationPublic.model_validate(evaluation)

@@ -1,0 +1,59 @@
+"""On-demand evaluations: validate the request against the job, record it, hand it to a worker."""
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from app.core.errors import FieldError, ProblemError
+from app.core.queue import JobQueue
+from app.models import Evaluation, Job
+from app.schemas.artifact import EvaluationCreate
+from app.schemas.job import EvalSpec
+from app.services.artifacts import latest_checkpoint
+
+
+def resolve_eval_config(job: Job, evaluation_in: EvaluationCreate) -> EvalSpec:
+    """The job's eval section (or its training data and rewards) overridden by the request's fields."""
+    base = dict(job.spec.get("eval") or {})
+    base.setdefault("rewards", job.spec["rewards"])
+    overrides = evaluation_in.model_dump(exclude_none=True, exclude={"step", "rows", "dataset_id"}, mode="json")
+    if evaluation_in.rows is not None:
+        base["dataset"] = {"rows": evaluation_in.rows}
+    elif evaluation_in.dataset_id is not None:
+        base["dataset"] = {"dataset_id": str(evaluation_in.dataset_id)}
+    if "dataset" not in base:
+        raise ProblemError(
+            422,
+            "validation_error",
+            "rows: the job has no eval dataset; give rows or dataset_id",
+            errors=[FieldError(field="rows", message="required: the job has no eval section")],
+        )
+    if "dataset" in base and "prompt_field" not in base["dataset"]:
+        base["dataset"]["prompt_field"] = job.spec["dataset"].get("prompt_field", "prompt")
+    try:
+        return EvalSpec.model_validate(base | overrides)
+    except ValidationError as exc:
+        errors = [
+            FieldError(field=".".join(map(str, e["loc"])) or "body", message=e["msg"], type=e["type"])
+            for e in exc.errors()
+        ]
+        raise ProblemError(422, "validation_error", errors[0].message, errors=errors) from exc
+
+
+def request_evaluation(*, session: Session, job: Job, evaluation_in: EvaluationCreate, queue: JobQueue) -> Evaluation:
+    checkpoint = latest_checkpoint(session=session, job_id=job.id, step=evaluation_in.step)
+    if checkpoint is None:
+        which = f"at step {evaluation_in.step}" if evaluation_in.step is not None else "yet"
+        raise ProblemError(409, "no_checkpoint", f"the job has no stored checkpoint {which}")
+    config = resolve_eval_config(job, evaluation_in)
+    evaluation = Evaluation(
+        job_id=job.id,
+        step=checkpoint.step,
+        trigger="on_demand",
+        status="queued",
+        config=config.model_dump(mode="json"),
+        metrics={},
+    )
+    session.add(evaluation)
+    session.commit()
+    queue.enqueue_evaluation(evaluation.id)
+    return evaluation

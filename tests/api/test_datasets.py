@@ -1,0 +1,51 @@
+"""Dataset uploads: streamed JSONL, validated line by line, tenant-scoped."""
+
+import json
+
+JSONL = {"Content-Type": "application/jsonl"}
+
+
+def jsonl(rows: list[object]) -> bytes:
+    return b"\n".join(json.dumps(row).encode() for row in rows) + b"\n"
+
+
+def test_upload_summarises_rows_fields_and_preview(client, auth):
+    rows = [{"prompt": f"p{i}", "answer": str(i)} for i in range(12)] + [{"prompt": "extra", "note": "x"}]
+    response = client.post("/v1/datasets", params={"name": "train"}, content=jsonl(rows), headers=auth | JSONL)
+    assert response.status_code == 201, response.text
+    dataset = response.json()
+    assert dataset["row_count"] == 13
+    assert dataset["field_counts"] == {"prompt": 13, "answer": 12, "note": 1}
+    assert dataset["preview"] == rows[:5]
+    assert client.get(f"/v1/datasets/{dataset['id']}", headers=auth).json() == dataset
+    assert [d["id"] for d in client.get("/v1/datasets", headers=auth).json()["data"]] == [dataset["id"]]
+
+
+def test_first_bad_line_is_named(client, auth):
+    body = b'{"prompt": "a"}\n\n{"prompt": "b"}\n{"prompt": oops}\n{"prompt": "c"}\n'
+    response = client.post("/v1/datasets", params={"name": "bad"}, content=body, headers=auth | JSONL)
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["code"] == "invalid_jsonl" and problem["errors"][0]["field"] == "line 4"
+    not_object = client.post(
+        "/v1/datasets", params={"name": "bad"}, content=b'{"a": 1}\n[1, 2]\n', headers=auth | JSONL
+    )
+    assert not_object.json()["errors"][0]["field"] == "line 2"
+    assert client.get("/v1/datasets", headers=auth).json()["data"] == []  # nothing half-stored
+
+
+def test_limits_and_content_type(client, auth, settings):
+    assert client.post("/v1/datasets", params={"name": "x"}, content=b"", headers=auth | JSONL).status_code == 422
+    wrong_type = client.post("/v1/datasets", params={"name": "x"}, content=b'{"a": 1}', headers=auth)
+    assert wrong_type.status_code == 415
+    settings.max_dataset_bytes = 100
+    big = client.post("/v1/datasets", params={"name": "x"}, content=jsonl([{"p": "y" * 50}] * 5), headers=auth | JSONL)
+    assert big.status_code == 413
+
+
+def test_datasets_are_tenant_scoped(client, auth, other_auth):
+    dataset = client.post(
+        "/v1/datasets", params={"name": "mine"}, content=jsonl([{"prompt": "p"}]), headers=auth | JSONL
+    ).json()
+    assert client.get(f"/v1/datasets/{dataset['id']}", headers=other_auth).status_code == 404
+    assert client.get("/v1/datasets", headers=other_auth).json()["data"] == []
