@@ -1,0 +1,132 @@
+"""Events (JSON and SSE), samples, checkpoints (listing, retention, tar download) and evaluation requests."""
+
+import io
+import json
+import tarfile
+import uuid
+
+from app.core.storage import make_store
+from app.schemas.job import JobStatus
+from app.services import artifacts, runs
+from tests.api.test_jobs import submit
+
+
+def running_job(client, auth, session_factory, **grpo) -> uuid.UUID:
+    job_id = uuid.UUID(submit(client, auth, **grpo)["id"])
+    with session_factory() as session:
+        runs.claim_job(session=session, job_id=job_id, worker_id="w1", max_attempts=3)
+    return job_id
+
+
+def sample(prompt_index: int, group_index: int) -> dict:
+    return {"prompt_index": prompt_index, "group_index": group_index, "prompt": "copy 3:", "completion": "3",
+            "reward": 1.0, "components": {"exact_match": 1.0}, "advantage": 0.5, "num_tokens": 2, "truncated": False}
+
+
+def test_events_follow_the_job_and_resume_after_an_id(client, auth, session_factory):
+    job_id = running_job(client, auth, session_factory)
+    with session_factory() as session:
+        for step in (1, 2, 2):  # step 2 re-run after a resume is announced once
+            runs.record_step(session=session, job_id=job_id, worker_id="w1", step=step, metrics={"loss": step},
+                             step_seconds=0.1)
+        runs.finish_job(session=session, job_id=job_id, worker_id="w1", to=JobStatus.succeeded)
+    events = client.get(f"/v1/jobs/{job_id}/events", headers=auth).json()["data"]
+    assert [(e["type"], e["data"].get("status") or e["data"].get("step")) for e in events] == [
+        ("status", "queued"), ("status", "running"), ("metrics", 1), ("metrics", 2), ("status", "succeeded")]
+    after_second = client.get(f"/v1/jobs/{job_id}/events", params={"after": events[1]["id"]}, headers=auth).json()
+    assert [e["id"] for e in after_second["data"]] == [e["id"] for e in events[2:]]
+
+    # SSE: the same events, with ids; the stream ends by itself once the job has ended.
+    stream = client.get(f"/v1/jobs/{job_id}/events",
+                        headers=auth | {"Accept": "text/event-stream", "Last-Event-ID": str(events[2]["id"])})
+    assert stream.headers["content-type"].startswith("text/event-stream")
+    frames = [frame for frame in stream.text.replace("\r\n", "\n").split("\n\n") if frame.startswith("id:")]
+    ids = [int(frame.split("\n")[0].removeprefix("id:").strip()) for frame in frames]
+    assert ids == [e["id"] for e in events[3:]]
+    assert "event: status" in frames[-1] and '"succeeded"' in frames[-1]
+
+
+def test_samples_are_paged_in_step_order_and_idempotent(client, auth, session_factory):
+    job_id = running_job(client, auth, session_factory)
+    with session_factory() as session:
+        for step in (1, 2, 2):
+            runs.record_step(session=session, job_id=job_id, worker_id="w1", step=step, metrics={},
+                             step_seconds=0.1, samples=[sample(0, 0), sample(0, 1), sample(3, 0)])
+    first = client.get(f"/v1/jobs/{job_id}/samples", params={"limit": 4}, headers=auth).json()
+    assert [(s["step"], s["prompt_index"], s["group_index"]) for s in first["data"]] == [
+        (1, 0, 0), (1, 0, 1), (1, 3, 0), (2, 0, 0)]
+    rest = client.get(f"/v1/jobs/{job_id}/samples", params={"cursor": first["next_cursor"]}, headers=auth).json()
+    assert len(rest["data"]) == 2 and rest["next_cursor"] is None
+    only = client.get(f"/v1/jobs/{job_id}/samples", params={"step": 1}, headers=auth).json()["data"]
+    assert {s["step"] for s in only} == {1} and only[0]["components"] == {"exact_match": 1.0}
+
+
+def make_checkpoint_dir(path, marker: str):
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"marker": marker}))
+    (path / "model.safetensors").write_bytes(b"\x01" * 1000)
+    (path / "trainer_state.pt").write_bytes(b"\x02" * 300)
+    (path / "COMPLETE").write_text("{}")
+    return path
+
+
+def test_checkpoints_listing_retention_and_download(client, auth, session_factory, settings, tmp_path):
+    job_id = running_job(client, auth, session_factory)
+    store = make_store(settings)
+    with session_factory() as session:
+        for step in (10, 20, 30):
+            local = make_checkpoint_dir(tmp_path / f"ck{step}", marker=str(step))
+            artifacts.register_checkpoint(session=session, store=store, job_id=job_id, step=step, local_dir=local,
+                                          metrics={"reward/mean": step / 100})
+        artifacts.record_scheduled_evaluation(session=session, job_id=job_id, step=10,
+                                              metrics={"eval/accuracy": 0.9}, config={})
+        deleted = artifacts.apply_retention(session=session, store=store, job_id=job_id, keep_last=1, keep_best=1)
+    assert deleted == [20]  # 30 is the newest, 10 the best evaluated
+    listed = client.get(f"/v1/jobs/{job_id}/checkpoints", headers=auth).json()["data"]
+    assert [(c["step"], c["eval_score"], c["size_bytes"]) for c in listed] == [(10, 0.9, 1318), (30, None, 1318)]
+    one = client.get(f"/v1/jobs/{job_id}/checkpoints/30", headers=auth).json()
+    assert one["files"] == ["config.json", "model.safetensors"]
+    assert client.get(f"/v1/jobs/{job_id}/checkpoints/20", headers=auth).status_code == 404
+
+    download = client.get(f"/v1/jobs/{job_id}/checkpoints/30/download", headers=auth)
+    assert download.status_code == 200 and download.headers["content-type"] == "application/x-tar"
+    with tarfile.open(fileobj=io.BytesIO(download.content)) as archive:
+        names = archive.getnames()
+        config = json.load(archive.extractfile(f"{job_id}-step000030/config.json"))
+    assert sorted(names) == [f"{job_id}-step000030/config.json", f"{job_id}-step000030/model.safetensors"]
+    assert config == {"marker": "30"}
+    full = client.get(f"/v1/jobs/{job_id}/checkpoints/30/download", params={"variant": "full"}, headers=auth)
+    with tarfile.open(fileobj=io.BytesIO(full.content)) as archive:
+        assert f"{job_id}-step000030/trainer_state.pt" in archive.getnames()
+    merged = client.get(f"/v1/jobs/{job_id}/checkpoints/30/download", params={"variant": "merged"}, headers=auth)
+    assert merged.status_code == 409
+
+
+def test_on_demand_evaluation_needs_a_checkpoint_and_data(client, auth, session_factory, settings, tmp_path, queue):
+    job_id = running_job(client, auth, session_factory)
+    assert client.post(f"/v1/jobs/{job_id}/evaluations", json={}, headers=auth).status_code == 409
+    with session_factory() as session:
+        artifacts.register_checkpoint(session=session, store=make_store(settings), job_id=job_id, step=5,
+                                      local_dir=make_checkpoint_dir(tmp_path / "ck", "5"), metrics={})
+    no_data = client.post(f"/v1/jobs/{job_id}/evaluations", json={}, headers=auth)
+    assert no_data.status_code == 422 and no_data.json()["errors"][0]["field"] == "rows"
+    bad = client.post(f"/v1/jobs/{job_id}/evaluations", json={"rows": [{"prompt": "x", "answer": "1"}],
+                                                               "samples_per_prompt": 4}, headers=auth)
+    assert bad.status_code == 422  # greedy decoding with several samples
+    created = client.post(f"/v1/jobs/{job_id}/evaluations",
+                          json={"rows": [{"prompt": "x", "answer": "1"}], "greedy": False, "samples_per_prompt": 4},
+                          headers=auth)
+    assert created.status_code == 202, created.text
+    body = created.json()
+    assert body["status"] == "queued" and body["step"] == 5 and body["trigger"] == "on_demand"
+    assert queue.evaluations == [uuid.UUID(body["id"])]
+    assert [e["id"] for e in client.get(f"/v1/jobs/{job_id}/evaluations", headers=auth).json()["data"]] == [body["id"]]
+
+
+def test_artifacts_of_another_tenant_are_invisible(client, auth, other_auth, session_factory):
+    job_id = running_job(client, auth, session_factory)
+    for path in ["events", "samples", "checkpoints", "checkpoints/1", "checkpoints/1/download", "evaluations"]:
+        assert client.get(f"/v1/jobs/{job_id}/{path}", headers=other_auth).status_code == 404, path
+    assert client.post(f"/v1/jobs/{job_id}/evaluations", json={}, headers=other_auth).status_code == 404
+    sse = client.get(f"/v1/jobs/{job_id}/events", headers=other_auth | {"Accept": "text/event-stream"})
+    assert sse.status_code == 404
