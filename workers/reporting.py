@@ -3,6 +3,7 @@
 Also the cooperative stop: on_step raises JobCancelled or JobLost between steps, never mid-step.
 """
 
+import dataclasses
 import logging
 import threading
 import uuid
@@ -10,7 +11,9 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.services import runs
+from app.core.storage import ObjectStore
+from app.schemas.job import JobSpec
+from app.services import artifacts, runs
 from workers.engine.interface import EvalReport, StepReport
 
 logger = logging.getLogger(__name__)
@@ -25,20 +28,24 @@ class JobLost(Exception):
 
 
 class DatabaseSink:
-    def __init__(self, session_factory: sessionmaker[Session], job_id: uuid.UUID, worker_id: str) -> None:
+    def __init__(
+        self, session_factory: sessionmaker[Session], store: ObjectStore, job_id: uuid.UUID, worker_id: str,
+        spec: JobSpec,
+    ) -> None:
         self._sessions = session_factory
+        self._store = store
         self._job_id = job_id
         self._worker_id = worker_id
+        self._spec = spec
+        self._last_metrics: dict[str, float] = {}
 
     def on_step(self, report: StepReport) -> None:
+        self._last_metrics = report.metrics
+        samples = [dataclasses.asdict(sample) for sample in report.samples]
         with self._sessions() as session:
             outcome = runs.record_step(
-                session=session,
-                job_id=self._job_id,
-                worker_id=self._worker_id,
-                step=report.step,
-                metrics=report.metrics,
-                step_seconds=report.metrics.get("time/step_s", 0.0),
+                session=session, job_id=self._job_id, worker_id=self._worker_id, step=report.step,
+                metrics=report.metrics, step_seconds=report.metrics.get("time/step_s", 0.0), samples=samples,
             )
         if outcome == "cancel":
             raise JobCancelled(f"cancelled by the user after step {report.step}")
@@ -47,22 +54,20 @@ class DatabaseSink:
 
     def on_checkpoint(self, step: int, path: Path) -> None:
         with self._sessions() as session:
-            runs.add_event(
-                session=session,
-                job_id=self._job_id,
-                type_="checkpoint",
-                message=f"checkpoint saved at step {step}",
-                data={"step": step, "path": str(path)},
+            artifacts.register_checkpoint(
+                session=session, store=self._store, job_id=self._job_id, step=step, local_dir=path,
+                metrics=self._last_metrics,
+            )
+            artifacts.apply_retention(
+                session=session, store=self._store, job_id=self._job_id,
+                keep_last=self._spec.checkpoint.keep_last, keep_best=self._spec.checkpoint.keep_best,
             )
 
     def on_eval(self, report: EvalReport) -> None:
+        config = self._spec.eval.model_dump(mode="json", exclude={"dataset"}) if self._spec.eval else {}
         with self._sessions() as session:
-            runs.add_event(
-                session=session,
-                job_id=self._job_id,
-                type_="evaluation",
-                message=f"evaluation at step {report.step}",
-                data={"step": report.step, **report.metrics},
+            artifacts.record_scheduled_evaluation(
+                session=session, job_id=self._job_id, step=report.step, metrics=report.metrics, config=config
             )
 
 

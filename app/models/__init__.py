@@ -2,6 +2,7 @@
 
 from app.models.artifact import Checkpoint, Dataset, Evaluation, JobSample
 from app.models.base import Base
+from app.models.idempotency import IdempotencyRecord
 from app.models.job import Job
 from app.models.metric import JobEvent, JobMetric
 from app.models.tenant import ApiKey, Tenant
@@ -12,6 +13,7 @@ __all__ = [
     "Checkpoint",
     "Dataset",
     "Evaluation",
+    "IdempotencyRecord",
     "Job",
     "JobEvent",
     "JobMetric",

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 from app.core.config import Settings
 from app.core.errors import ProblemError
 from app.core.queue import JobQueue
+from app.crud.jobs import count_jobs
 from app.models import Job, JobEvent, Tenant
 from app.models.base import utcnow
 from app.schemas.job import TERMINAL_STATUSES, JobCreate, JobStatus
@@ -16,8 +17,21 @@ from app.services.transitions import transition
 logger = logging.getLogger(__name__)
 
 
+def check_queue_quota(*, session: Session, tenant: Tenant) -> None:
+    queued = count_jobs(session=session, tenant_id=tenant.id, statuses={JobStatus.queued})
+    if queued >= tenant.max_queued_jobs:
+        raise ProblemError(
+            429,
+            "quota_exceeded",
+            f"{queued} jobs are already queued, the limit for this tenant is "
+            f"{tenant.max_queued_jobs}; retry when some have started",
+            headers={"Retry-After": "30"},
+        )
+
+
 def create_job(*, session: Session, tenant: Tenant, job_in: JobCreate, settings: Settings, queue: JobQueue) -> Job:
-    check_spec(job_in, settings)
+    check_spec(job_in, settings, session=session, tenant_id=tenant.id)
+    check_queue_quota(session=session, tenant=tenant)
     job = Job(
         tenant_id=tenant.id,
         name=job_in.name,

@@ -4,11 +4,17 @@ Pydantic already checked shapes and ranges; these checks raise the same 422 prob
 """
 
 import re
+import uuid
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.core.errors import spec_error
-from app.schemas.job import HUB_ID_PATTERN, JobSpec
+from app.models import Checkpoint, Dataset, Job
+from app.schemas.job import HUB_ID_PATTERN, DatasetSpec, JobSpec
 
 TINY_DEMO = "tiny-demo"
 
@@ -43,26 +49,67 @@ def check_limits(spec: JobSpec, settings: Settings) -> None:
         ("grpo.max_steps", spec.grpo.max_steps, settings.max_steps_limit),
         ("grpo.group_size", spec.grpo.group_size, settings.max_group_size),
         ("grpo.max_new_tokens", spec.grpo.max_new_tokens, settings.max_new_tokens_limit),
-        ("dataset.rows", len(spec.dataset.rows), settings.max_dataset_rows),
+        ("dataset.rows", len(spec.dataset.rows or []), settings.max_dataset_rows),
     ]
     for field, value, limit in limits:
         if value > limit:
             raise spec_error(field, f"{value} exceeds this server's limit of {limit}", type_="limit_exceeded")
 
 
-def check_rows(spec: JobSpec) -> None:
-    prompt_field = spec.dataset.prompt_field
-    reward_fields = sorted({field for reward in spec.rewards if (field := getattr(reward, "field", None))})
-    for index, row in enumerate(spec.dataset.rows):
-        prompt = row.get(prompt_field)
+def _reward_fields(rewards: list[Any]) -> list[str]:
+    return sorted({field for reward in rewards if (field := getattr(reward, "field", None))})
+
+
+def check_rows(dataset: DatasetSpec, rewards: list[Any], param: str) -> None:
+    if dataset.rows is None:
+        return
+    for index, row in enumerate(dataset.rows):
+        prompt = row.get(dataset.prompt_field)
         if not isinstance(prompt, str) or not prompt:
-            raise spec_error(f"dataset.rows[{index}].{prompt_field}", "every row needs a non-empty string prompt")
-        for field in reward_fields:
+            raise spec_error(
+                f"{param}.rows[{index}].{dataset.prompt_field}", "every row needs a non-empty string prompt"
+            )
+        for field in _reward_fields(rewards):
             if field not in row:
-                raise spec_error(f"dataset.rows[{index}].{field}", "missing: a reward reads this field")
+                raise spec_error(f"{param}.rows[{index}].{field}", "missing: a reward reads this field")
 
 
-def check_spec(spec: JobSpec, settings: Settings) -> None:
+def check_uploaded_dataset(
+    dataset: DatasetSpec, rewards: list[Any], param: str, *, session: Session, tenant_id: uuid.UUID
+) -> None:
+    if dataset.dataset_id is None:
+        return
+    row = session.scalar(select(Dataset).where(Dataset.id == dataset.dataset_id, Dataset.tenant_id == tenant_id))
+    if row is None:
+        raise spec_error(f"{param}.dataset_id", "no such dataset")
+    for field in [dataset.prompt_field, *_reward_fields(rewards)]:
+        present = row.field_counts.get(field, 0)
+        if present < row.row_count:
+            raise spec_error(f"{param}.dataset_id", f"only {present} of {row.row_count} rows have the field {field!r}")
+
+
+def check_init_from(spec: JobSpec, *, session: Session, tenant_id: uuid.UUID) -> None:
+    if spec.init_from is None:
+        return
+    source = session.scalar(select(Job).where(Job.id == spec.init_from.job_id, Job.tenant_id == tenant_id))
+    if source is None:
+        raise spec_error("init_from.job_id", "no such job")
+    query = select(Checkpoint.step).where(Checkpoint.job_id == source.id, Checkpoint.deleted_at.is_(None))
+    if spec.init_from.step is not None:
+        query = query.where(Checkpoint.step == spec.init_from.step)
+    if session.scalar(query.limit(1)) is None:
+        raise spec_error(
+            "init_from.step" if spec.init_from.step is not None else "init_from.job_id", "no stored checkpoint there"
+        )
+
+
+def check_spec(spec: JobSpec, settings: Settings, *, session: Session, tenant_id: uuid.UUID) -> None:
     check_model_source(spec.model.source, spec.model.revision, settings)
     check_limits(spec, settings)
-    check_rows(spec)
+    datasets = [(spec.dataset, spec.rewards, "dataset")]
+    if spec.eval is not None:
+        datasets.append((spec.eval.dataset, spec.eval.rewards or spec.rewards, "eval.dataset"))
+    for dataset, rewards, param in datasets:
+        check_rows(dataset, rewards, param)
+        check_uploaded_dataset(dataset, rewards, param, session=session, tenant_id=tenant_id)
+    check_init_from(spec, session=session, tenant_id=tenant_id)

@@ -19,26 +19,43 @@ def running_job(client, auth, session_factory, **grpo) -> uuid.UUID:
 
 
 def sample(prompt_index: int, group_index: int) -> dict:
-    return {"prompt_index": prompt_index, "group_index": group_index, "prompt": "copy 3:", "completion": "3",
-            "reward": 1.0, "components": {"exact_match": 1.0}, "advantage": 0.5, "num_tokens": 2, "truncated": False}
+    return {
+        "prompt_index": prompt_index,
+        "group_index": group_index,
+        "prompt": "copy 3:",
+        "completion": "3",
+        "reward": 1.0,
+        "components": {"exact_match": 1.0},
+        "advantage": 0.5,
+        "num_tokens": 2,
+        "truncated": False,
+    }
 
 
 def test_events_follow_the_job_and_resume_after_an_id(client, auth, session_factory):
     job_id = running_job(client, auth, session_factory)
     with session_factory() as session:
         for step in (1, 2, 2):  # step 2 re-run after a resume is announced once
-            runs.record_step(session=session, job_id=job_id, worker_id="w1", step=step, metrics={"loss": step},
-                             step_seconds=0.1)
+            runs.record_step(
+                session=session, job_id=job_id, worker_id="w1", step=step, metrics={"loss": step}, step_seconds=0.1
+            )
         runs.finish_job(session=session, job_id=job_id, worker_id="w1", to=JobStatus.succeeded)
     events = client.get(f"/v1/jobs/{job_id}/events", headers=auth).json()["data"]
     assert [(e["type"], e["data"].get("status") or e["data"].get("step")) for e in events] == [
-        ("status", "queued"), ("status", "running"), ("metrics", 1), ("metrics", 2), ("status", "succeeded")]
+        ("status", "queued"),
+        ("status", "running"),
+        ("metrics", 1),
+        ("metrics", 2),
+        ("status", "succeeded"),
+    ]
     after_second = client.get(f"/v1/jobs/{job_id}/events", params={"after": events[1]["id"]}, headers=auth).json()
     assert [e["id"] for e in after_second["data"]] == [e["id"] for e in events[2:]]
 
     # SSE: the same events, with ids; the stream ends by itself once the job has ended.
-    stream = client.get(f"/v1/jobs/{job_id}/events",
-                        headers=auth | {"Accept": "text/event-stream", "Last-Event-ID": str(events[2]["id"])})
+    stream = client.get(
+        f"/v1/jobs/{job_id}/events",
+        headers=auth | {"Accept": "text/event-stream", "Last-Event-ID": str(events[2]["id"])},
+    )
     assert stream.headers["content-type"].startswith("text/event-stream")
     frames = [frame for frame in stream.text.replace("\r\n", "\n").split("\n\n") if frame.startswith("id:")]
     ids = [int(frame.split("\n")[0].removeprefix("id:").strip()) for frame in frames]
@@ -50,11 +67,22 @@ def test_samples_are_paged_in_step_order_and_idempotent(client, auth, session_fa
     job_id = running_job(client, auth, session_factory)
     with session_factory() as session:
         for step in (1, 2, 2):
-            runs.record_step(session=session, job_id=job_id, worker_id="w1", step=step, metrics={},
-                             step_seconds=0.1, samples=[sample(0, 0), sample(0, 1), sample(3, 0)])
+            runs.record_step(
+                session=session,
+                job_id=job_id,
+                worker_id="w1",
+                step=step,
+                metrics={},
+                step_seconds=0.1,
+                samples=[sample(0, 0), sample(0, 1), sample(3, 0)],
+            )
     first = client.get(f"/v1/jobs/{job_id}/samples", params={"limit": 4}, headers=auth).json()
     assert [(s["step"], s["prompt_index"], s["group_index"]) for s in first["data"]] == [
-        (1, 0, 0), (1, 0, 1), (1, 3, 0), (2, 0, 0)]
+        (1, 0, 0),
+        (1, 0, 1),
+        (1, 3, 0),
+        (2, 0, 0),
+    ]
     rest = client.get(f"/v1/jobs/{job_id}/samples", params={"cursor": first["next_cursor"]}, headers=auth).json()
     assert len(rest["data"]) == 2 and rest["next_cursor"] is None
     only = client.get(f"/v1/jobs/{job_id}/samples", params={"step": 1}, headers=auth).json()["data"]
@@ -76,10 +104,17 @@ def test_checkpoints_listing_retention_and_download(client, auth, session_factor
     with session_factory() as session:
         for step in (10, 20, 30):
             local = make_checkpoint_dir(tmp_path / f"ck{step}", marker=str(step))
-            artifacts.register_checkpoint(session=session, store=store, job_id=job_id, step=step, local_dir=local,
-                                          metrics={"reward/mean": step / 100})
-        artifacts.record_scheduled_evaluation(session=session, job_id=job_id, step=10,
-                                              metrics={"eval/accuracy": 0.9}, config={})
+            artifacts.register_checkpoint(
+                session=session,
+                store=store,
+                job_id=job_id,
+                step=step,
+                local_dir=local,
+                metrics={"reward/mean": step / 100},
+            )
+        artifacts.record_scheduled_evaluation(
+            session=session, job_id=job_id, step=10, metrics={"eval/accuracy": 0.9}, config={}
+        )
         deleted = artifacts.apply_retention(session=session, store=store, job_id=job_id, keep_last=1, keep_best=1)
     assert deleted == [20]  # 30 is the newest, 10 the best evaluated
     listed = client.get(f"/v1/jobs/{job_id}/checkpoints", headers=auth).json()["data"]
@@ -106,16 +141,27 @@ def test_on_demand_evaluation_needs_a_checkpoint_and_data(client, auth, session_
     job_id = running_job(client, auth, session_factory)
     assert client.post(f"/v1/jobs/{job_id}/evaluations", json={}, headers=auth).status_code == 409
     with session_factory() as session:
-        artifacts.register_checkpoint(session=session, store=make_store(settings), job_id=job_id, step=5,
-                                      local_dir=make_checkpoint_dir(tmp_path / "ck", "5"), metrics={})
+        artifacts.register_checkpoint(
+            session=session,
+            store=make_store(settings),
+            job_id=job_id,
+            step=5,
+            local_dir=make_checkpoint_dir(tmp_path / "ck", "5"),
+            metrics={},
+        )
     no_data = client.post(f"/v1/jobs/{job_id}/evaluations", json={}, headers=auth)
     assert no_data.status_code == 422 and no_data.json()["errors"][0]["field"] == "rows"
-    bad = client.post(f"/v1/jobs/{job_id}/evaluations", json={"rows": [{"prompt": "x", "answer": "1"}],
-                                                               "samples_per_prompt": 4}, headers=auth)
+    bad = client.post(
+        f"/v1/jobs/{job_id}/evaluations",
+        json={"rows": [{"prompt": "x", "answer": "1"}], "samples_per_prompt": 4},
+        headers=auth,
+    )
     assert bad.status_code == 422  # greedy decoding with several samples
-    created = client.post(f"/v1/jobs/{job_id}/evaluations",
-                          json={"rows": [{"prompt": "x", "answer": "1"}], "greedy": False, "samples_per_prompt": 4},
-                          headers=auth)
+    created = client.post(
+        f"/v1/jobs/{job_id}/evaluations",
+        json={"rows": [{"prompt": "x", "answer": "1"}], "greedy": False, "samples_per_prompt": 4},
+        headers=auth,
+    )
     assert created.status_code == 202, created.text
     body = created.json()
     assert body["status"] == "queued" and body["step"] == 5 and body["trigger"] == "on_demand"

@@ -1,11 +1,11 @@
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
-from app.api.deps import CurrentTenant, QueueDep, SessionDep, StoreDep
+from app.api.deps import CurrentTenant, IdempotencyKey, QueueDep, SessionDep, StoreDep
 from app.core.errors import ProblemError, not_found, spec_error
 from app.core.tarstream import tar_stream
 from app.crud.events import list_samples
@@ -22,6 +22,7 @@ from app.schemas.artifact import (
 )
 from app.services.artifacts import latest_checkpoint, model_files
 from app.services.evaluations import request_evaluation
+from app.services.idempotency import run_idempotent
 
 router = APIRouter(prefix="/jobs/{job_id}", tags=["artifacts"])
 Variant = Literal["model", "full", "merged"]
@@ -137,11 +138,25 @@ def list_evaluations(job_id: uuid.UUID, session: SessionDep, tenant: CurrentTena
 
 @router.post("/evaluations", status_code=status.HTTP_202_ACCEPTED, response_model=EvaluationPublic)
 def create_evaluation(
-    job_id: uuid.UUID, evaluation_in: EvaluationCreate, session: SessionDep, tenant: CurrentTenant, queue: QueueDep
-) -> EvaluationPublic:
+    job_id: uuid.UUID,
+    evaluation_in: EvaluationCreate,
+    session: SessionDep,
+    tenant: CurrentTenant,
+    queue: QueueDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
     """Evaluate a stored checkpoint now (a separate worker task); poll GET .../evaluations for the result."""
     job = _job(session, tenant, job_id)
     if evaluation_in.rows is not None and evaluation_in.dataset_id is not None:
         raise spec_error("rows", "give rows or dataset_id, not both")
-    evaluation = request_evaluation(session=session, job=job, evaluation_in=evaluation_in, queue=queue)
-    return EvaluationPublic.model_validate(evaluation)
+    return run_idempotent(
+        session=session,
+        tenant_id=tenant.id,
+        key=idempotency_key,
+        scope=f"POST /v1/jobs/{job_id}/evaluations",
+        payload=evaluation_in.model_dump(mode="json"),
+        status_code=202,
+        create=lambda: EvaluationPublic.model_validate(
+            request_evaluation(session=session, job=job, evaluation_in=evaluation_in, queue=queue)
+        ),
+    )

@@ -1,27 +1,45 @@
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
-from app.api.deps import CurrentTenant, QueueDep, SessionDep, SettingsDep
+from app.api.deps import CurrentTenant, IdempotencyKey, QueueDep, SessionDep, SettingsDep
 from app.api.presenters import job_public
 from app.core.errors import not_found
 from app.crud import jobs as crud
 from app.schemas.job import JobCreate, JobPublic, JobsPublic, JobStatus
 from app.schemas.metric import MetricsPage, StepMetrics
 from app.services import jobs as service
+from app.services.idempotency import run_idempotent
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=JobPublic)
 def create_job(
-    job_in: JobCreate, session: SessionDep, tenant: CurrentTenant, settings: SettingsDep, queue: QueueDep
-) -> JobPublic:
-    """Submit a training job. It starts `queued`; a worker picks it up."""
-    job = service.create_job(session=session, tenant=tenant, job_in=job_in, settings=settings, queue=queue)
-    return job_public(job)
+    job_in: JobCreate,
+    session: SessionDep,
+    tenant: CurrentTenant,
+    settings: SettingsDep,
+    queue: QueueDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    """Submit a training job. It starts `queued`; a worker picks it up.
+
+    Send an `Idempotency-Key` header to make retries safe: the same key and body return the first
+    response (with `Idempotent-Replayed: true`), the same key with another body is a 409."""
+    return run_idempotent(
+        session=session,
+        tenant_id=tenant.id,
+        key=idempotency_key,
+        scope="POST /v1/jobs",
+        payload=job_in.model_dump(mode="json"),
+        status_code=201,
+        create=lambda: job_public(
+            service.create_job(session=session, tenant=tenant, job_in=job_in, settings=settings, queue=queue)
+        ),
+    )
 
 
 @router.get("", response_model=JobsPublic)
