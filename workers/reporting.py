@@ -29,7 +29,11 @@ class JobLost(Exception):
 
 class DatabaseSink:
     def __init__(
-        self, session_factory: sessionmaker[Session], store: ObjectStore, job_id: uuid.UUID, worker_id: str,
+        self,
+        session_factory: sessionmaker[Session],
+        store: ObjectStore,
+        job_id: uuid.UUID,
+        worker_id: str,
         spec: JobSpec,
     ) -> None:
         self._sessions = session_factory
@@ -44,8 +48,13 @@ class DatabaseSink:
         samples = [dataclasses.asdict(sample) for sample in report.samples]
         with self._sessions() as session:
             outcome = runs.record_step(
-                session=session, job_id=self._job_id, worker_id=self._worker_id, step=report.step,
-                metrics=report.metrics, step_seconds=report.metrics.get("time/step_s", 0.0), samples=samples,
+                session=session,
+                job_id=self._job_id,
+                worker_id=self._worker_id,
+                step=report.step,
+                metrics=report.metrics,
+                step_seconds=report.metrics.get("time/step_s", 0.0),
+                samples=samples,
             )
         if outcome == "cancel":
             raise JobCancelled(f"cancelled by the user after step {report.step}")
@@ -55,12 +64,19 @@ class DatabaseSink:
     def on_checkpoint(self, step: int, path: Path) -> None:
         with self._sessions() as session:
             artifacts.register_checkpoint(
-                session=session, store=self._store, job_id=self._job_id, step=step, local_dir=path,
+                session=session,
+                store=self._store,
+                job_id=self._job_id,
+                step=step,
+                local_dir=path,
                 metrics=self._last_metrics,
             )
             artifacts.apply_retention(
-                session=session, store=self._store, job_id=self._job_id,
-                keep_last=self._spec.checkpoint.keep_last, keep_best=self._spec.checkpoint.keep_best,
+                session=session,
+                store=self._store,
+                job_id=self._job_id,
+                keep_last=self._spec.checkpoint.keep_last,
+                keep_best=self._spec.checkpoint.keep_best,
             )
 
     def on_eval(self, report: EvalReport) -> None:

@@ -29,6 +29,5 @@ def list_samples(
     if step_lte is not None:
         query = query.where(JobSample.step <= step_lte)
     if after is not None:
-        query = query.where(tuple_(JobSample.step, JobSample.prompt_index, JobSample.group_index) > after)
-    order = (JobSample.step, JobSample.prompt_index, JobSample.group_index)
-    return list(session.scalars(query.order_by(*order).limit(limit)))
+        query = query.where(tuple_(JobSample.step, JobSample.position) > after)
+    return list(session.scalars(query.order_by(JobSample.step, JobSample.position).limit(limit)))

@@ -28,5 +28,5 @@ def upsert_step_metrics(*, session: Session, job_id: uuid.UUID, step: int, metri
 
 
 def upsert_samples(*, session: Session, job_id: uuid.UUID, step: int, samples: list[dict[str, Any]]) -> None:
-    rows = [{"job_id": job_id, "step": step, **sample} for sample in samples]
-    upsert(session, JobSample, rows, ["job_id", "step", "prompt_index", "group_index"])
+    rows = [{"job_id": job_id, "step": step, "position": position, **sample} for position, sample in enumerate(samples)]
+    upsert(session, JobSample, rows, ["job_id", "step", "position"])

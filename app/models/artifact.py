@@ -46,14 +46,15 @@ class Evaluation(TimestampMixin, Base):
 
 
 class JobSample(Base):
-    """A logged completion. Keyed by its place in the run, so a re-run step overwrites, never duplicates."""
+    """A logged completion. Keyed by its place in the step's log, so a re-run step overwrites, never duplicates."""
 
     __tablename__ = "job_sample"
 
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
     step: Mapped[int] = mapped_column(Integer, primary_key=True)
-    prompt_index: Mapped[int] = mapped_column(Integer, primary_key=True)
-    group_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prompt_index: Mapped[int] = mapped_column(Integer)  # the prompt's row in the dataset
+    group_index: Mapped[int] = mapped_column(Integer)
     prompt: Mapped[str] = mapped_column(Text)
     completion: Mapped[str] = mapped_column(Text)
     reward: Mapped[float] = mapped_column(Float)

@@ -80,6 +80,7 @@ def upgrade() -> None:
         "job_sample",
         sa.Column("job_id", sa.Uuid(), nullable=False),
         sa.Column("step", sa.Integer(), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("prompt_index", sa.Integer(), nullable=False),
         sa.Column("group_index", sa.Integer(), nullable=False),
         sa.Column("prompt", sa.Text(), nullable=False),
@@ -90,7 +91,7 @@ def upgrade() -> None:
         sa.Column("num_tokens", sa.Integer(), nullable=False),
         sa.Column("truncated", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(["job_id"], ["job.id"], name=op.f("fk_job_sample_job_id_job"), ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("job_id", "step", "prompt_index", "group_index", name=op.f("pk_job_sample")),
+        sa.PrimaryKeyConstraint("job_id", "step", "position", name=op.f("pk_job_sample")),
     )
     with op.batch_alter_table("job_event", schema=None) as batch_op:
         batch_op.add_column(sa.Column("step", sa.Integer(), nullable=True))

@@ -76,6 +76,16 @@ def test_samples_are_paged_in_step_order_and_idempotent(client, auth, session_fa
                 step_seconds=0.1,
                 samples=[sample(0, 0), sample(0, 1), sample(3, 0)],
             )
+        # The same prompt twice in a step (fewer rows than prompts_per_step) is two samples, not a clash.
+        runs.record_step(
+            session=session,
+            job_id=job_id,
+            worker_id="w1",
+            step=3,
+            metrics={},
+            step_seconds=0.1,
+            samples=[sample(1, 0), sample(1, 0)],
+        )
     first = client.get(f"/v1/jobs/{job_id}/samples", params={"limit": 4}, headers=auth).json()
     assert [(s["step"], s["prompt_index"], s["group_index"]) for s in first["data"]] == [
         (1, 0, 0),
@@ -83,8 +93,9 @@ def test_samples_are_paged_in_step_order_and_idempotent(client, auth, session_fa
         (1, 3, 0),
         (2, 0, 0),
     ]
+    assert first["next_cursor"] == "2:0"
     rest = client.get(f"/v1/jobs/{job_id}/samples", params={"cursor": first["next_cursor"]}, headers=auth).json()
-    assert len(rest["data"]) == 2 and rest["next_cursor"] is None
+    assert len(rest["data"]) == 4 and rest["next_cursor"] is None
     only = client.get(f"/v1/jobs/{job_id}/samples", params={"step": 1}, headers=auth).json()["data"]
     assert {s["step"] for s in only} == {1} and only[0]["components"] == {"exact_match": 1.0}
 

@@ -110,7 +110,7 @@ def read_samples(
     step_gte: Annotated[int | None, Query(ge=0)] = None,
     step_lte: Annotated[int | None, Query(ge=0)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}:\d{1,9}:\d{1,9}$")] = None,
+    cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}:\d{1,9}$")] = None,
 ) -> SamplesPage:
     """Logged completions with their reward breakdown and advantage, in step order."""
     _job(session, tenant, job_id)
@@ -122,7 +122,7 @@ def read_samples(
     )  # type: ignore[arg-type]
     page = samples[:limit]
     last = page[-1] if page else None
-    next_cursor = f"{last.step}:{last.prompt_index}:{last.group_index}" if last and len(samples) > limit else None
+    next_cursor = f"{last.step}:{last.position}" if last and len(samples) > limit else None
     return SamplesPage(data=[SamplePublic.model_validate(s) for s in page], next_cursor=next_cursor)
 
 
