@@ -38,7 +38,6 @@ class EvaluationCreate(BaseModel):
     rewards: list[RewardSpec] | None = Field(None, min_length=1, description="Graders; default the job's eval ones.")
     samples_per_prompt: int | None = Field(None, ge=1, le=256)
     greedy: bool | None = None
-    temperature: float | None = Field(None, gt=0.0, le=10.0)
     max_new_tokens: int | None = Field(None, ge=1)
     max_prompts: int | None = Field(None, ge=1)
     success_threshold: float | None = None

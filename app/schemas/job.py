@@ -89,8 +89,10 @@ class EvalSpec(BaseModel):
     samples_per_prompt: int = Field(
         1, ge=1, le=256, description="Completions per held-out prompt; pass@k needs k <= this."
     )
-    greedy: bool = Field(True, description="Greedy decoding (samples_per_prompt must be 1); false samples.")
-    temperature: float = Field(1.0, gt=0.0, le=10.0, description="Sampling temperature when greedy is false.")
+    greedy: bool = Field(
+        True, description="Greedy decoding (samples_per_prompt must be 1); false samples with the training "
+        "sampling settings (temperature, top_p, top_k).",
+    )
     max_new_tokens: int | None = Field(None, ge=1, description="Default: the training max_new_tokens.")
     max_prompts: int | None = Field(None, ge=1, description="Evaluate on at most this many rows (the first ones).")
     success_threshold: float = Field(
@@ -131,15 +133,15 @@ class JobSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field("grpo-job", min_length=1, max_length=200, description="A label for people; need not be unique.")
-    model: ModelSpec
-    dataset: DatasetSpec
+    model: ModelSpec = Field(..., description="The base causal language model to train.")
+    dataset: DatasetSpec = Field(..., description="Training prompts (and the fields the rewards read).")
     rewards: list[RewardSpec] = Field(
         ..., min_length=1, max_length=32, description="Reward components; the total reward is their weighted sum."
     )
-    grpo: GRPOHyperparameters = Field(default_factory=GRPOHyperparameters)
-    checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
+    grpo: GRPOHyperparameters = Field(default_factory=GRPOHyperparameters, description="The algorithm's knobs.")
+    checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec, description="Checkpoint cadence and retention.")
     eval: EvalSpec | None = Field(None, description="Held-out evaluation; none by default.")
-    logging: LoggingSpec = Field(default_factory=LoggingSpec)
+    logging: LoggingSpec = Field(default_factory=LoggingSpec, description="What is recorded besides metrics.")
     init_from: InitFrom | None = Field(
         None, description="Start from another job's checkpoint instead of model.source's weights (same tenant)."
     )
