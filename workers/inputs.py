@@ -9,11 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.storage import ObjectStore
-from app.models import Dataset
-from app.schemas.job import DatasetSpec
+from app.models import Dataset, Job
+from app.schemas.job import DatasetSpec, InitFrom
+from app.services.artifacts import TRAINER_ONLY as MODEL_FILES_EXCLUDED
 from app.services.artifacts import latest_checkpoint
 from app.services.datasets import read_rows
-from workers.engine import checkpoint_dir, find_latest_checkpoint
+from workers.engine import latest_checkpoint as latest_local_checkpoint
+from workers.engine.checkpoint import checkpoint_dir
 
 
 class JobInputError(Exception):
@@ -45,7 +47,7 @@ def prepare_resume(
     A worker on another machine (or with a wiped disk) has no local copy; a checkpoint written locally
     but not yet stored when the worker died is still usable on the same machine.
     """
-    local = find_latest_checkpoint(work_dir)
+    local = latest_local_checkpoint(work_dir)
     local_step = int(local.name.rsplit("-", 1)[1]) if local else -1
     with sessions() as session:
         stored = latest_checkpoint(session=session, job_id=job_id)
@@ -57,4 +59,27 @@ def prepare_resume(
     store.get_dir(stored.storage_key, partial)
     shutil.rmtree(target, ignore_errors=True)  # an incomplete leftover of a crashed copy
     partial.rename(target)
+    return target
+
+
+def prepare_init_weights(
+    init_from: InitFrom, *, work_dir: Path, store: ObjectStore, session: Session, tenant_id: uuid.UUID
+) -> Path:
+    """Fetch another job's checkpoint (model files only) to start from; returns the directory to load."""
+    source = session.scalar(select(Job).where(Job.id == init_from.job_id, Job.tenant_id == tenant_id))
+    checkpoint = None if source is None else latest_checkpoint(session=session, job_id=source.id, step=init_from.step)
+    if checkpoint is None:
+        raise JobInputError("the checkpoint to start from no longer exists", param="init_from")
+    target = work_dir / "init" / f"{checkpoint.job_id}-{checkpoint.step:06d}"
+    if not (target / "config.json").exists() and not (target / "adapter_config.json").exists():
+        partial = target.with_name(target.name + ".download")
+        shutil.rmtree(partial, ignore_errors=True)
+        for name, _ in store.list(checkpoint.storage_key):
+            if name.startswith(MODEL_FILES_EXCLUDED):
+                continue
+            (partial / name).parent.mkdir(parents=True, exist_ok=True)
+            with store.open(f"{checkpoint.storage_key}/{name}") as source_file, (partial / name).open("wb") as out:
+                shutil.copyfileobj(source_file, out)
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
     return target

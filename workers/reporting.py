@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -88,16 +89,14 @@ class DatabaseSink:
 
 
 class Heartbeat:
-    """Writes the job's heartbeat from a background thread, so a long step (a slow generation on a big
-    model) does not look like a dead worker to the watchdog."""
+    """Calls `beat` from a background thread every interval, so a long step (a slow generation on a big
+    model) or a long evaluation does not look like a dead worker to the watchdog."""
 
-    def __init__(
-        self, session_factory: sessionmaker[Session], job_id: uuid.UUID, worker_id: str, interval_s: float
-    ) -> None:
-        self._sessions, self._job_id, self._worker_id = session_factory, job_id, worker_id
+    def __init__(self, beat: Callable[[], None], interval_s: float, name: str) -> None:
+        self._beat = beat
         self._interval_s = interval_s
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{name}", daemon=True)
 
     def __enter__(self) -> "Heartbeat":
         self._thread.start()
@@ -110,7 +109,6 @@ class Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):
             try:
-                with self._sessions() as session:
-                    runs.beat(session=session, job_id=self._job_id, worker_id=self._worker_id)
+                self._beat()
             except Exception:  # a missed beat is not fatal; the next one may succeed
-                logger.warning("heartbeat for job %s failed", self._job_id, exc_info=True)
+                logger.warning("heartbeat %s failed", self._thread.name, exc_info=True)

@@ -1,16 +1,19 @@
-"""Run one service job end to end: claim -> engine.train -> finish. Celery-free, so tests call it directly."""
+"""Run one service job end to end: claim -> inputs -> engine.train -> finish. Celery-free, so tests call it."""
 
 import logging
 import traceback
 import uuid
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
+from app.core.storage import ObjectStore, make_store
 from app.schemas.job import JobSpec, JobStatus
 from app.services import runs
-from workers.engine import find_latest_checkpoint, train
+from workers.engine import train
+from workers.inputs import load_rows, prepare_init_weights, prepare_resume
 from workers.reporting import DatabaseSink, Heartbeat, JobCancelled, JobLost
 from workers.rewards import build_reward_fn
 from workers.spec import engine_config_from_spec
@@ -22,11 +25,61 @@ def job_work_dir(settings: Settings, job_id: uuid.UUID) -> Path:
     return settings.work_dir / str(job_id)
 
 
-def error_body(exc: BaseException) -> dict[str, str | None]:
+def error_body(exc: BaseException) -> dict[str, Any]:
     """A failed job's error: a stable code, a message a person can act on, and the spec field if known."""
     code = getattr(exc, "code", None) or "training_failed"
     message = str(exc) or type(exc).__name__
     return {"code": code, "message": f"{type(exc).__name__}: {message}"[:2000], "param": getattr(exc, "param", None)}
+
+
+def _train(
+    job_id: uuid.UUID,
+    tenant_id: uuid.UUID,
+    spec: JobSpec,
+    *,
+    settings: Settings,
+    store: ObjectStore,
+    sessions: sessionmaker[Session],
+    worker_id: str,
+) -> None:
+    work_dir = job_work_dir(settings, job_id)
+    with sessions() as session:
+        rows = load_rows(spec.dataset, store=store, session=session, tenant_id=tenant_id, param="dataset")
+        eval_rows = (
+            load_rows(spec.eval.dataset, store=store, session=session, tenant_id=tenant_id, param="eval.dataset")
+            if spec.eval
+            else None
+        )
+    config = engine_config_from_spec(spec, data_dir=settings.data_dir)
+    resume_from = prepare_resume(work_dir=work_dir, store=store, sessions=sessions, job_id=job_id)
+    if resume_from is not None:
+        with sessions() as session:
+            runs.add_event(
+                session=session,
+                job_id=job_id,
+                type_="resumed",
+                message=f"resuming from {resume_from.name}",
+                data={"checkpoint": resume_from.name},
+            )
+    elif spec.init_from is not None:
+        with sessions() as session:
+            config.model_source = str(
+                prepare_init_weights(
+                    spec.init_from, work_dir=work_dir, store=store, session=session, tenant_id=tenant_id
+                )
+            )
+    eval_reward_fn = build_reward_fn(spec.eval.rewards) if spec.eval and spec.eval.rewards else None
+    sink = DatabaseSink(sessions, store, job_id, worker_id, spec)
+    train(
+        config,
+        rows,
+        build_reward_fn(spec.rewards),
+        sink,
+        work_dir=work_dir,
+        resume_from=resume_from,
+        eval_rows=eval_rows,
+        eval_reward_fn=eval_reward_fn,
+    )
 
 
 def run_job(*, job_id: uuid.UUID, settings: Settings, session_factory: sessionmaker[Session], worker_id: str) -> None:
@@ -37,26 +90,23 @@ def run_job(*, job_id: uuid.UUID, settings: Settings, session_factory: sessionma
     if job is None:
         logger.info("job %s is not queued (duplicate delivery or cancelled); nothing to do", job_id)
         return
-
-    work_dir = job_work_dir(settings, job_id)
-    resume_from = find_latest_checkpoint(work_dir)
     outcome, error, message = JobStatus.succeeded, None, "job succeeded"
-    with Heartbeat(session_factory, job_id, worker_id, settings.heartbeat_interval_s):
+
+    def beat() -> None:
+        with session_factory() as session:
+            runs.beat(session=session, job_id=job_id, worker_id=worker_id)
+
+    with Heartbeat(beat, settings.heartbeat_interval_s, name=f"job-{job_id}"):
         try:
-            spec = JobSpec.model_validate(job.spec)
-            config = engine_config_from_spec(spec, data_dir=settings.data_dir)
-            reward_fn = build_reward_fn(spec.rewards)
-            sink = DatabaseSink(session_factory, job_id, worker_id)
-            if resume_from is not None:
-                with session_factory() as session:
-                    runs.add_event(
-                        session=session,
-                        job_id=job_id,
-                        type_="resumed",
-                        message=f"resuming from checkpoint {resume_from.name}",
-                        data={"checkpoint": str(resume_from)},
-                    )
-            train(config, spec.dataset.rows, reward_fn, sink, work_dir=work_dir, resume_from=resume_from)
+            _train(
+                job_id,
+                job.tenant_id,
+                JobSpec.model_validate(job.spec),
+                settings=settings,
+                store=make_store(settings),
+                sessions=session_factory,
+                worker_id=worker_id,
+            )
         except JobCancelled as exc:
             outcome, message = JobStatus.cancelled, str(exc)
         except JobLost:

@@ -11,6 +11,7 @@ from app.core.config import settings
 from app.core.queue import CeleryJobQueue
 from workers.celery_app import celery_app
 from workers.db import session_factory
+from workers.evaluation_runner import run_evaluation as run_evaluation_now
 from workers.runner import run_job
 from workers.watchdog import start_watchdog
 
@@ -21,6 +22,11 @@ logger = logging.getLogger(__name__)
 def run_grpo_job(job_id: str) -> None:
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     run_job(job_id=uuid.UUID(job_id), settings=settings, session_factory=session_factory(), worker_id=worker_id)
+
+
+@celery_app.task(name="workers.tasks.run_evaluation")
+def run_evaluation(evaluation_id: str) -> None:
+    run_evaluation_now(evaluation_id=uuid.UUID(evaluation_id), settings=settings, session_factory=session_factory())
 
 
 @worker_ready.connect

@@ -1,4 +1,4 @@
-"""Finds jobs whose worker died (no heartbeat) and requeues them to resume from their last checkpoint.
+"""Finds jobs and on-demand evaluations whose worker died (no heartbeat) and requeues them.
 
 Runs as a daemon thread inside every worker process. Redis can redeliver an unacked message by
 itself, but only after its visibility timeout (longer than any job), and the SQLite broker never

@@ -26,6 +26,8 @@ class Checkpoint(TimestampMixin, Base):
     eval_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     # Set when retention removed the files; the row stays so history remains readable.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # LoRA checkpoints only: None (never asked), "queued", "running", "ready" or "failed".
+    merge_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class Evaluation(TimestampMixin, Base):
@@ -42,6 +44,7 @@ class Evaluation(TimestampMixin, Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     metrics: Mapped[dict[str, float]] = mapped_column(JSONType, default=dict)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 

@@ -1,0 +1,75 @@
+"""On-demand evaluations on the worker side: claim, heartbeat, finish, recover from a lost worker."""
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.models import Evaluation, JobEvent
+from app.models.base import utcnow
+from app.services.artifacts import attach_eval_score
+
+
+def claim_evaluation(*, session: Session, evaluation_id: uuid.UUID) -> Evaluation | None:
+    claimed = session.execute(
+        update(Evaluation)
+        .where(Evaluation.id == evaluation_id, Evaluation.status == "queued")
+        .values(status="running", heartbeat_at=utcnow())
+    ).rowcount  # type: ignore[attr-defined]
+    session.commit()
+    return session.get(Evaluation, evaluation_id) if claimed else None
+
+
+def beat_evaluation(*, session: Session, evaluation_id: uuid.UUID) -> None:
+    session.execute(
+        update(Evaluation)
+        .where(Evaluation.id == evaluation_id, Evaluation.status == "running")
+        .values(heartbeat_at=utcnow())
+    )
+    session.commit()
+
+
+def finish_evaluation(
+    *,
+    session: Session,
+    evaluation_id: uuid.UUID,
+    metrics: dict[str, float] | None = None,
+    error: dict[str, Any] | None = None,
+) -> None:
+    evaluation = session.get(Evaluation, evaluation_id)
+    assert evaluation is not None
+    evaluation.status = "failed" if error else "succeeded"
+    evaluation.metrics, evaluation.error, evaluation.finished_at = metrics or {}, error, utcnow()
+    if metrics:
+        attach_eval_score(session=session, job_id=evaluation.job_id, step=evaluation.step, metrics=metrics)
+    session.add(
+        JobEvent(
+            job_id=evaluation.job_id,
+            type="evaluation",
+            step=evaluation.step,
+            level="error" if error else "info",
+            message=f"on-demand evaluation of step {evaluation.step} {evaluation.status}",
+            data={
+                "evaluation_id": str(evaluation_id),
+                "step": evaluation.step,
+                "metrics": metrics or {},
+                "error": error,
+            },
+        )
+    )
+    session.commit()
+
+
+def requeue_stale_evaluations(*, session: Session, timeout: timedelta, now: datetime | None = None) -> list[uuid.UUID]:
+    deadline = (now or utcnow()) - timeout
+    stale = list(
+        session.scalars(select(Evaluation.id).where(Evaluation.status == "running", Evaluation.heartbeat_at < deadline))
+    )
+    if stale:
+        session.execute(
+            update(Evaluation).where(Evaluation.id.in_(stale), Evaluation.status == "running").values(status="queued")
+        )
+        session.commit()
+    return stale
