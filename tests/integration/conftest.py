@@ -1,0 +1,47 @@
+"""Real processes: the API under uvicorn and a Celery worker, on the embedded default or PostgreSQL + Redis."""
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from scripts.stack import PROJECT_ROOT, Stack, running_stack
+from tests.conftest import POSTGRES_URL, REDIS_URL, _skip_or_fail, fresh_postgres_database
+
+FAST_HEARTBEAT = {"GRPO_HEARTBEAT_INTERVAL_S": "1", "GRPO_HEARTBEAT_TIMEOUT_S": "4"}
+
+
+@pytest.fixture(params=["embedded", "postgres+redis"])
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
+    if request.param == "embedded":
+        with running_stack(tmp_path / "data", extra_env=FAST_HEARTBEAT) as running:
+            yield running
+        return
+    if not (POSTGRES_URL and REDIS_URL):
+        _skip_or_fail("TEST_POSTGRES_URL and TEST_REDIS_URL are not set")
+    with fresh_postgres_database() as database_url:
+        env = FAST_HEARTBEAT | {"DATABASE_URL": database_url, "CELERY_BROKER_URL": _fresh_redis_db()}
+        with running_stack(tmp_path / "data", extra_env=env) as running:
+            yield running
+
+
+def _fresh_redis_db() -> str:
+    """A flushed Redis database, so no message from an earlier test run is delivered."""
+    assert REDIS_URL
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    client.close()
+    return REDIS_URL
+
+
+@pytest.fixture
+def api(stack: Stack) -> Iterator[httpx.Client]:
+    key = subprocess.run([sys.executable, "-m", "app.cli", "create-key", "--tenant", "it"], cwd=PROJECT_ROOT,
+                         env=stack.env, check=True, capture_output=True, text=True).stdout.strip()
+    with httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+        yield client

@@ -1,0 +1,93 @@
+"""The full path with real processes: HTTP submit -> Celery worker -> engine -> metrics rows -> succeeded."""
+
+import io
+import os
+import signal
+import tarfile
+import time
+
+import pytest
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from tests.integration.helpers import all_metrics, tiny_job, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_job_runs_to_success_with_metrics_samples_checkpoints(api, tmp_path):
+    job = api.post("/v1/jobs", json=tiny_job(max_steps=6)).raise_for_status().json()
+    assert job["status"] == "queued"
+    done = wait_for(api, job["id"])
+    assert done["status"] == "succeeded", done["error"]
+    assert done["progress"]["step"] == 6 and done["started_at"] and done["finished_at"]
+
+    metrics = all_metrics(api, job["id"])
+    assert sorted(metrics) == [1, 2, 3, 4, 5, 6]
+    assert {"reward/mean", "loss", "time/step_s"} <= set(metrics[6])
+    assert done["latest_metrics"] == metrics[6]
+
+    samples = api.get(f"/v1/jobs/{job['id']}/samples", params={"step": 6}).json()["data"]
+    assert samples and all(s["prompt"].startswith("copy ") for s in samples)
+
+    events = api.get(f"/v1/jobs/{job['id']}/events", params={"limit": 1000}).json()["data"]
+    statuses = [e["data"]["status"] for e in events if e["type"] == "status"]
+    assert statuses == ["queued", "running", "succeeded"]
+    assert [e["step"] for e in events if e["type"] == "metrics"] == [1, 2, 3, 4, 5, 6]
+
+    checkpoints = api.get(f"/v1/jobs/{job['id']}/checkpoints").json()["data"]
+    assert [c["step"] for c in checkpoints] == [3, 6]
+    archive = api.get(f"/v1/jobs/{job['id']}/checkpoints/6/download")
+    assert archive.status_code == 200
+    with tarfile.open(fileobj=io.BytesIO(archive.content)) as tar:
+        tar.extractall(tmp_path, filter="data")
+    # The downloaded checkpoint loads with stock transformers, no project code involved.
+    model_dir = tmp_path / f"{job['id']}-step000006"
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    assert model.config.vocab_size >= len(tokenizer)
+
+
+def test_cancel_stops_a_running_job_at_a_step_boundary(api):
+    job = api.post("/v1/jobs", json=tiny_job(max_steps=500)).raise_for_status().json()
+    wait_for(api, job["id"], until={"running"}, min_step=2)
+    assert api.post(f"/v1/jobs/{job['id']}/cancel").json()["cancel_requested"] is True
+    done = wait_for(api, job["id"])
+    assert done["status"] == "cancelled"
+    steps = sorted(all_metrics(api, job["id"]))
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) < 500
+
+
+def test_a_bad_model_fails_the_job_with_a_clear_error(api):
+    spec = tiny_job()
+    spec["model"]["source"] = "no-such-org/no-such-model"
+    job = api.post("/v1/jobs", json=spec).raise_for_status().json()
+    done = wait_for(api, job["id"])
+    assert done["status"] == "failed"
+    assert "no-such-org/no-such-model" in done["error"]["message"]
+
+
+def test_killed_worker_job_resumes_and_matches_an_uninterrupted_run(api, stack):
+    spec = tiny_job(max_steps=12, checkpoint={"every": 4, "keep_last": 3})
+    reference = api.post("/v1/jobs", json=spec).raise_for_status().json()
+    assert wait_for(api, reference["id"])["status"] == "succeeded"
+    expected = all_metrics(api, reference["id"])
+
+    job = api.post("/v1/jobs", json=spec).raise_for_status().json()
+    wait_for(api, job["id"], until={"running"}, min_step=6)  # past its first checkpoint (step 4)
+    os.killpg(stack.worker.pid, signal.SIGKILL)  # the whole worker: main process and pool child
+    stack.worker.wait()
+    time.sleep(1)
+    stack.restart_worker()
+
+    done = wait_for(api, job["id"])
+    assert done["status"] == "succeeded", done["error"]
+    got = all_metrics(api, job["id"])
+    assert sorted(got) == list(range(1, 13))  # every step exactly once (the API groups rows by step)
+    timing = ("time/", "throughput/", "memory/")
+    strip = lambda values: {k: v for k, v in values.items() if not k.startswith(timing)}  # noqa: E731
+    for step in range(1, 13):
+        assert strip(got[step]) == strip(expected[step]), f"step {step} differs from the uninterrupted run"
+    events = api.get(f"/v1/jobs/{job['id']}/events", params={"limit": 1000}).json()["data"]
+    assert any(e["type"] == "resumed" for e in events)
+    assert [e["data"]["status"] for e in events if e["type"] == "status"] == [
+        "queued", "running", "queued", "running", "succeeded"]
