@@ -159,6 +159,11 @@ class GRPOHyperparameters(BaseModel):
         False, description="Recompute activations in backward: less memory, about a third more compute."
     )
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Seeds prompt order, sampling and initialisation.")
+    num_threads: int | None = Field(
+        None, ge=1, le=512,
+        description="CPU threads for torch's kernels (torch.set_num_threads). None keeps torch's default (one per "
+        "core). Small models run faster on 1 thread, and on a shared CPU extra threads mostly wait on each other.",
+    )
 
     # Cross-field rules are field validators (not a model validator) so the error names the field.
     @field_validator("epsilon_high")

@@ -1,0 +1,131 @@
+"""GRPO advantages and the clipped surrogate loss: pure tensor functions.
+
+Definitions follow TRL's GRPOTrainer (documented there, verified by tests/engine/test_parity_trl.py):
+
+  ratio_t   = exp(logp_t - old_logp_t)                    token level (GRPO)
+            = exp(mean_t(logp_t - old_logp_t))            sequence level (GSPO), shared by the row's tokens
+  surrogate = min(ratio * A, clip(ratio, 1 - eps, 1 + eps_high) * A), with ratio capped at delta if set
+  kl_t      = exp(ref_t - logp_t) - (ref_t - logp_t) - 1  (k3 estimator, >= 0)
+  loss_t    = -surrogate_t + beta * kl_t
+
+and the per-token losses are aggregated over the step's tokens (loss_type):
+  grpo     sum over sequences of (mean over the sequence's tokens) / number of sequences
+  bnpo     mean over the tokens of each micro-batch, averaged over micro-batches
+  dr_grpo  sum over all tokens / (number of sequences * max_new_tokens)
+  dapo     sum over all tokens / number of tokens in the whole step
+Each micro-batch's loss is its share of the step loss, so summing the micro-batches' gradients gives
+the step's gradient (gradient accumulation changes memory, not the result, except for bnpo, whose
+definition depends on the micro-batches).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+def group_advantages(
+    rewards: torch.Tensor, group_size: int, scale_rewards: str, epsilon: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N,) rewards, rows grouped by prompt -> (N,) advantages and (N,) group std (for logging).
+
+    A = (r - mean of its group) / (std + epsilon), std with Bessel's correction taken over the group
+    ('group'), over the whole batch ('batch'), or not dividing at all ('none', Dr. GRPO).
+    """
+    grouped = rewards.view(-1, group_size)  # (P, G)
+    centred = (grouped - grouped.mean(dim=1, keepdim=True)).view(-1)  # (N,)
+    group_std = grouped.std(dim=1, keepdim=True).expand_as(grouped).reshape(-1)  # (N,)
+    if scale_rewards == "group":
+        return centred / (group_std + epsilon), group_std
+    if scale_rewards == "batch":
+        return centred / (rewards.std() + epsilon), group_std
+    return centred, group_std
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    loss_type: str = "dapo"
+    epsilon_low: float = 0.2
+    epsilon_high: float = 0.2
+    delta: float | None = None
+    importance_sampling_level: str = "token"
+    beta: float = 0.0
+    max_completion_length: int = 256  # dr_grpo's constant normaliser
+
+
+@dataclass(frozen=True)
+class StepTotals:
+    """Normalisers that span the whole step (all micro-batches), fixed before the first backward."""
+
+    num_tokens: int  # loss-mask tokens in the step
+    num_sequences: int  # completions in the step
+    num_micro_batches: int
+
+
+@dataclass
+class LossParts:
+    """Per-token pieces of the loss, kept for metrics (all (B, C) unless noted)."""
+
+    ratio: torch.Tensor  # importance ratio actually used (after the delta cap), (B, C)
+    kl: torch.Tensor | None  # k3 estimate per token, None when beta == 0
+    low_clipped: torch.Tensor  # bool: ratio < 1 - eps with A < 0 (the clip removed the gradient)
+    high_clipped: torch.Tensor  # bool: ratio > 1 + eps_high with A > 0
+
+
+def per_token_loss(
+    logps: torch.Tensor,
+    old_logps: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    settings: LossSettings,
+    ref_logps: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, LossParts]:
+    """(B, C) log-probs under the current / old policy, (B,) advantages, (B, C) 0/1 loss mask ->
+    (B, C) per-token loss (meaningful where mask is 1) and its parts."""
+    log_ratio = logps - old_logps  # (B, C)
+    if settings.importance_sampling_level == "sequence":
+        # GSPO: the mean log-ratio of the sequence, one ratio for all its tokens.
+        log_ratio = (log_ratio * mask).sum(dim=1, keepdim=True) / mask.sum(dim=1, keepdim=True).clamp(min=1.0)
+        log_ratio = log_ratio.expand_as(logps)
+    ratio = torch.exp(log_ratio)  # (B, C)
+    clipped = torch.clamp(ratio, 1.0 - settings.epsilon_low, 1.0 + settings.epsilon_high)
+    if settings.delta is not None:
+        ratio = torch.clamp(ratio, max=settings.delta)  # two-sided clip: bounds the A < 0 side too
+    adv = advantages[:, None]  # (B, 1)
+    loss = -torch.min(ratio * adv, clipped * adv)  # (B, C)
+    kl = None
+    if settings.beta != 0.0:
+        assert ref_logps is not None, "beta > 0 needs reference log-probs"
+        diff = ref_logps - logps
+        kl = torch.exp(diff) - diff - 1.0  # (B, C), k3 estimator of KL(policy || reference)
+        loss = loss + settings.beta * kl
+    parts = LossParts(
+        ratio=ratio,
+        kl=kl,
+        low_clipped=(ratio < 1.0 - settings.epsilon_low) & (adv < 0),
+        high_clipped=(ratio > 1.0 + settings.epsilon_high) & (adv > 0),
+    )
+    return loss, parts
+
+
+def aggregate(
+    loss: torch.Tensor, mask: torch.Tensor, settings: LossSettings, totals: StepTotals
+) -> torch.Tensor:
+    """(B, C) per-token loss of one micro-batch -> its scalar share of the step loss (see module doc)."""
+    masked = loss * mask
+    if settings.loss_type == "grpo":
+        per_sequence = masked.sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # (B,)
+        return per_sequence.sum() / totals.num_sequences
+    if settings.loss_type == "bnpo":
+        return masked.sum() / mask.sum().clamp(min=1.0) / totals.num_micro_batches
+    if settings.loss_type == "dr_grpo":
+        return masked.sum() / (totals.num_sequences * settings.max_completion_length)
+    if settings.loss_type == "dapo":
+        return masked.sum() / max(totals.num_tokens, 1)
+    raise ValueError(f"unknown loss_type {settings.loss_type!r}")
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of `values` where mask is 1 (0 when the mask is empty)."""
+    return (values * mask).sum() / mask.sum().clamp(min=1.0)

@@ -1,0 +1,207 @@
+"""The GRPO training loop, read top to bottom. Each phase lives in its own module:
+
+collect.py     prompts -> G completions each (rollout.py, sampling.py) -> rewards; dynamic sampling
+loss.py        group-relative advantages, clipped surrogate, KL, loss aggregation
+update.py      old / reference log-probs (logprobs.py) and num_iterations optimiser updates (optim.py)
+state.py       building, restoring and checkpointing the run (checkpoint.py)
+evaluation.py  held-out evaluation
+metrics.py     the metric names and their meaning
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from workers.engine.checkpoint import prune_checkpoints, remove_stale_temporaries
+from workers.engine.collect import Collected, collect_batch
+from workers.engine.config import GRPOConfig
+from workers.engine.data import validate_rows
+from workers.engine.evaluation import evaluate
+from workers.engine.interface import RewardFn, SampleRecord, StepReport, TrainingSink, TrainResult
+from workers.engine.loss import LossSettings, group_advantages
+from workers.engine.metrics import peak_memory, summary
+from workers.engine.model import autocast, reference_mode, sync_reference
+from workers.engine.state import RunState, save_run, setup_run
+from workers.engine.update import PolicyBatch, score_batch, update_policy
+
+logger = logging.getLogger(__name__)
+
+
+def train(
+    config: GRPOConfig,
+    rows: list[dict[str, Any]],
+    reward_fn: RewardFn,
+    sink: TrainingSink,
+    *,
+    work_dir: Path,
+    resume_from: Path | None = None,
+    eval_rows: list[dict[str, Any]] | None = None,
+    eval_reward_fn: RewardFn | None = None,
+) -> TrainResult:
+    """Train for config.max_steps steps (continuing from `resume_from`, a checkpoint directory).
+
+    Checkpoints go to `work_dir`. `sink.on_step` may raise to stop between steps (cancel): the
+    exception propagates, and the last complete checkpoint stays the resume point.
+    """
+    validate_rows(rows, config.prompt_field)
+    work_dir = Path(work_dir)
+    remove_stale_temporaries(work_dir)
+    run = setup_run(config, len(rows), Path(resume_from) if resume_from else None)
+    settings = LossSettings(
+        loss_type=config.loss_type,
+        epsilon_low=config.epsilon,
+        epsilon_high=config.clip_high,
+        delta=config.delta,
+        importance_sampling_level=config.importance_sampling_level,
+        beta=config.beta,
+        max_completion_length=config.max_new_tokens,
+    )
+    G, precision = config.group_size, autocast(config, run.device)
+    if eval_rows and config.eval_every and run.step == 0:
+        _evaluate(run, config, eval_rows, eval_reward_fn or reward_fn, sink)
+    metrics: dict[str, float] = {}
+    final_checkpoint = resume_from
+    for step in range(run.step + 1, config.max_steps + 1):
+        started = time.perf_counter()
+        # 1) rollout + rewards: P prompts x G completions -> N = P * G scored completions
+        run.model.eval()
+        with precision:
+            batch = collect_batch(run.model, run.tokenizer, rows, run.order, reward_fn, config, run.generator)
+        # 2) group-relative advantages, (N,)
+        advantages, _ = group_advantages(batch.rewards, G, config.scale_rewards, config.reward_std_epsilon)
+        # 3) no-grad log-probs (N, C): old policy only if mu > 1 (else ratio = 1), reference only if beta > 0
+        policy_batch = _policy_batch(batch, advantages.to(run.device), config)
+        scored = time.perf_counter()
+        with precision:
+            if config.num_iterations > 1:
+                policy_batch.old_logps = score_batch(
+                    run.model, policy_batch, config.micro_batch_size, config.temperature
+                )
+            if config.beta > 0:
+                with reference_mode(run.reference, run.model) as reference:
+                    policy_batch.ref_logps = score_batch(
+                        reference, policy_batch, config.micro_batch_size, config.temperature
+                    )
+        reference_s = time.perf_counter() - scored
+        # 4) policy update: num_iterations AdamW steps, gradients accumulated over micro-batches
+        with precision:
+            update_metrics = update_policy(
+                run.model,
+                run.parameters,
+                run.optimizer,
+                run.scheduler,
+                policy_batch,
+                settings,
+                num_iterations=config.num_iterations,
+                micro_batch_size=config.micro_batch_size,
+                temperature=config.temperature,
+                max_grad_norm=config.max_grad_norm,
+            )
+        if (
+            config.ref_model_sync_steps
+            and step % config.ref_model_sync_steps == 0
+            and run.reference is not None
+        ):
+            sync_reference(run.reference, run.model, config.ref_model_mixup_alpha)
+        run.step = step
+        # 5) report (before checkpointing: a crash in between replays the step, and the sink's writes
+        #    are idempotent per step), then checkpoint and evaluate
+        step_s = time.perf_counter() - started
+        metrics = {
+            **_rollout_metrics(batch, advantages, G, config),
+            **update_metrics,
+            "time/generation_s": batch.generation_s,
+            "time/scoring_s": batch.scoring_s,
+            "time/reference_s": reference_s,
+            "time/step_s": step_s,
+            "throughput/tokens_per_s": float(batch.all_lengths.sum()) / step_s,
+            **peak_memory(run.device),
+        }
+        sink.on_step(
+            StepReport(step=step, metrics=metrics, samples=_samples(batch, advantages, rows, config))
+        )
+        if step % config.checkpoint_every == 0 or step == config.max_steps:
+            final_checkpoint = save_run(run, config, work_dir, metrics)
+            prune_checkpoints(work_dir, config.keep_last)
+            sink.on_checkpoint(step, final_checkpoint)
+        if eval_rows and ((config.eval_every and step % config.eval_every == 0) or step == config.max_steps):
+            _evaluate(run, config, eval_rows, eval_reward_fn or reward_fn, sink)
+    return TrainResult(steps_completed=run.step, final_metrics=metrics, final_checkpoint=final_checkpoint)
+
+
+def _policy_batch(batch: Collected, advantages: torch.Tensor, config: GRPOConfig) -> PolicyBatch:
+    rollout = batch.rollout
+    loss_mask = rollout.completion_mask.float()
+    if config.mask_truncated_completions:  # DAPO: a cut-off answer is neither right nor wrong
+        loss_mask = loss_mask * (~rollout.truncated).float()[:, None]
+    return PolicyBatch(
+        prompt_ids=rollout.prompt_ids,
+        prompt_mask=rollout.prompt_mask,
+        completion_ids=rollout.completion_ids,
+        completion_mask=rollout.completion_mask,
+        loss_mask=loss_mask,
+        advantages=advantages,
+    )
+
+
+def _rollout_metrics(
+    batch: Collected, advantages: torch.Tensor, group_size: int, config: GRPOConfig
+) -> dict[str, float]:
+    metrics = summary(batch.all_rewards, "reward", ("mean", "std", "min", "max"))
+    for name, values in batch.all_components.items():
+        metrics.update(summary(torch.tensor(values), f"reward/{name}"))
+    all_groups = batch.all_rewards.view(-1, group_size)
+    metrics["reward/frac_zero_std"] = float((all_groups.std(dim=1) == 0).double().mean())
+    metrics.update(summary(advantages.cpu(), "advantage"))
+    metrics["advantage/abs_mean"] = float(advantages.abs().mean())
+    lengths = batch.all_lengths.double()
+    metrics.update(
+        {
+            "completion/length_mean": float(lengths.mean()),
+            "completion/length_min": float(lengths.min()),
+            "completion/length_max": float(lengths.max()),
+            "completion/truncated_frac": float(batch.all_truncated.double().mean()),
+        }
+    )
+    if config.dynamic_sampling:
+        metrics["dynamic_sampling/dropped_groups"] = float(batch.dropped_groups)
+        metrics["dynamic_sampling/rounds"] = float(batch.rounds)
+    return {**metrics, **batch.scorer_metrics}
+
+
+def _samples(
+    batch: Collected, advantages: torch.Tensor, rows: list[dict[str, Any]], config: GRPOConfig
+) -> list[SampleRecord]:
+    """The first log_samples_per_step completions of the trained batch, for people to read."""
+    count = min(config.log_samples_per_step, len(batch.rollout.texts))
+    lengths, truncated = batch.rollout.lengths.tolist(), batch.rollout.truncated.tolist()
+    records = []
+    for i in range(count):
+        row = batch.row_indices[i]
+        records.append(
+            SampleRecord(
+                prompt_index=row,
+                group_index=i % config.group_size,
+                prompt=rows[row][config.prompt_field],
+                completion=batch.rollout.texts[i],
+                reward=float(batch.rewards[i]),
+                components={name: float(values[i]) for name, values in batch.components.items()},
+                advantage=float(advantages[i]),
+                num_tokens=int(lengths[i]),
+                truncated=bool(truncated[i]),
+            )
+        )
+    return records
+
+
+def _evaluate(
+    run: RunState, config: GRPOConfig, rows: list[dict[str, Any]], reward_fn: RewardFn, sink: TrainingSink
+) -> None:
+    with autocast(config, run.device):
+        report = evaluate(run.model, run.tokenizer, rows, reward_fn, config, step=run.step)
+    sink.on_eval(report)
