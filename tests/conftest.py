@@ -21,6 +21,9 @@ from app.core.migrate import upgrade_database
 from app.main import create_app
 from app.services.tenants import create_api_key, get_or_create_tenant
 
+# No hub access here: fail fast on hub ids instead of retrying the network for half a minute.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")  # e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 REDIS_URL = os.environ.get("TEST_REDIS_URL")  # e.g. redis://127.0.0.1:6379/0
 REQUIRE_SERVICES = os.environ.get("GRPO_REQUIRE_SERVICES") == "1"

@@ -23,6 +23,7 @@ from workers.spec import (
     engine_config_from_spec,
     load_spec_file,
     reward_fn_from_spec,
+    eval_inputs,
     training_rows,
 )
 
@@ -92,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = load_spec_file(args.spec)
         config = engine_config_from_spec(spec, data_dir=args.data_dir)
+        rows = training_rows(spec)
+        eval_rows, eval_reward_fn = eval_inputs(spec)
     except (OSError, SpecError, ValueError) as error:
         sys.stderr.write(f"grpo-train: invalid spec: {error}\n")
         return 2
@@ -108,11 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     sink = JsonlSink(args.out, config.max_steps, None if args.quiet else sys.stdout)
     result = train(
         config,
-        training_rows(spec),
+        rows,
         reward_fn_from_spec(spec),
         sink,
         work_dir=args.out,
         resume_from=resume_from,
+        eval_rows=eval_rows,
+        eval_reward_fn=eval_reward_fn,
     )
     sys.stdout.write(f"done: {result.steps_completed} steps, final checkpoint {result.final_checkpoint}\n")
     return 0

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.schemas.job import JobSpec
+from app.schemas.job import EvalSpec, JobSpec
 from workers.engine import GRPOConfig, LoraSettings, RewardFn
 from workers.rewards import build_reward_fn
 
@@ -61,7 +61,20 @@ def engine_config_from_spec(spec: JobSpec, *, data_dir: Path) -> GRPOConfig:
         prompt_field=spec.dataset.prompt_field,
         checkpoint_every=spec.checkpoint.every,
         keep_last=spec.checkpoint.keep_last,
+        log_samples_per_step=spec.logging.samples_per_step,
+        **(eval_overrides(spec.eval) | {"eval_every": spec.eval.every} if spec.eval else {}),
     )
+
+
+def eval_overrides(eval_spec: EvalSpec) -> dict[str, Any]:
+    """The engine's eval_* knobs for an eval section (scheduled in training, or on demand)."""
+    return {
+        "eval_samples_per_prompt": eval_spec.samples_per_prompt,
+        "eval_greedy": eval_spec.greedy,
+        "eval_max_new_tokens": eval_spec.max_new_tokens,
+        "eval_max_prompts": eval_spec.max_prompts,
+        "eval_correct_threshold": eval_spec.success_threshold,
+    }
 
 
 def reward_fn_from_spec(spec: JobSpec) -> RewardFn:
@@ -69,4 +82,17 @@ def reward_fn_from_spec(spec: JobSpec) -> RewardFn:
 
 
 def training_rows(spec: JobSpec) -> list[dict[str, Any]]:
+    if spec.dataset.rows is None:
+        raise SpecError("grpo-train needs inline dataset rows (dataset_id refers to the service's storage)",
+                        param="dataset.dataset_id")
     return [dict(row) for row in spec.dataset.rows]
+
+
+def eval_inputs(spec: JobSpec) -> tuple[list[dict[str, Any]] | None, RewardFn | None]:
+    """Held-out rows and graders of a spec's eval section (inline rows only, as for training_rows)."""
+    if spec.eval is None:
+        return None, None
+    if spec.eval.dataset.rows is None:
+        raise SpecError("grpo-train needs inline eval rows", param="eval.dataset.dataset_id")
+    reward_fn = build_reward_fn(spec.eval.rewards) if spec.eval.rewards else None
+    return [dict(row) for row in spec.eval.dataset.rows], reward_fn

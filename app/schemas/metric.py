@@ -21,6 +21,7 @@ class JobEventPublic(BaseModel):
 
     id: int
     created_at: datetime
+    step: int | None = Field(None, description="The training step the event belongs to, if any.")
     level: str
     type: str
     message: str

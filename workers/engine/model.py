@@ -55,8 +55,25 @@ def model_path(config: GRPOConfig) -> str:
     return config.model_source
 
 
+class ModelLoadError(RuntimeError):
+    """The model or tokenizer cannot be loaded; the service reports it as a failed job naming model.source."""
+
+    code = "model_load_failed"
+    param = "model.source"
+
+
+@contextlib.contextmanager
+def _loading(what: str, source: str, revision: str | None) -> Iterator[None]:
+    try:
+        yield
+    except (OSError, ValueError) as error:  # what from_pretrained raises for missing or broken models
+        at = f" at revision {revision!r}" if revision else ""
+        raise ModelLoadError(f"could not load the {what} of {source!r}{at}: {error}") from error
+
+
 def load_tokenizer(source: str, revision: str | None = None) -> PreTrainedTokenizerBase:
-    tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
+    with _loading("tokenizer", source, revision):
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
     if tokenizer.eos_token_id is None:
         raise ValueError(f"the tokenizer of {source!r} has no eos token: completions could never end")
     if tokenizer.pad_token_id is None:
@@ -68,7 +85,8 @@ def load_policy(config: GRPOConfig, device: torch.device, *, source: str | None 
     """The policy (fp32 weights) on `device`; `source` overrides the configured one (a checkpoint)."""
     path = source or model_path(config)
     revision = None if source else config.model_revision
-    model = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=torch.float32).to(device)
+    with _loading("model", path, revision):
+        model = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=torch.float32).to(device)
     if config.gradient_checkpointing:
         # Non-reentrant: works although the inputs do not require grad (no enable_input_require_grads).
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
