@@ -110,11 +110,15 @@ class SandboxLeaf(Leaf):
                 return Outcome(
                     error=f"step CPU budget of {limits.batch_cpu_s:g} s spent before this completion"
                 )
+            cut = remaining < limits.timeout_s  # the step budget, not the call limit, bounds this call
             result = self.pool.call(
                 [prompts[i], completions[i], rows[i]], min(limits.timeout_s, remaining), limits.cpu_s
             )
             cpu.add(result.cpu_s)
-            return Outcome(value=result.value, error=result.error, latency_s=result.latency_s)
+            error = result.error
+            if cut and error is not None and error.startswith("timed out"):
+                error = f"step time budget of {limits.batch_timeout_s:g} s spent while scoring this one"
+            return Outcome(value=result.value, error=error, latency_s=result.latency_s)
 
         return list(self._executor.map(one, range(len(completions))))
 

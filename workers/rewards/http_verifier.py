@@ -91,7 +91,9 @@ class HttpLeaf(Leaf):
             return [Outcome(error=message, latency_s=latency) for _ in items]
         latency = time.perf_counter() - started
         return [
-            Outcome(value=s, error=None if e is None else f"verifier: {e}"[:1000], latency_s=latency)
+            Outcome(value=s, latency_s=latency)
+            if e is None
+            else Outcome(error=f"verifier: {e}"[:1000], latency_s=latency)
             for s, e in zip(scores, errors, strict=True)
         ]
 

@@ -27,6 +27,7 @@ from workers.rewards.errors import ProgramError, SandboxUnavailable
 logger = logging.getLogger(__name__)
 
 CHILD_SCRIPT = Path(__file__).with_name("_child.py")
+KILL_GRACE_S = 2.0  # orderly teardown (close pipes) before SIGKILL of the launcher
 _SIGNAL_HINTS = {
     signal.SIGXCPU: "CPU time limit exceeded",
     signal.SIGKILL: "killed",
@@ -166,14 +167,22 @@ class SandboxWorker:
         return self._proc.poll() is None
 
     def kill(self) -> None:
-        """SIGKILL the launcher; PR_SET_PDEATHSIG then kills the namespace's init, and with it all."""
-        if self._proc.poll() is None:
-            self._proc.kill()
+        """Stop the worker and everything it started; returns once they are gone.
+
+        Closing our pipe ends makes the launcher SIGKILL the namespace's init; the kernel kills the
+        rest of the namespace and the init's exit waits for them, so the launcher exits last. If that
+        takes too long, SIGKILL the launcher: PR_SET_PDEATHSIG then kills the init just the same.
+        """
         for stream in (self._proc.stdin, self._proc.stdout):
             try:
                 stream.close()  # type: ignore[union-attr]
             except OSError:
                 pass
+        try:
+            self._proc.wait(timeout=KILL_GRACE_S)
+            return
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
         try:
             self._proc.wait(timeout=5)
         except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL of our own child
@@ -253,6 +262,7 @@ class SandboxPool:
         self._lock = threading.Lock()
         self._closed = False
         self.crashes = 0  # workers replaced after a timeout, crash or protocol violation
+        self.recycles = 0  # workers replaced because their lifetime CPU budget was spent
         workers: list[SandboxWorker | None] = [None] * self.settings.workers
         if warm:
             workers[0] = SandboxWorker(program, self.settings)  # fail fast, and once, on a bad program
@@ -286,6 +296,7 @@ class SandboxPool:
                 except _Recycle:
                     worker.kill()
                     worker = None
+                    self.recycles += 1
                 except _Broken as exc:
                     worker.kill()
                     worker = None
