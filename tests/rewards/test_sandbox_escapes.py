@@ -178,3 +178,24 @@ def test_cannot_signal_this_process() -> None:
     assert result.value is None and "ProcessLookupError" in result.error
     init = attack("import os, signal\nos.kill(1, signal.SIGKILL)\nreturn 1.0")
     assert init.value is None and "PermissionError" in init.error
+
+
+def test_namespace_and_kernel_attack_surface_calls_are_filtered() -> None:
+    """An unprivileged user namespace would give the program capabilities over new kernel objects;
+    seccomp refuses it (and io_uring, bpf, ptrace, mount ...) with EPERM."""
+    result = attack(
+        """
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        refused = []
+        for name, call in [('unshare', lambda: libc.unshare(0x10000000)),
+                           ('io_uring_setup', lambda: libc.syscall(425, 1, None)),
+                           ('bpf', lambda: libc.syscall(321, 0, None, 0)),
+                           ('ptrace', lambda: libc.syscall(101, 16, 1, 0, 0)),
+                           ('mount', lambda: libc.mount(b'none', b'/tmp', b'tmpfs', 0, None))]:
+            if call() == -1 and ctypes.get_errno() == 1:
+                refused.append(name)
+        return float(len(refused))
+        """
+    )
+    assert (result.value, result.error) == (5.0, None)

@@ -8,14 +8,15 @@ process that creates it, and because the init of a PID namespace ignores signals
 for (so RLIMIT_CPU's SIGXCPU/SIGKILL would not stop it):
 
   launcher (host PID namespace, root)  unshare(mount, net, pid, ipc, uts); fork; wait; exit with the
-                                       child's status. Killing it (the pool does, on timeout) kills
-                                       the init below through PR_SET_PDEATHSIG; it kills the init
-                                       itself when the pool's end of the request pipe closes.
+                                       child's status. When the pool's end of the request pipe closes
+                                       (the pool stops the worker, or the service dies) it SIGKILLs
+                                       the init; if it is killed itself, PR_SET_PDEATHSIG does.
   init     (PID 1 in the namespace)    builds the new root filesystem, pivot_root's into it, forks the
                                        worker and reaps it. When it dies the kernel kills every
                                        process in the namespace.
-  worker   (PID 2, unprivileged uid)   drops to a uid of its own, sets rlimits, runs the user program
-                                       and answers requests on the inherited stdin/stdout pipes.
+  worker   (PID 2, unprivileged uid)   drops to a uid of its own, sets rlimits and a seccomp filter,
+                                       runs the user program and answers requests on the inherited
+                                       stdin/stdout pipes.
 
 Frames on the pipes: 4-byte big-endian length, then UTF-8 JSON.
 """
@@ -31,6 +32,9 @@ import signal
 import struct
 import sys
 import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves our own directory out
+import _seccomp  # noqa: E402 - after the path fix; stdlib only, like this file
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
@@ -251,9 +255,10 @@ def worker(cfg, uid):
         proto_in, proto_out = os.dup(0), os.dup(1)
         _to_devnull(0, 1, 2)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write fails with EFBIG instead
+        filtered = _seccomp.install(libc)  # last: the setup above uses calls it denies
     except Exception as exc:  # noqa: BLE001
         fatal("privilege drop failed", exc)
-    serve(cfg, proto_in, proto_out)
+    serve(cfg, proto_in, proto_out, filtered)
 
 
 class CappedWriter:
@@ -316,11 +321,11 @@ def as_score(value):
     raise TypeError(f"reward returned {type(value).__name__}, expected a float, int or None")
 
 
-def serve(cfg, fd_in, fd_out):
+def serve(cfg, fd_in, fd_out, filtered):
     limit = cfg["max_error_chars"]
     writer = CappedWriter(cfg["max_output_chars"])
     sys.stdout = sys.stderr = writer
-    send(fd_out, {"hello": True})
+    send(fd_out, {"hello": True, "seccomp": filtered})
     fn, error = load_program(receive(fd_in), limit)
     send(fd_out, {"error": error} if error else {"ready": True})
     if error:

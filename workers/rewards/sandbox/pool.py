@@ -133,6 +133,8 @@ class SandboxWorker:
             hello = self._receive(deadline)
             if "fatal" in hello:
                 raise SandboxUnavailable(f"sandbox could not start: {hello['fatal']}")
+            if not hello.get("seccomp"):
+                logger.warning("sandbox runs without its seccomp filter on this architecture")
             self._send({"code": program.code, "config": program.config, "sys_path": sys_path}, deadline)
             ready = self._receive(deadline)
             if "error" in ready:
