@@ -57,6 +57,8 @@ def test_root_holds_only_the_runtime() -> None:
         visible = set(os.listdir('/'))
         if visible & {'etc', 'proc', 'sys', 'home', 'var', 'run', 'mnt', 'opt', 'srv', 'boot'}:
             return 2.0
+        if set(os.listdir('/usr')) - {'lib', 'lib64', 'lib32', 'libx32', 'bin', 'sbin', 'share', 'local'}:
+            return 4.0  # e.g. /usr/src/app or /usr/local/etc must stay hidden
         return 0.0 if os.getuid() >= 1_000_000_000 and os.getgid() >= 1_000_000_000 else 3.0
         """
     )

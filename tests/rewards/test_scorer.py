@@ -116,7 +116,7 @@ def test_slow_components_are_scored_concurrently() -> None:
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        common = {"type": "http", "url": server.url("/paced"), "max_concurrency": 1, "batch_size": 2}
+        common = {"type": "http", "url": server.url("/paced"), "max_concurrency": 1, "batch_size": 1}
         reward_fn = build_reward_fn(
             specs({**common, "name": "a"}, {**common, "name": "b"}), http_allow_private=True
         )

@@ -43,3 +43,5 @@ class SandboxUnavailable(RuntimeError):
 
 class ProgramError(RuntimeError):
     """A sandboxed program failed to load (exception at import time, no `reward` defined)."""
+
+    code = "reward_program_error"

@@ -36,15 +36,41 @@ _SIGNAL_HINTS = {
 }
 
 
-def default_ro_paths() -> tuple[str, ...]:
-    """Host paths the sandbox sees read-only: system libraries and the Python installation, no more.
+SYSTEM_RO_PATHS = (
+    "/usr/lib",
+    "/usr/lib64",
+    "/usr/lib32",
+    "/usr/libx32",
+    "/usr/bin",
+    "/usr/sbin",
+    "/usr/share",
+    "/lib",
+    "/lib64",
+    "/lib32",
+    "/libx32",
+    "/bin",
+    "/sbin",
+)
 
+
+def default_ro_paths() -> tuple[str, ...]:
+    """Host paths the sandbox sees read-only: system libraries and binaries, and the directories of
+    the Python installation (stdlib and LIBDIR, e.g. /usr/local/lib or ~/.pyenv/versions/X/lib).
+
+    Not /usr as a whole: images often keep the application in /usr/src/app or config in /usr/local/etc.
     /lib, /bin... are symlinks into /usr on merged-/usr systems; the child recreates symlinks as such.
     """
-    paths = ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin"]
-    if not _under(sys.base_prefix, "/usr"):
-        paths.append(sys.base_prefix)  # e.g. pyenv's /root/.pyenv/versions/3.11.7: only that directory
-    return tuple(paths)
+    python = [sysconfig.get_path("stdlib"), sysconfig.get_config_var("LIBDIR") or ""]
+    return outermost(list(SYSTEM_RO_PATHS) + [p for p in python if p])
+
+
+def outermost(paths: list[str]) -> tuple[str, ...]:
+    """Drop paths inside another listed path (binding both would mount the parent over the child)."""
+    kept: list[str] = []
+    for path in sorted(dict.fromkeys(paths), key=len):
+        if not any(path == k or _under(path, k) for k in kept):
+            kept.append(path)
+    return tuple(kept)
 
 
 def site_packages_paths() -> tuple[str, ...]:
@@ -106,7 +132,7 @@ class SandboxWorker:
         config = {
             "parent_pid": os.getpid(),
             "uid_base": settings.uid_base,
-            "ro_paths": ro_paths + sys_path,
+            "ro_paths": list(outermost(ro_paths + sys_path)),
             "tmp_size_mb": settings.tmp_size_mb,
             "fsize_mb": settings.tmp_size_mb,
             "memory_mb": program.memory_mb,
