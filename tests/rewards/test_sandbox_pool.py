@@ -26,6 +26,12 @@ def test_program_that_fails_to_load_raises_program_error() -> None:
         SandboxPool(Program("import no_such_module\ndef reward(p, c, r):\n    return 1.0\n"), SETTINGS)
 
 
+def test_a_failing_isolation_step_is_reported_and_nothing_runs() -> None:
+    broken = dataclasses.replace(SETTINGS, nofile=2)  # the worker cannot even duplicate its pipes
+    with pytest.raises(SandboxUnavailable, match="privilege drop failed: .*Too many open files"):
+        SandboxPool(Program("def reward(p, c, r):\n    return 1.0\n"), broken)
+
+
 def test_installed_libraries_are_importable() -> None:
     code = "import sympy\ndef reward(p, c, r):\n    return float(sympy.sympify(c))\n"
     with SandboxPool(Program(code), SETTINGS) as pool:

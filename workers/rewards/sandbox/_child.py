@@ -104,9 +104,9 @@ def receive(fd):
     return json.loads(_read_exact(fd, size))
 
 
-def fatal(stage, exc):
+def fatal(stage, exc, fd=1):
     try:
-        send(1, {"fatal": f"{stage}: {exc}", "stage": stage})
+        send(fd, {"fatal": f"{stage}: {exc}", "stage": stage})
     finally:
         os._exit(70)
 
@@ -228,6 +228,7 @@ def build_root(cfg):
 
 # --- 3) worker: drop privileges, limits, serve -----------------------------------------------------
 def worker(cfg, uid):
+    proto_out = 1
     try:
         os.setgroups([])
         os.setresgid(uid, uid, uid)
@@ -257,7 +258,7 @@ def worker(cfg, uid):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write fails with EFBIG instead
         filtered = _seccomp.install(libc)  # last: the setup above uses calls it denies
     except Exception as exc:  # noqa: BLE001
-        fatal("privilege drop failed", exc)
+        fatal("privilege drop failed", exc, proto_out)
     serve(cfg, proto_in, proto_out, filtered)
 
 

@@ -1,7 +1,7 @@
 """Host side of the sandbox: start isolated child processes, talk to them, kill and replace them.
 
-A `SandboxPool` runs ONE program (a user's reward code or a built-in grader) in `size` reusable
-worker processes. A pool is never shared between programs: state a program leaves behind in its
+A `SandboxPool` runs ONE program (a user's reward code or a built-in grader) in `settings.workers`
+reusable worker processes. A pool is never shared between programs: state a program leaves behind in its
 interpreter (monkey-patched builtins, cached data) would otherwise reach the next program's inputs.
 See workers/rewards/README.md for what the isolation does and does not protect.
 """
@@ -191,9 +191,6 @@ class SandboxWorker:
             raise _Broken(f"malformed reply {str(reply)[:200]!r}")
         return CallResult(value=None if value is None else float(value), cpu_s=cpu, latency_s=latency)
 
-    def alive(self) -> bool:
-        return self._proc.poll() is None
-
     def kill(self) -> None:
         """Stop the worker and everything it started; returns once they are gone.
 
@@ -281,7 +278,8 @@ class _Recycle(_Broken):
 
 
 class SandboxPool:
-    """`size` workers running one program. `call` is thread-safe and blocks until a worker is free."""
+    """Workers running one program. `call` is thread-safe and blocks until a worker is free; a worker
+    that timed out, crashed or broke the protocol is killed and replaced on its next use."""
 
     def __init__(self, program: Program, settings: SandboxSettings | None = None, warm: bool = True) -> None:
         self.program = program
