@@ -1,5 +1,33 @@
-"""Reward graders. Imports neither Celery, FastAPI nor the database; the engine gets a plain callable."""
+"""Reward graders, the user-code sandbox and reward-hacking safeguards.
 
-from workers.rewards.scorer import build_reward_fn
+Imports neither Celery, FastAPI nor the database; the engine gets a plain callable.
+"""
 
-__all__ = ["build_reward_fn"]
+from workers.rewards.errors import (
+    ProgramError,
+    RewardConfigError,
+    RewardError,
+    RewardValidationError,
+    SandboxUnavailable,
+)
+from workers.rewards.monitor import Alert, RewardMonitor
+from workers.rewards.sandbox import SandboxSettings
+from workers.rewards.scorer import RewardFunction, build_reward_fn, component_names, score_samples
+from workers.rewards.validation import validate_python_reward, validate_reward
+
+__all__ = [
+    "Alert",
+    "ProgramError",
+    "RewardConfigError",
+    "RewardError",
+    "RewardFunction",
+    "RewardMonitor",
+    "RewardValidationError",
+    "SandboxSettings",
+    "SandboxUnavailable",
+    "build_reward_fn",
+    "component_names",
+    "score_samples",
+    "validate_python_reward",
+    "validate_reward",
+]
