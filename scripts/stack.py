@@ -38,8 +38,9 @@ class Stack:
     log_dir: Path
 
     def restart_worker(self) -> None:
-        """Start a new worker (after the old one was killed)."""
+        """Start a new worker (after the old one was killed) and wait until it is ready."""
         self.worker = start_worker(self.env, self.log_dir)
+        wait_worker_ready(self.worker, self.log_dir)
 
 
 def service_env(data_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -116,6 +117,21 @@ def wait_ready(base_url: str, api: subprocess.Popen[bytes], timeout_s: float = 6
     raise TimeoutError(f"the API at {base_url} was not ready within {timeout_s:.0f} s")
 
 
+def wait_worker_ready(worker: subprocess.Popen[bytes], log_dir: Path, timeout_s: float = 90.0) -> None:
+    """Until the worker logs that it is ready; fails at once if it exits (an import error, a bad broker URL)."""
+    log = log_dir / "worker.log"
+    start = log.stat().st_size if log.exists() else 0
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            raise RuntimeError(f"the Celery worker exited with code {worker.returncode}:\n{tail}")
+        if log.exists() and " ready." in log.read_bytes()[start:].decode(errors="replace"):
+            return
+        time.sleep(0.3)
+    raise TimeoutError(f"the Celery worker was not ready within {timeout_s:.0f} s; see {log}")
+
+
 def stop(process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
     """SIGTERM the process group (celery's pool children too), SIGKILL if it lingers."""
     if process.poll() is not None:
@@ -149,6 +165,7 @@ def running_stack(
     stack = Stack(base_url=f"http://127.0.0.1:{port}", env=env, api=api, worker=worker, log_dir=log_dir)
     try:
         wait_ready(stack.base_url, api)
+        wait_worker_ready(worker, log_dir)
         yield stack
     finally:
         stop(stack.api)

@@ -21,9 +21,9 @@ from workers.engine import EvalReport, StepReport, latest_checkpoint, train
 from workers.spec import (
     SpecError,
     engine_config_from_spec,
+    eval_inputs,
     load_spec_file,
     reward_fn_from_spec,
-    eval_inputs,
     training_rows,
 )
 
@@ -66,9 +66,7 @@ class JsonlSink:
 def truncate_jsonl(path: Path, last_step: int) -> None:
     """Drop records of steps after `last_step` (they will be recomputed by the resumed run)."""
     if path.exists():
-        lines = [
-            line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= last_step
-        ]
+        lines = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= last_step]
         path.write_text("".join(line + "\n" for line in lines))
 
 
@@ -101,9 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     resume_from = latest_checkpoint(args.out) if args.resume else None
     if args.resume and resume_from is None:
-        sys.stderr.write(
-            f"grpo-train: --resume: no complete checkpoint in {args.out}; starting from step 0\n"
-        )
+        sys.stderr.write(f"grpo-train: --resume: no complete checkpoint in {args.out}; starting from step 0\n")
     last_step = int(resume_from.name.split("-")[-1]) if resume_from else 0
     for name in ("metrics.jsonl", "samples.jsonl", "evals.jsonl"):
         truncate_jsonl(args.out / name, last_step)

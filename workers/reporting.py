@@ -16,6 +16,8 @@ from app.core.storage import ObjectStore
 from app.schemas.job import JobSpec
 from app.services import artifacts, runs
 from workers.engine.interface import EvalReport, StepReport
+from workers.rewards import Alert, RewardMonitor
+from workers.rewards.monitor import MetricNames
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +30,22 @@ class JobLost(Exception):
     """This worker no longer owns the job (it was requeued while this worker was stalled)."""
 
 
+class SafeguardStop(Exception):
+    """A reward-hacking alert fired and the job's safeguards say to stop."""
+
+    code = "safeguard_stop"
+    param = "safeguards.on_alert"
+
+
+# The engine prefixes the scorer's own metrics with "scorer/".
+MONITORED = MetricNames(
+    length="scorer/hacking/completion_chars_mean",
+    repetition="scorer/hacking/repetition_mean",
+    identical="scorer/hacking/identical_in_group_frac",
+    zero_std="scorer/hacking/zero_std_group_frac",
+)
+
+
 class DatabaseSink:
     def __init__(
         self,
@@ -36,13 +54,31 @@ class DatabaseSink:
         job_id: uuid.UUID,
         worker_id: str,
         spec: JobSpec,
+        monitor: RewardMonitor,
     ) -> None:
         self._sessions = session_factory
         self._store = store
         self._job_id = job_id
         self._worker_id = worker_id
         self._spec = spec
+        self._monitor = monitor
         self._last_metrics: dict[str, float] = {}
+
+    def _raise_alerts(self, alerts: list[Alert]) -> None:
+        if not alerts:
+            return
+        with self._sessions() as session:
+            for alert in alerts:
+                runs.record_alert(
+                    session=session,
+                    job_id=self._job_id,
+                    code=alert.code,
+                    message=alert.message,
+                    step=alert.step,
+                    data=dict(alert.data),
+                )
+        if self._monitor.stop_requested:
+            raise SafeguardStop(f"stopped by a reward-hacking safeguard: {alerts[0].message}")
 
     def on_step(self, report: StepReport) -> None:
         self._last_metrics = report.metrics
@@ -61,6 +97,7 @@ class DatabaseSink:
             raise JobCancelled(f"cancelled by the user after step {report.step}")
         if outcome == "lost":
             raise JobLost(f"worker {self._worker_id} no longer owns job {self._job_id}")
+        self._raise_alerts(self._monitor.observe_step(report.step, report.metrics))
 
     def on_checkpoint(self, step: int, path: Path) -> None:
         with self._sessions() as session:
@@ -86,6 +123,7 @@ class DatabaseSink:
             artifacts.record_scheduled_evaluation(
                 session=session, job_id=self._job_id, step=report.step, metrics=report.metrics, config=config
             )
+        self._raise_alerts(self._monitor.observe_eval(report.step, report.metrics))
 
 
 class Heartbeat:

@@ -1,5 +1,6 @@
 """Run one service job end to end: claim -> inputs -> engine.train -> finish. Celery-free, so tests call it."""
 
+import contextlib
 import logging
 import traceback
 import uuid
@@ -11,11 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import Settings
 from app.core.storage import ObjectStore, make_store
 from app.schemas.job import JobSpec, JobStatus
-from app.services import runs
+from app.services import artifacts, runs
 from workers.engine import train
 from workers.inputs import load_rows, prepare_init_weights, prepare_resume
-from workers.reporting import DatabaseSink, Heartbeat, JobCancelled, JobLost
-from workers.rewards import build_reward_fn
+from workers.reporting import MONITORED, DatabaseSink, Heartbeat, JobCancelled, JobLost
+from workers.rewards import RewardMonitor, build_reward_fn
 from workers.spec import engine_config_from_spec
 
 logger = logging.getLogger(__name__)
@@ -68,18 +69,42 @@ def _train(
                     spec.init_from, work_dir=work_dir, store=store, session=session, tenant_id=tenant_id
                 )
             )
-    eval_reward_fn = build_reward_fn(spec.eval.rewards) if spec.eval and spec.eval.rewards else None
-    sink = DatabaseSink(sessions, store, job_id, worker_id, spec)
-    train(
-        config,
-        rows,
-        build_reward_fn(spec.rewards),
-        sink,
-        work_dir=work_dir,
-        resume_from=resume_from,
-        eval_rows=eval_rows,
-        eval_reward_fn=eval_reward_fn,
-    )
+    monitor = rebuilt_monitor(spec, sessions, job_id, resume_from)
+    sink = DatabaseSink(sessions, store, job_id, worker_id, spec, monitor)
+    group_size = spec.grpo.group_size
+    eval_rewards = spec.eval.rewards if spec.eval and spec.eval.rewards else None
+    with (
+        build_reward_fn(spec.rewards, group_size=group_size) as reward_fn,
+        build_reward_fn(eval_rewards) if eval_rewards else contextlib.nullcontext() as eval_reward_fn,
+    ):
+        train(
+            config,
+            rows,
+            reward_fn,
+            sink,
+            work_dir=work_dir,
+            resume_from=resume_from,
+            eval_rows=eval_rows,
+            eval_reward_fn=eval_reward_fn,
+        )
+
+
+def rebuilt_monitor(
+    spec: JobSpec, sessions: sessionmaker[Session], job_id: uuid.UUID, resume_from: Path | None
+) -> RewardMonitor:
+    """A fresh monitor, fed the history up to the resume point so its windows survive a restart."""
+    monitor = RewardMonitor(spec.safeguards, MONITORED)
+    if resume_from is None:
+        return monitor
+    resumed_step = int(resume_from.name.rsplit("-", 1)[1])
+    with sessions() as session:
+        history = runs.metric_history(session=session, job_id=job_id, up_to_step=resumed_step)
+        evaluations = artifacts.scheduled_evaluations(session=session, job_id=job_id, up_to_step=resumed_step)
+    for step, metrics in history:
+        monitor.observe_step(step, metrics)  # alerts of these steps were recorded before the restart
+    for step, metrics in evaluations:
+        monitor.observe_eval(step, metrics)
+    return monitor
 
 
 def run_job(*, job_id: uuid.UUID, settings: Settings, session_factory: sessionmaker[Session], worker_id: str) -> None:

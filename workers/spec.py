@@ -55,9 +55,7 @@ def engine_config_from_spec(spec: JobSpec, *, data_dir: Path) -> GRPOConfig:
         model_cache_dir=Path(data_dir) / "models",
         lora=None
         if lora is None
-        else LoraSettings(
-            r=lora.r, alpha=lora.alpha, dropout=lora.dropout, target_modules=tuple(lora.target_modules)
-        ),
+        else LoraSettings(r=lora.r, alpha=lora.alpha, dropout=lora.dropout, target_modules=tuple(lora.target_modules)),
         prompt_field=spec.dataset.prompt_field,
         checkpoint_every=spec.checkpoint.every,
         keep_last=spec.checkpoint.keep_last,
@@ -83,8 +81,10 @@ def reward_fn_from_spec(spec: JobSpec) -> RewardFn:
 
 def training_rows(spec: JobSpec) -> list[dict[str, Any]]:
     if spec.dataset.rows is None:
-        raise SpecError("grpo-train needs inline dataset rows (dataset_id refers to the service's storage)",
-                        param="dataset.dataset_id")
+        raise SpecError(
+            "grpo-train needs inline dataset rows (dataset_id refers to the service's storage)",
+            param="dataset.dataset_id",
+        )
     return [dict(row) for row in spec.dataset.rows]
 
 

@@ -21,4 +21,5 @@ def job_public(job: Job) -> JobPublic:
         finished_at=job.finished_at,
         spec=job.spec,
         latest_metrics=job.latest_metrics or {},
+        alerts=job.alerts or [],
     )

@@ -32,6 +32,8 @@ class Job(TimestampMixin, Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     # Metrics of the last completed step, denormalised so listings need no join.
     latest_metrics: Mapped[dict[str, float]] = mapped_column(JSONType, default=dict)
+    # Reward-hacking alerts raised so far: [{code, message, step}].
+    alerts: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     # Seconds spent in training steps so far (for the ETA); excludes queueing and model loading.
     train_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

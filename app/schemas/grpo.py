@@ -160,7 +160,9 @@ class GRPOHyperparameters(BaseModel):
     )
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Seeds prompt order, sampling and initialisation.")
     num_threads: int | None = Field(
-        None, ge=1, le=512,
+        None,
+        ge=1,
+        le=512,
         description="CPU threads for torch's kernels (torch.set_num_threads). None keeps torch's default (one per "
         "core). Small models run faster on 1 thread, and on a shared CPU extra threads mostly wait on each other.",
     )

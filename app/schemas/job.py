@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 from pydantic_core import PydanticCustomError
 
 from app.schemas.grpo import GRPOHyperparameters
-from app.schemas.reward import RewardSpec
+from app.schemas.reward import RewardSpec, SafeguardSpec
 
 HUB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$"
 
@@ -90,7 +90,8 @@ class EvalSpec(BaseModel):
         1, ge=1, le=256, description="Completions per held-out prompt; pass@k needs k <= this."
     )
     greedy: bool = Field(
-        True, description="Greedy decoding (samples_per_prompt must be 1); false samples with the training "
+        True,
+        description="Greedy decoding (samples_per_prompt must be 1); false samples with the training "
         "sampling settings (temperature, top_p, top_k).",
     )
     max_new_tokens: int | None = Field(None, ge=1, description="Default: the training max_new_tokens.")
@@ -141,6 +142,11 @@ class JobSpec(BaseModel):
     grpo: GRPOHyperparameters = Field(default_factory=GRPOHyperparameters, description="The algorithm's knobs.")
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec, description="Checkpoint cadence and retention.")
     eval: EvalSpec | None = Field(None, description="Held-out evaluation; none by default.")
+    safeguards: SafeguardSpec = Field(
+        default_factory=SafeguardSpec,
+        description="Reward-hacking detectors over every step's metrics; alerts become job events and, "
+        "with on_alert='stop', end the job.",
+    )
     logging: LoggingSpec = Field(default_factory=LoggingSpec, description="What is recorded besides metrics.")
     init_from: InitFrom | None = Field(
         None, description="Start from another job's checkpoint instead of model.source's weights (same tenant)."
@@ -179,6 +185,10 @@ class JobPublic(BaseModel):
     finished_at: datetime | None
     spec: dict[str, Any]
     latest_metrics: dict[str, float] = Field(default_factory=dict, description="Metrics of the last step.")
+    alerts: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Reward-hacking alerts raised so far ({code, message, step}); also sent as 'alert' events.",
+    )
 
 
 class JobsPublic(BaseModel):

@@ -24,12 +24,17 @@ class RewardBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(
-        None, min_length=1, max_length=64, pattern=NAME_PATTERN,
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=NAME_PATTERN,
         description="Component name used in metrics (reward/<name>/...). Defaults to the type, "
         "suffixed with its position when a type repeats.",
     )
     weight: float = Field(
-        1.0, ge=-100.0, le=100.0,
+        1.0,
+        ge=-100.0,
+        le=100.0,
         description="Weight of this component in the total reward.",
     )
     on_error: Literal["score", "skip"] = Field(
@@ -39,11 +44,15 @@ class RewardBase(BaseModel):
         "out of that completion's total and its raw value is NaN (like a 'not applicable' None).",
     )
     error_score: float = Field(
-        0.0, ge=-100.0, le=100.0,
+        0.0,
+        ge=-100.0,
+        le=100.0,
         description="Score of a failed call when on_error='score'.",
     )
     max_error_rate: float = Field(
-        0.1, ge=0.0, le=1.0,
+        0.1,
+        ge=0.0,
+        le=1.0,
         description="Largest fraction of a step's completions this component may fail on. Above it the "
         "job fails with a reward_error naming the reward, the count and sample failures. 1.0 never fails.",
     )
@@ -86,7 +95,9 @@ class RegexReward(RewardBase):
 
     type: Literal["regex"] = "regex"
     pattern: str = Field(
-        ..., min_length=1, max_length=1000,
+        ...,
+        min_length=1,
+        max_length=1000,
         description="Pattern (Python `re` syntax); at most 1000 chars.",
     )
     mode: Literal["search", "fullmatch", "count"] = Field(
@@ -100,7 +111,9 @@ class RegexReward(RewardBase):
     multiline: bool = Field(False, description="^ and $ match at line boundaries.")
     dotall: bool = Field(False, description=". also matches newlines.")
     timeout_s: float = Field(
-        1.0, gt=0.0, le=10.0,
+        1.0,
+        gt=0.0,
+        le=10.0,
         description="Per-completion match time limit; past it the call fails.",
     )
 
@@ -119,7 +132,9 @@ class MathEquivalenceReward(RewardBase):
 
     type: Literal["math_equivalence"] = "math_equivalence"
     field: str = Field(
-        "answer", min_length=1, description=FIELD_DESC + " E.g. '\\frac{1}{2}', '0.5', '2x+1'.",
+        "answer",
+        min_length=1,
+        description=FIELD_DESC + " E.g. '\\frac{1}{2}', '0.5', '2x+1'.",
     )
     extraction: Literal["boxed", "marker", "boxed_or_marker", "any"] = Field(
         "boxed_or_marker",
@@ -129,16 +144,22 @@ class MathEquivalenceReward(RewardBase):
         "whole completion (lenient: also takes e.g. the last number). No answer found scores 0.0.",
     )
     marker: str = Field(
-        "Answer:", min_length=1, max_length=50,
+        "Answer:",
+        min_length=1,
+        max_length=50,
         description="Answer marker (case-insensitive).",
     )
     float_rounding: int = Field(
-        6, ge=0, le=15,
+        6,
+        ge=0,
+        le=15,
         description="Decimal places numbers are rounded to before comparing.",
     )
     strict: bool = Field(True, description="math-verify strict mode: variable names matter, sets != tuples.")
     timeout_s: float = Field(
-        5.0, gt=0.0, le=60.0,
+        5.0,
+        gt=0.0,
+        le=60.0,
         description="Per-completion limit (parse + compare); past it the call fails.",
     )
 
@@ -156,11 +177,15 @@ class JsonSchemaReward(RewardBase):
         description="Take the last ```...``` block when the completion has one.",
     )
     parse_only_score: float = Field(
-        0.0, ge=-100.0, le=100.0,
+        0.0,
+        ge=-100.0,
+        le=100.0,
         description="Score of valid JSON that fails the schema.",
     )
     timeout_s: float = Field(
-        2.0, gt=0.0, le=60.0,
+        2.0,
+        gt=0.0,
+        le=60.0,
         description="Per-completion limit; past it the call fails.",
     )
 
@@ -181,7 +206,9 @@ class FormatReward(RewardBase):
 
     type: Literal["format"] = "format"
     tags: list[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")]] = Field(
-        default_factory=lambda: ["think", "answer"], min_length=1, max_length=8,
+        default_factory=lambda: ["think", "answer"],
+        min_length=1,
+        max_length=8,
         description="Tag names, in the order their <tag>...</tag> blocks must appear, each exactly once.",
     )
     strict: bool = Field(
@@ -208,11 +235,13 @@ class LengthReward(RewardBase):
     )
     max_length: int = Field(..., ge=1, description="L_max: beyond it the score is -1.")
     buffer: int | None = Field(
-        None, ge=1,
+        None,
+        ge=1,
         description="L_cache: width of the linear ramp from 0 to -1. None: max_length // 5 (as DAPO).",
     )
     min_length: int = Field(
-        0, ge=0,
+        0,
+        ge=0,
         description="Completions shorter than this score -1; 0 disables the lower bound.",
     )
 
@@ -244,13 +273,17 @@ class TextSimilarityReward(RewardBase):
     )
     char_order: int = Field(6, ge=1, le=10, description="chrf: largest character n-gram (chrF uses 6).")
     beta: float = Field(
-        2.0, gt=0.0, le=10.0,
+        2.0,
+        gt=0.0,
+        le=10.0,
         description="chrf: recall weighs beta times as much as precision.",
     )
     strip: bool = Field(True, description="Ignore leading and trailing whitespace on both sides.")
     case_sensitive: bool = Field(True, description="Compare case-sensitively.")
     max_chars: int = Field(
-        10000, ge=1, le=100000,
+        10000,
+        ge=1,
+        le=100000,
         description="Both texts are cut to this many characters (bounds time).",
     )
 
@@ -260,27 +293,38 @@ class PythonReward(RewardBase):
 
     type: Literal["python"] = "python"
     code: str = Field(
-        ..., min_length=1, max_length=65536,
+        ...,
+        min_length=1,
+        max_length=65536,
         description="Source defining reward(prompt, completion, row).",
     )
     timeout_s: float = Field(
-        2.0, gt=0.0, le=60.0,
+        2.0,
+        gt=0.0,
+        le=60.0,
         description="Wall-time limit per completion; the process is killed past it.",
     )
     cpu_time_s: int | None = Field(
-        None, ge=1, le=60,
+        None,
+        ge=1,
+        le=60,
         description="CPU-time limit per completion; None: ceil(timeout_s).",
     )
     memory_mb: int = Field(
-        512, ge=64, le=8192,
+        512,
+        ge=64,
+        le=8192,
         description="Address-space limit (RLIMIT_AS) of the sandbox process.",
     )
     batch_timeout_s: float = Field(
-        300.0, gt=0.0, le=3600.0,
+        300.0,
+        gt=0.0,
+        le=3600.0,
         description="Wall-time budget per step; completions not scored by then fail.",
     )
     batch_cpu_s: float | None = Field(
-        None, gt=0.0,
+        None,
+        gt=0.0,
         description="CPU-time budget per step; completions not started by then fail. None: no budget.",
     )
 
@@ -299,16 +343,21 @@ class HttpReward(RewardBase):
     type: Literal["http"] = "http"
     url: AnyHttpUrl = Field(..., description="Verifier endpoint (http or https).")
     headers: dict[str, str] = Field(
-        default_factory=dict, max_length=16,
+        default_factory=dict,
+        max_length=16,
         description="Extra request headers, e.g. Authorization; stored with the definition.",
     )
     timeout_s: float = Field(
-        10.0, gt=0.0, le=300.0,
+        10.0,
+        gt=0.0,
+        le=300.0,
         description="Limit per request (connect + send + full response).",
     )
     retries: int = Field(2, ge=0, le=10, description="Retries after a connection error, timeout, 429 or 5xx.")
     backoff_s: float = Field(
-        0.5, ge=0.0, le=60.0,
+        0.5,
+        ge=0.0,
+        le=60.0,
         description="First retry delay; doubles each retry (Retry-After wins).",
     )
     backoff_max_s: float = Field(8.0, ge=0.0, le=300.0, description="Cap on one retry delay.")
@@ -326,15 +375,22 @@ class MultiReward(BaseModel):
 
     type: Literal["multi"] = "multi"
     name: str | None = Field(
-        None, min_length=1, max_length=64, pattern=NAME_PATTERN,
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=NAME_PATTERN,
         description=RewardBase.model_fields["name"].description,
     )
     weight: float = Field(
-        1.0, ge=-100.0, le=100.0,
+        1.0,
+        ge=-100.0,
+        le=100.0,
         description="Weight of this component in the total reward.",
     )
     components: list["RewardSpec"] = Field(
-        ..., min_length=1, max_length=16,
+        ...,
+        min_length=1,
+        max_length=16,
         description="Sub-rewards; their own errors follow their own on_error.",
     )
     aggregate: Literal["weighted_sum", "weighted_mean", "min", "max"] = Field(
@@ -356,8 +412,17 @@ def _depth(spec: "MultiReward") -> int:
 
 
 RewardSpec = Annotated[
-    ExactMatchReward | StringCheckReward | NumericMatchReward | RegexReward | MathEquivalenceReward
-    | JsonSchemaReward | FormatReward | LengthReward | TextSimilarityReward | MultiReward | PythonReward
+    ExactMatchReward
+    | StringCheckReward
+    | NumericMatchReward
+    | RegexReward
+    | MathEquivalenceReward
+    | JsonSchemaReward
+    | FormatReward
+    | LengthReward
+    | TextSimilarityReward
+    | MultiReward
+    | PythonReward
     | HttpReward,
     Field(discriminator="type"),
 ]
@@ -416,42 +481,59 @@ class SafeguardSpec(BaseModel):
         description="'record': an alert event only; 'stop': also stop the job.",
     )
     window: int = Field(
-        10, ge=2, le=1000,
+        10,
+        ge=2,
+        le=1000,
         description="Steps per window; trends compare the last window with the one before.",
     )
     reward_rise: float = Field(
-        0.05, ge=0.0,
+        0.05,
+        ge=0.0,
         description="Divergence: train reward mean rose by at least this over `eval_window` evals...",
     )
     accuracy_drop: float = Field(
-        0.02, ge=0.0,
+        0.02,
+        ge=0.0,
         description="...while held-out accuracy fell by at least this.",
     )
     eval_window: int = Field(
-        3, ge=2, le=100,
+        3,
+        ge=2,
+        le=100,
         description="Divergence: number of consecutive held-out evaluations compared.",
     )
     length_growth: float = Field(
-        2.0, gt=1.0,
+        2.0,
+        gt=1.0,
         description="Length blow-up: window mean completion length >= this x the first window's.",
     )
     repetition_threshold: float = Field(
-        0.3, gt=0.0, le=1.0,
+        0.3,
+        gt=0.0,
+        le=1.0,
         description="Repetition: window mean n-gram repeat ratio at or above this...",
     )
     repetition_rise: float = Field(
-        0.1, ge=0.0, le=1.0,
+        0.1,
+        ge=0.0,
+        le=1.0,
         description="...and at least this much above the first window's.",
     )
     saturation_zero_std: float = Field(
-        0.9, gt=0.0, le=1.0,
+        0.9,
+        gt=0.0,
+        le=1.0,
         description="Saturation: window mean fraction of groups whose rewards all tie (no signal)...",
     )
     entropy_collapse: float = Field(
-        0.2, gt=0.0, lt=1.0,
+        0.2,
+        gt=0.0,
+        lt=1.0,
         description="...with mean entropy below this fraction of the first window's.",
     )
     identical_threshold: float = Field(
-        0.5, gt=0.0, le=1.0,
+        0.5,
+        gt=0.0,
+        le=1.0,
         description="Identical completions: window mean duplicate fraction in groups.",
     )

@@ -131,3 +131,14 @@ def model_files(store: ObjectStore, checkpoint: Checkpoint, variant: str) -> lis
     if variant == "merged":
         return [(name, size) for name, size in files if name.startswith("merged/")]
     return [(name, size) for name, size in files if not name.startswith(TRAINER_ONLY)]
+
+
+def scheduled_evaluations(
+    *, session: Session, job_id: uuid.UUID, up_to_step: int
+) -> list[tuple[int, dict[str, float]]]:
+    query = (
+        select(Evaluation.step, Evaluation.metrics)
+        .where(Evaluation.job_id == job_id, Evaluation.trigger == "scheduled", Evaluation.step <= up_to_step)
+        .order_by(Evaluation.step)
+    )
+    return [(step, metrics) for step, metrics in session.execute(query)]

@@ -41,6 +41,7 @@ def create_job(*, session: Session, tenant: Tenant, job_in: JobCreate, settings:
         current_step=0,
         cancel_requested=False,
         latest_metrics={},
+        alerts=[],
         train_seconds=0.0,
         attempts=0,
     )

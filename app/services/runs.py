@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.crud.metrics import upsert_samples, upsert_step_metrics
-from app.models import Job, JobEvent
+from app.models import Job, JobEvent, JobMetric
 from app.models.base import utcnow
 from app.schemas.job import JobStatus
 from app.services.transitions import transition
@@ -191,3 +191,33 @@ def requeue_orphaned_jobs(
             requeue.append(job.id)
         session.commit()
     return requeue
+
+
+def record_alert(
+    *, session: Session, job_id: uuid.UUID, code: str, message: str, step: int, data: dict[str, Any]
+) -> None:
+    """A reward-hacking alert: listed on the job and sent as an 'alert' event (once per step and code)."""
+    job = session.get(Job, job_id)
+    assert job is not None
+    alert = {"code": code, "message": message, "step": step}
+    if alert not in (job.alerts or []):
+        job.alerts = [*(job.alerts or []), alert]
+        session.add(
+            JobEvent(
+                job_id=job_id, type="alert", level="warning", step=step, message=message, data={"code": code, **data}
+            )
+        )
+    session.commit()
+
+
+def metric_history(*, session: Session, job_id: uuid.UUID, up_to_step: int) -> list[tuple[int, dict[str, float]]]:
+    """The recorded metrics of steps 1..up_to_step, for rebuilding state (the monitor) on resume."""
+    rows = session.execute(
+        select(JobMetric.step, JobMetric.name, JobMetric.value)
+        .where(JobMetric.job_id == job_id, JobMetric.step <= up_to_step)
+        .order_by(JobMetric.step)
+    )
+    history: dict[int, dict[str, float]] = {}
+    for step, name, value in rows:
+        history.setdefault(step, {})[name] = value
+    return sorted(history.items())

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from workers.engine import EvalReport, GRPOConfig, RewardBatch, StepReport, build_tiny_model
+from workers.engine.metrics import is_wall_clock
 
 # Metrics that measure the machine, not the run: excluded from bitwise comparisons.
-TIMING_PREFIXES = ("time/", "throughput/", "memory/", "scorer/time")
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +82,7 @@ class RecordingSink:
 
     def run_metrics(self) -> list[dict[str, float]]:
         """Per-step metrics without the timing ones."""
-        return [{k: v for k, v in r.metrics.items() if not k.startswith(TIMING_PREFIXES)} for r in self.steps]
+        return [{k: v for k, v in r.metrics.items() if not is_wall_clock(k)} for r in self.steps]
 
 
 class Cancelled(Exception):

@@ -41,7 +41,13 @@ def _fresh_redis_db() -> str:
 
 @pytest.fixture
 def api(stack: Stack) -> Iterator[httpx.Client]:
-    key = subprocess.run([sys.executable, "-m", "app.cli", "create-key", "--tenant", "it"], cwd=PROJECT_ROOT,
-                         env=stack.env, check=True, capture_output=True, text=True).stdout.strip()
+    key = subprocess.run(
+        [sys.executable, "-m", "app.cli", "create-key", "--tenant", "it"],
+        cwd=PROJECT_ROOT,
+        env=stack.env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     with httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
         yield client

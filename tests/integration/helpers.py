@@ -5,8 +5,9 @@ import httpx
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
-def wait_for(client: httpx.Client, job_id: str, *, until: set[str] = TERMINAL, min_step: int = 0,
-             timeout_s: float = 240) -> dict:
+def wait_for(
+    client: httpx.Client, job_id: str, *, until: set[str] = TERMINAL, min_step: int = 0, timeout_s: float = 240
+) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         job = client.get(f"/v1/jobs/{job_id}").raise_for_status().json()
@@ -35,8 +36,14 @@ def tiny_job(max_steps: int = 6, **overrides: object) -> dict:
         "model": {"source": "tiny-demo"},
         "dataset": {"rows": [{"prompt": f"copy {d}:", "answer": str(d)} for d in range(10)]},
         "rewards": [{"type": "exact_match", "field": "answer"}],
-        "grpo": {"group_size": 4, "prompts_per_step": 2, "max_steps": max_steps, "max_new_tokens": 4,
-                 "learning_rate": 1e-3, "seed": 3},
+        "grpo": {
+            "group_size": 4,
+            "prompts_per_step": 2,
+            "max_steps": max_steps,
+            "max_new_tokens": 4,
+            "learning_rate": 1e-3,
+            "seed": 3,
+        },
         "checkpoint": {"every": 3, "keep_last": 2},
     }
     for key, value in overrides.items():  # dict sections are merged, anything else replaced

@@ -10,6 +10,7 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from tests.integration.helpers import all_metrics, tiny_job, wait_for
+from workers.engine.metrics import is_wall_clock
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -83,14 +84,18 @@ def test_killed_worker_job_resumes_and_matches_an_uninterrupted_run(api, stack):
     assert done["status"] == "succeeded", done["error"]
     got = all_metrics(api, job["id"])
     assert sorted(got) == list(range(1, 61))  # every step exactly once (the API groups rows by step)
-    def deterministic(values: dict[str, float]) -> dict[str, float]:  # wall-clock figures always differ
-        volatile = ("time/", "latency", "throughput/", "memory/")
-        return {name: value for name, value in values.items() if not any(part in name for part in volatile)}
 
-    strip = deterministic
+    def strip(values: dict[str, float]) -> dict[str, float]:
+        return {name: value for name, value in values.items() if not is_wall_clock(name)}
+
     for step in range(1, 61):
         assert strip(got[step]) == strip(expected[step]), f"step {step} differs from the uninterrupted run"
     events = api.get(f"/v1/jobs/{job['id']}/events", params={"limit": 1000}).json()["data"]
     assert any(e["type"] == "resumed" for e in events)
     assert [e["data"]["status"] for e in events if e["type"] == "status"] == [
-        "queued", "running", "queued", "running", "succeeded"]
+        "queued",
+        "running",
+        "queued",
+        "running",
+        "succeeded",
+    ]

@@ -63,8 +63,15 @@ def describe(name: str) -> str:
 
 
 def summary(values: torch.Tensor, prefix: str, stats: tuple[str, ...] = ("mean", "std")) -> dict[str, float]:
-    """{prefix/mean, prefix/std, ...} of a 1-D tensor (std with Bessel's correction; 0 for one value)."""
+    """{prefix/mean, prefix/std, ...} of a 1-D tensor (std with Bessel's correction; 0 for one value).
+
+    NaN entries (a reward component that did not apply, or a failed call with on_error='skip') are left
+    out; with no value left the stats are omitted rather than reported as NaN.
+    """
     values = values.double()
+    values = values[~values.isnan()]
+    if values.numel() == 0:
+        return {}
     out = {}
     for stat in stats:
         if stat == "std":
@@ -81,3 +88,8 @@ def peak_memory(device: torch.device) -> dict[str, float]:
     if device.type == "cuda":
         metrics["memory/peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     return metrics
+
+
+def is_wall_clock(name: str) -> bool:
+    """Metrics that measure time or memory: they differ between otherwise identical runs."""
+    return any(part in name for part in ("time/", "latency", "throughput/", "memory/"))

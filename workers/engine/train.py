@@ -190,7 +190,10 @@ def _samples(
                 prompt=rows[row][config.prompt_field],
                 completion=batch.rollout.texts[i],
                 reward=float(batch.rewards[i]),
-                components={name: float(values[i]) for name, values in batch.components.items()},
+                # NaN (component not applicable to this completion) is left out, JSON has no NaN.
+                components={
+                    name: float(values[i]) for name, values in batch.components.items() if values[i] == values[i]
+                },
                 advantage=float(advantages[i]),
                 num_tokens=int(lengths[i]),
                 truncated=bool(truncated[i]),
