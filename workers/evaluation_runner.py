@@ -12,6 +12,7 @@ from app.core.config import Settings
 from app.core.storage import make_store
 from app.models import Job
 from app.schemas.job import EvalSpec
+from app.schemas.reward_resource import concrete_rewards
 from app.services.artifacts import latest_checkpoint
 from app.services.evaluation_runs import beat_evaluation, claim_evaluation, finish_evaluation
 from workers.engine import evaluate_checkpoint
@@ -51,7 +52,7 @@ def run_evaluation(*, evaluation_id: uuid.UUID, settings: Settings, session_fact
                 local = Path(tmp) / "checkpoint"
                 store.get_dir(checkpoint.storage_key, local)
                 report = evaluate_checkpoint(
-                    local, rows, build_reward_fn(spec.rewards or []), overrides=eval_overrides(spec)
+                    local, rows, build_reward_fn(concrete_rewards(spec.rewards or [])), overrides=eval_overrides(spec)
                 )
             metrics = report.metrics
         except Exception as exc:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import Settings
 from app.core.storage import ObjectStore, make_store
 from app.schemas.job import JobSpec, JobStatus
+from app.schemas.reward_resource import concrete_rewards
 from app.services import artifacts, runs
 from workers.engine import train
 from workers.inputs import load_rows, prepare_init_weights, prepare_resume
@@ -72,9 +73,9 @@ def _train(
     monitor = rebuilt_monitor(spec, sessions, job_id, resume_from)
     sink = DatabaseSink(sessions, store, job_id, worker_id, spec, monitor)
     group_size = spec.grpo.group_size
-    eval_rewards = spec.eval.rewards if spec.eval and spec.eval.rewards else None
+    eval_rewards = concrete_rewards(spec.eval.rewards) if spec.eval and spec.eval.rewards else None
     with (
-        build_reward_fn(spec.rewards, group_size=group_size) as reward_fn,
+        build_reward_fn(concrete_rewards(spec.rewards), group_size=group_size) as reward_fn,
         build_reward_fn(eval_rewards) if eval_rewards else contextlib.nullcontext() as eval_reward_fn,
     ):
         train(

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.schemas.job import EvalSpec, JobSpec
+from app.schemas.reward_resource import concrete_rewards
 from workers.engine import GRPOConfig, LoraSettings, RewardFn
 from workers.rewards import build_reward_fn
 
@@ -76,7 +77,7 @@ def eval_overrides(eval_spec: EvalSpec) -> dict[str, Any]:
 
 
 def reward_fn_from_spec(spec: JobSpec) -> RewardFn:
-    return build_reward_fn(spec.rewards)
+    return build_reward_fn(concrete_rewards(spec.rewards), group_size=spec.grpo.group_size)
 
 
 def training_rows(spec: JobSpec) -> list[dict[str, Any]]:
@@ -94,5 +95,5 @@ def eval_inputs(spec: JobSpec) -> tuple[list[dict[str, Any]] | None, RewardFn | 
         return None, None
     if spec.eval.dataset.rows is None:
         raise SpecError("grpo-train needs inline eval rows", param="eval.dataset.dataset_id")
-    reward_fn = build_reward_fn(spec.eval.rewards) if spec.eval.rewards else None
+    reward_fn = build_reward_fn(concrete_rewards(spec.eval.rewards)) if spec.eval.rewards else None
     return [dict(row) for row in spec.eval.dataset.rows], reward_fn

@@ -5,6 +5,7 @@ from app.models.base import Base
 from app.models.idempotency import IdempotencyRecord
 from app.models.job import Job
 from app.models.metric import JobEvent, JobMetric
+from app.models.reward import JobRewardUse, RewardDefinition, RewardVersion
 from app.models.tenant import ApiKey, Tenant
 
 __all__ = [
@@ -17,6 +18,9 @@ __all__ = [
     "Job",
     "JobEvent",
     "JobMetric",
+    "JobRewardUse",
     "JobSample",
+    "RewardDefinition",
+    "RewardVersion",
     "Tenant",
 ]

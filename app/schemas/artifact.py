@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.reward import RewardSpec
+from app.schemas.reward_resource import JobReward
 
 
 class CheckpointPublic(BaseModel):
@@ -35,7 +35,7 @@ class EvaluationCreate(BaseModel):
     step: int | None = Field(None, ge=0, description="Checkpoint step; default the latest checkpoint.")
     rows: list[dict[str, Any]] | None = Field(None, min_length=1, description="Held-out rows; default the job's.")
     dataset_id: uuid.UUID | None = None
-    rewards: list[RewardSpec] | None = Field(None, min_length=1, description="Graders; default the job's eval ones.")
+    rewards: list[JobReward] | None = Field(None, min_length=1, description="Graders; default the job's eval ones.")
     samples_per_prompt: int | None = Field(None, ge=1, le=256)
     greedy: bool | None = None
     max_new_tokens: int | None = Field(None, ge=1)

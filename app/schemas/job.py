@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 from pydantic_core import PydanticCustomError
 
 from app.schemas.grpo import GRPOHyperparameters
-from app.schemas.reward import RewardSpec, SafeguardSpec
+from app.schemas.reward import SafeguardSpec
+from app.schemas.reward_resource import JobReward
 
 HUB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$"
 
@@ -78,7 +79,7 @@ class EvalSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dataset: DatasetSpec = Field(..., description="Held-out rows, never trained on.")
-    rewards: list[RewardSpec] | None = Field(
+    rewards: list[JobReward] | None = Field(
         None,
         min_length=1,
         max_length=32,
@@ -136,8 +137,12 @@ class JobSpec(BaseModel):
     name: str = Field("grpo-job", min_length=1, max_length=200, description="A label for people; need not be unique.")
     model: ModelSpec = Field(..., description="The base causal language model to train.")
     dataset: DatasetSpec = Field(..., description="Training prompts (and the fields the rewards read).")
-    rewards: list[RewardSpec] = Field(
-        ..., min_length=1, max_length=32, description="Reward components; the total reward is their weighted sum."
+    rewards: list[JobReward] = Field(
+        ...,
+        min_length=1,
+        max_length=32,
+        description="Reward components, inline or references to stored definitions ({'type': 'ref', "
+        "'reward_id': ...}); the total reward is their weighted sum.",
     )
     grpo: GRPOHyperparameters = Field(default_factory=GRPOHyperparameters, description="The algorithm's knobs.")
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec, description="Checkpoint cadence and retention.")

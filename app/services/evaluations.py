@@ -9,6 +9,7 @@ from app.models import Evaluation, Job
 from app.schemas.artifact import EvaluationCreate
 from app.schemas.job import EvalSpec
 from app.services.artifacts import latest_checkpoint
+from app.services.rewards import resolve_references
 
 
 def resolve_eval_config(job: Job, evaluation_in: EvaluationCreate) -> EvalSpec:
@@ -45,6 +46,10 @@ def request_evaluation(*, session: Session, job: Job, evaluation_in: EvaluationC
         which = f"at step {evaluation_in.step}" if evaluation_in.step is not None else "yet"
         raise ProblemError(409, "no_checkpoint", f"the job has no stored checkpoint {which}")
     config = resolve_eval_config(job, evaluation_in)
+    rewards, _ = resolve_references(
+        session=session, tenant_id=job.tenant_id, rewards=config.rewards or [], param="rewards"
+    )
+    config = config.model_copy(update={"rewards": rewards})
     evaluation = Evaluation(
         job_id=job.id,
         step=checkpoint.step,

@@ -1,6 +1,7 @@
 """Job lifecycle on the API side: create (insert -> commit -> enqueue) and cancel. Owns its commits."""
 
 import logging
+import uuid
 
 from sqlalchemy.orm import Session
 
@@ -8,9 +9,10 @@ from app.core.config import Settings
 from app.core.errors import ProblemError
 from app.core.queue import JobQueue
 from app.crud.jobs import count_jobs
-from app.models import Job, JobEvent, Tenant
+from app.models import Job, JobEvent, JobRewardUse, Tenant
 from app.models.base import utcnow
 from app.schemas.job import TERMINAL_STATUSES, JobCreate, JobStatus
+from app.services.rewards import resolve_references
 from app.services.spec_checks import check_spec
 from app.services.transitions import transition
 
@@ -29,7 +31,23 @@ def check_queue_quota(*, session: Session, tenant: Tenant) -> None:
         )
 
 
+def pin_reward_references(
+    *, session: Session, tenant: Tenant, job_in: JobCreate
+) -> tuple[JobCreate, list[tuple[uuid.UUID, int]]]:
+    """The spec with every reward reference pinned to a version (a running job keeps the version it started with)."""
+    rewards, uses = resolve_references(session=session, tenant_id=tenant.id, rewards=job_in.rewards, param="rewards")
+    update: dict[str, object] = {"rewards": rewards}
+    if job_in.eval is not None and job_in.eval.rewards:
+        eval_rewards, eval_uses = resolve_references(
+            session=session, tenant_id=tenant.id, rewards=job_in.eval.rewards, param="eval.rewards"
+        )
+        update["eval"] = job_in.eval.model_copy(update={"rewards": eval_rewards})
+        uses += eval_uses
+    return job_in.model_copy(update=update), sorted(set(uses))
+
+
 def create_job(*, session: Session, tenant: Tenant, job_in: JobCreate, settings: Settings, queue: JobQueue) -> Job:
+    job_in, reward_uses = pin_reward_references(session=session, tenant=tenant, job_in=job_in)
     check_spec(job_in, settings, session=session, tenant_id=tenant.id)
     check_queue_quota(session=session, tenant=tenant)
     job = Job(
@@ -47,6 +65,9 @@ def create_job(*, session: Session, tenant: Tenant, job_in: JobCreate, settings:
     )
     session.add(job)
     session.flush()
+    session.add_all(
+        JobRewardUse(job_id=job.id, reward_id=reward_id, version=version) for reward_id, version in reward_uses
+    )
     session.add(JobEvent(job_id=job.id, type="status", message="job queued", data={"status": "queued"}))
     session.commit()
     try:

@@ -15,6 +15,7 @@ from app.core.config import Settings
 from app.core.errors import spec_error
 from app.models import Checkpoint, Dataset, Job
 from app.schemas.job import HUB_ID_PATTERN, DatasetSpec, JobSpec
+from app.schemas.reward_resource import concrete_rewards, reference_fields
 
 TINY_DEMO = "tiny-demo"
 
@@ -57,7 +58,7 @@ def check_limits(spec: JobSpec, settings: Settings) -> None:
 
 
 def _reward_fields(rewards: list[Any]) -> list[str]:
-    return sorted({field for reward in rewards if (field := getattr(reward, "field", None))})
+    return sorted(set().union(*(reference_fields(reward) for reward in concrete_rewards(rewards))))
 
 
 def check_rows(dataset: DatasetSpec, rewards: list[Any], param: str) -> None:

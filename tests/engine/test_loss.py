@@ -103,9 +103,7 @@ def test_sequence_level_ratio_is_the_geometric_mean():
     old = torch.zeros(1, 3)
     logps = torch.tensor([[0.2, 0.4, 9.0]])  # the third token is masked out and must not count
     mask = torch.tensor([[1.0, 1.0, 0.0]])
-    _, parts = per_token_loss(
-        logps, old, torch.tensor([0.0]), mask, LossSettings(importance_sampling_level="sequence")
-    )
+    _, parts = per_token_loss(logps, old, torch.tensor([0.0]), mask, LossSettings(importance_sampling_level="sequence"))
     torch.testing.assert_close(parts.ratio[0, :2], torch.full((2,), math.exp(0.3)))
 
 
@@ -145,9 +143,7 @@ def test_micro_batches_sum_to_the_full_batch(loss_type):
     adv = torch.randn(4)
     settings = LossSettings(loss_type=loss_type, max_completion_length=5)
     tokens = int(mask.sum())
-    whole = aggregate(
-        per_token_loss(logps, old, adv, mask, settings)[0], mask, settings, StepTotals(tokens, 4, 1)
-    )
+    whole = aggregate(per_token_loss(logps, old, adv, mask, settings)[0], mask, settings, StepTotals(tokens, 4, 1))
     parts = sum(
         aggregate(
             per_token_loss(logps[i], old[i], adv[i], mask[i], settings)[0],

@@ -107,7 +107,5 @@ def test_top_p_sampling_draws_only_from_the_nucleus_in_proportion():
 def test_greedy_is_argmax_after_penalty():
     logits = torch.tensor([[1.0, 3.0, 2.0]])
     history = torch.tensor([[1]])
-    token = next_tokens(
-        logits, SamplingParams(greedy=True, repetition_penalty=2.0), torch.Generator(), history
-    )
+    token = next_tokens(logits, SamplingParams(greedy=True, repetition_penalty=2.0), torch.Generator(), history)
     assert token.tolist() == [2]  # 3.0 / 2 = 1.5 < 2.0

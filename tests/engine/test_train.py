@@ -65,9 +65,7 @@ def test_resume_continues_bit_for_bit(tmp_path, model_cache, overrides):
     checkpoint = latest_checkpoint(tmp_path / "resumed")
     assert checkpoint.name == "checkpoint-000003"
     resumed = RecordingSink()
-    result = train(
-        config, digit_rows(), repeat_reward, resumed, work_dir=tmp_path / "resumed", resume_from=checkpoint
-    )
+    result = train(config, digit_rows(), repeat_reward, resumed, work_dir=tmp_path / "resumed", resume_from=checkpoint)
     assert [r.step for r in resumed.steps] == [4, 5, 6]
     assert resumed.run_metrics() == straight.run_metrics()[3:]  # bitwise equal floats
     wa, wb = weights(tmp_path / "straight" / "checkpoint-000006"), weights(result.final_checkpoint)
@@ -152,9 +150,7 @@ def test_evaluation_during_training(tmp_path, model_cache):
     assert [e.step for e in sink.evals] == [0, 1, 2]
     report = sink.evals[0]
     assert report.num_prompts == 5 and report.samples_per_prompt == 4
-    assert {"eval/reward_mean", "eval/accuracy", "eval/pass@1", "eval/pass@4", "eval/hit/mean"} <= set(
-        report.metrics
-    )
+    assert {"eval/reward_mean", "eval/accuracy", "eval/pass@1", "eval/pass@4", "eval/hit/mean"} <= set(report.metrics)
 
 
 def test_reward_rises_on_the_demo_task(tmp_path, model_cache):

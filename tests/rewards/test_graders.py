@@ -102,9 +102,7 @@ def test_format_strict(completion: str, expected: float) -> None:
 
 
 def test_format_lenient_and_custom_tags() -> None:
-    assert (
-        grade({"type": "format", "strict": False}, "Sure! <think>r</think> then <answer>42</answer>.") == 1.0
-    )
+    assert grade({"type": "format", "strict": False}, "Sure! <think>r</think> then <answer>42</answer>.") == 1.0
     spec = {"type": "format", "tags": ["reasoning", "final"], "require_content": False}
     assert grade(spec, "<reasoning></reasoning><final>x</final>") == 1.0
     assert grade(spec, "<think>r</think><answer>x</answer>") == 0.0
@@ -133,9 +131,9 @@ def test_text_similarity() -> None:
     close = grade(spec, "The cat sat on a mat", {"answer": "The cat sat on the mat"})
     far = grade(spec, "A dog ran in the park", {"answer": "The cat sat on the mat"})
     assert close is not None and far is not None and 0.5 < close < 1.0 and far < close
-    assert grade(
-        {"type": "text_similarity", "metric": "edit_ratio"}, "kitten", {"answer": "sitting"}
-    ) == pytest.approx(1 - 3 / 7)
+    assert grade({"type": "text_similarity", "metric": "edit_ratio"}, "kitten", {"answer": "sitting"}) == pytest.approx(
+        1 - 3 / 7
+    )
 
 
 def test_chrf_known_values() -> None:

@@ -99,9 +99,9 @@ def verifier() -> Iterator[Verifier]:
 def score(url: str, completions: list[str], **fields: object) -> list[Outcome]:
     spec = specs({"type": "http", "url": url, "max_error_rate": 1.0, "backoff_s": 0.01, **fields})
     with build_reward_fn(spec, http_allow_private=True) as reward_fn:
-        return reward_fn.outcomes(
-            ["p"] * len(completions), completions, [{"id": i} for i in range(len(completions))]
-        )["http"]
+        return reward_fn.outcomes(["p"] * len(completions), completions, [{"id": i} for i in range(len(completions))])[
+            "http"
+        ]
 
 
 def test_batches_in_order_and_documented_request(verifier: Verifier) -> None:

@@ -174,9 +174,7 @@ def test_huge_output_is_capped() -> None:
 
 
 def test_cannot_signal_this_process() -> None:
-    result = attack(
-        "import os, signal\nos.kill(row['pid'], signal.SIGKILL)\nreturn 1.0", {"pid": os.getpid()}
-    )
+    result = attack("import os, signal\nos.kill(row['pid'], signal.SIGKILL)\nreturn 1.0", {"pid": os.getpid()})
     assert result.value is None and "ProcessLookupError" in result.error
     init = attack("import os, signal\nos.kill(1, signal.SIGKILL)\nreturn 1.0")
     assert init.value is None and "PermissionError" in init.error

@@ -43,9 +43,7 @@ MULTI_PARTS = [
     [("weighted_sum", 3.0), ("weighted_mean", 3.0 / 6.0), ("min", 0.0), ("max", 1.0)],
 )
 def test_multi_formulas(aggregate: str, expected: float) -> None:
-    spec = specs(
-        {"type": "multi", "name": "combo", "weight": 2.0, "components": MULTI_PARTS, "aggregate": aggregate}
-    )
+    spec = specs({"type": "multi", "name": "combo", "weight": 2.0, "components": MULTI_PARTS, "aggregate": aggregate})
     completion = "<think>t</think><answer>42</answer>"
     batch = build_reward_fn(spec)(["q"], [completion], [{"answer": "7"}])
     assert batch.components == {"combo": [pytest.approx(expected)]}
@@ -82,9 +80,7 @@ def test_error_rate_threshold_raises_reward_error() -> None:
         build_reward_fn(spec)([""] * 8, ["x"] * 8, rows)
     error = info.value
     assert (error.reward, error.errors, error.total, error.code) == ("answer_check", 2, 8, "reward_error")
-    assert str(error).startswith(
-        "reward 'answer_check' failed on 2 of 8 completions (25% > max_error_rate 20%)"
-    )
+    assert str(error).startswith("reward 'answer_check' failed on 2 of 8 completions (25% > max_error_rate 20%)")
     assert "row has no field 'answer'" in error.samples[0]
     build_reward_fn(spec)([""] * 8, ["x"] * 8, [{"answer": "x"}] * 7 + [{}])  # 12.5%: below the threshold
 
@@ -92,22 +88,18 @@ def test_error_rate_threshold_raises_reward_error() -> None:
 def test_step_metrics_and_hacking_detectors() -> None:
     completions = ["the cat the cat the cat the cat"] * 4 + ["a", "bb b", "ccc c c", "dddd"]
     rows = [{"answer": c} for c in completions[:4]] + [{"answer": "zz"}] * 4
-    reward_fn = build_reward_fn(
-        specs({"type": "exact_match"}, {"type": "regex", "pattern": "b"}), group_size=4
-    )
+    reward_fn = build_reward_fn(specs({"type": "exact_match"}, {"type": "regex", "pattern": "b"}), group_size=4)
     metrics = reward_fn([""] * 8, completions, rows).metrics
     for name in ("exact_match", "regex"):
-        assert {
-            f"reward/{name}/{key}" for key in ("latency_p50_s", "latency_p95_s", "errors", "error_rate")
-        } <= set(metrics)
+        assert {f"reward/{name}/{key}" for key in ("latency_p50_s", "latency_p95_s", "errors", "error_rate")} <= set(
+            metrics
+        )
     assert metrics["hacking/identical_in_group_frac"] == 0.5  # group 1 all identical, group 2 all distinct
     assert metrics["hacking/zero_std_group_frac"] == 0.5  # group 1 all score 1.0; group 2 has one regex hit
     assert metrics["hacking/repetition_max"] == pytest.approx(1 - 2 / 6)  # 2 distinct of 6 word 3-grams
     assert metrics["hacking/completion_chars_max"] == 31.0
     assert metrics["time/scoring_s"] > 0.0
-    ungrouped = build_reward_fn(specs({"type": "exact_match"}), group_size=3)(
-        [""] * 8, completions, rows
-    ).metrics
+    ungrouped = build_reward_fn(specs({"type": "exact_match"}), group_size=3)([""] * 8, completions, rows).metrics
     assert "hacking/identical_in_group_frac" not in ungrouped  # 8 completions are not groups of 3
 
 
@@ -117,9 +109,7 @@ def test_slow_components_are_scored_concurrently() -> None:
     thread.start()
     try:
         common = {"type": "http", "url": server.url("/paced"), "max_concurrency": 1, "batch_size": 1}
-        reward_fn = build_reward_fn(
-            specs({**common, "name": "a"}, {**common, "name": "b"}), http_allow_private=True
-        )
+        reward_fn = build_reward_fn(specs({**common, "name": "a"}, {**common, "name": "b"}), http_allow_private=True)
         with reward_fn:
             batch = reward_fn([""] * 4, ["x"] * 4, [{}] * 4)
     finally:
@@ -165,9 +155,7 @@ def test_python_none_is_not_applicable() -> None:
         batch = reward_fn(["", ""], ["skip", "go"], [{"answer": "skip"}, {"answer": "x"}])
     assert math.isnan(batch.components["python"][0]) and batch.components["python"][1] == 1.0
     assert batch.total == [1.0, 2.0]
-    assert (
-        batch.metrics["reward/python/not_applicable"] == 1.0 and batch.metrics["reward/python/errors"] == 0.0
-    )
+    assert batch.metrics["reward/python/not_applicable"] == 1.0 and batch.metrics["reward/python/errors"] == 0.0
 
 
 @requires_root

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.schemas.reward import MultiReward, RewardSample, RewardSampleScore, RewardSpec
-from workers.engine.interface import RewardBatch
+from workers.contract import RewardBatch
 from workers.rewards.components import BuildContext, Leaf, Outcome, build_leaf
 from workers.rewards.detectors import quantile, step_detectors
 from workers.rewards.errors import RewardError

@@ -1,0 +1,140 @@
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+from pydantic import TypeAdapter
+from sqlalchemy import select
+
+from app.api.deps import CurrentTenant, IdempotencyKey, SessionDep
+from app.core.errors import not_found
+from app.crud.pagination import newest_first_page
+from app.models import RewardDefinition
+from app.schemas.reward import RewardSpec
+from app.schemas.reward_resource import (
+    InlineRewardTestRequest,
+    RewardCreate,
+    RewardPublic,
+    RewardsPublic,
+    RewardTestRequest,
+    RewardTestResponse,
+    RewardVersionCreate,
+    RewardVersionPublic,
+)
+from app.services import rewards as service
+from app.services.idempotency import run_idempotent
+
+router = APIRouter(prefix="/rewards", tags=["rewards"])
+_STORED_SPEC: TypeAdapter[Any] = TypeAdapter(RewardSpec)
+
+
+def _public(session: SessionDep, reward: RewardDefinition) -> RewardPublic:
+    latest = service.get_version(session=session, reward=reward, version=None)
+    assert latest is not None
+    return RewardPublic(
+        id=reward.id,
+        name=reward.name,
+        description=reward.description,
+        latest_version=reward.latest_version,
+        created_at=reward.created_at,
+        spec=latest.spec,
+        versions=service.versions_of(session=session, reward_id=reward.id),
+    )
+
+
+def _reward(session: SessionDep, tenant: CurrentTenant, reward_id: uuid.UUID) -> RewardDefinition:
+    reward = service.get_reward(session=session, tenant_id=tenant.id, reward_id=reward_id)
+    if reward is None:
+        raise not_found("reward")
+    return reward
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=RewardPublic)
+def create_reward(
+    reward_in: RewardCreate, session: SessionDep, tenant: CurrentTenant, idempotency_key: IdempotencyKey = None
+) -> Any:
+    """Create a named reward definition (version 1). It is built and dry-run first: python code is checked
+    for syntax and a `reward(prompt, completion, row)` function, then run once in the sandbox."""
+    return run_idempotent(
+        session=session,
+        tenant_id=tenant.id,
+        key=idempotency_key,
+        scope="POST /v1/rewards",
+        payload=reward_in.model_dump(mode="json"),
+        status_code=201,
+        create=lambda: _public(
+            session,
+            service.create_reward(
+                session=session,
+                tenant=tenant,
+                name=reward_in.name,
+                description=reward_in.description,
+                spec=reward_in.spec,
+                sample=reward_in.validation_sample,
+            ),
+        ),
+    )
+
+
+@router.get("", response_model=RewardsPublic)
+def list_rewards(
+    session: SessionDep,
+    tenant: CurrentTenant,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> RewardsPublic:
+    query = select(RewardDefinition).where(
+        RewardDefinition.tenant_id == tenant.id, RewardDefinition.deleted_at.is_(None)
+    )
+    page, next_cursor = newest_first_page(session, query, RewardDefinition, limit=limit, cursor=cursor)
+    return RewardsPublic(data=[_public(session, reward) for reward in page], next_cursor=next_cursor)
+
+
+@router.post(":test", response_model=RewardTestResponse)
+def test_inline_reward(request: InlineRewardTestRequest, tenant: CurrentTenant) -> RewardTestResponse:  # noqa: ARG001
+    """Score samples with an inline reward definition, without storing it or starting a job."""
+    return service.score_reward_samples(request.reward, request.samples)
+
+
+@router.get("/{reward_id}", response_model=RewardPublic)
+def read_reward(reward_id: uuid.UUID, session: SessionDep, tenant: CurrentTenant) -> RewardPublic:
+    return _public(session, _reward(session, tenant, reward_id))
+
+
+@router.get("/{reward_id}/versions/{version}", response_model=RewardVersionPublic)
+def read_reward_version(
+    reward_id: uuid.UUID, version: int, session: SessionDep, tenant: CurrentTenant
+) -> RewardVersionPublic:
+    row = service.get_version(session=session, reward=_reward(session, tenant, reward_id), version=version)
+    if row is None:
+        raise not_found("reward version")
+    return RewardVersionPublic.model_validate(row)
+
+
+@router.post("/{reward_id}/versions", status_code=status.HTTP_201_CREATED, response_model=RewardVersionPublic)
+def create_reward_version(
+    reward_id: uuid.UUID, version_in: RewardVersionCreate, session: SessionDep, tenant: CurrentTenant
+) -> RewardVersionPublic:
+    """Change a reward by adding a version; jobs already submitted keep the version they pinned."""
+    reward = _reward(session, tenant, reward_id)
+    version = service.add_version(
+        session=session, reward=reward, spec=version_in.spec, sample=version_in.validation_sample
+    )
+    return RewardVersionPublic.model_validate(version)
+
+
+@router.delete("/{reward_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_reward(reward_id: uuid.UUID, session: SessionDep, tenant: CurrentTenant) -> Response:
+    """Delete a reward definition; refused (409) while a queued or running job uses it."""
+    service.delete_reward(session=session, reward=_reward(session, tenant, reward_id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{reward_id}/test", response_model=RewardTestResponse)
+def test_reward(
+    reward_id: uuid.UUID, request: RewardTestRequest, session: SessionDep, tenant: CurrentTenant
+) -> RewardTestResponse:
+    """Score caller-supplied samples with a stored reward: per-sample total, per-component scores, errors."""
+    version = service.get_version(session=session, reward=_reward(session, tenant, reward_id), version=request.version)
+    if version is None:
+        raise not_found("reward version")
+    return service.score_reward_samples(_STORED_SPEC.validate_python(version.spec), request.samples)

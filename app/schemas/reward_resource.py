@@ -1,0 +1,142 @@
+"""Reward definitions as API resources, references to them from jobs, and the reward test endpoints."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal, Union, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
+
+from app.schemas.reward import (
+    NAME_PATTERN,
+    MultiReward,
+    RewardSample,
+    RewardSampleScore,
+    RewardSpec,
+    StringCheckReward,
+)
+
+
+class RewardRef(BaseModel):
+    """A stored reward definition used by a job, pinned to one version when the job is created."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["ref"] = "ref"
+    reward_id: uuid.UUID = Field(..., description="A reward definition of the caller's tenant.")
+    version: int | None = Field(None, ge=1, description="Version to use; default the latest when the job is created.")
+    name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=NAME_PATTERN,
+        description="Component name in metrics; default the definition's name.",
+    )
+    weight: float | None = Field(None, ge=-100.0, le=100.0, description="Weight; default the definition's.")
+    resolved: dict[str, JsonValue] | None = Field(
+        None,
+        description="Filled in by the server: the pinned version's spec. Ignored on input.",
+    )
+
+
+_INLINE = get_args(get_args(RewardSpec)[0])
+JobReward = Annotated[Union[*_INLINE, RewardRef], Field(discriminator="type")]  # noqa: UP007
+
+
+_INLINE_ADAPTER: TypeAdapter[Any] = TypeAdapter(RewardSpec)
+
+
+def concrete_rewards(rewards: list[Any]) -> list[Any]:
+    """Inline reward specs for a job's rewards: references become their pinned version's spec, with the
+    reference's name and weight. The server pins references when it accepts a job."""
+    concrete = []
+    for reward in rewards:
+        if not isinstance(reward, RewardRef):
+            concrete.append(reward)
+            continue
+        if reward.resolved is None:
+            raise ValueError(f"reward reference {reward.reward_id} was never resolved by the server")
+        overrides = {
+            key: value for key, value in (("name", reward.name), ("weight", reward.weight)) if value is not None
+        }
+        concrete.append(_INLINE_ADAPTER.validate_python({**reward.resolved, **overrides}))
+    return concrete
+
+
+def reference_fields(spec: Any) -> set[str]:
+    """Dataset fields a declarative reward reads (python and http rewards may read any: not listed)."""
+    if isinstance(spec, MultiReward):
+        return set().union(*(reference_fields(component) for component in spec.components))
+    if isinstance(spec, StringCheckReward) and spec.value is not None:
+        return set()
+    field = getattr(spec, "field", None)
+    return {field} if isinstance(field, str) else set()
+
+
+class RewardCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        ...,
+        min_length=1,
+        max_length=64,
+        pattern=NAME_PATTERN,
+        description="Unique within the tenant; also the default component name in job metrics.",
+    )
+    description: str = Field("", max_length=4000)
+    spec: RewardSpec = Field(..., description="The grader (any reward type; 'multi' combines several).")
+    validation_sample: RewardSample | None = Field(
+        None,
+        description="A representative sample for the dry run at creation (recommended for python rewards).",
+    )
+
+
+class RewardVersionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    spec: RewardSpec
+    validation_sample: RewardSample | None = None
+
+
+class RewardVersionPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    reward_id: uuid.UUID
+    version: int
+    spec: dict[str, Any]
+    created_at: datetime
+
+
+class RewardPublic(BaseModel):
+    object: Literal["reward"] = "reward"
+    id: uuid.UUID
+    name: str
+    description: str
+    latest_version: int
+    created_at: datetime
+    spec: dict[str, Any] = Field(..., description="The latest version's spec.")
+    versions: list[int] = Field(..., description="All versions, oldest first.")
+
+
+class RewardsPublic(BaseModel):
+    data: list[RewardPublic]
+    next_cursor: str | None = None
+
+
+class RewardTestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    samples: list[RewardSample] = Field(..., min_length=1, max_length=256)
+    version: int | None = Field(None, ge=1, description="Default: the latest version.")
+
+
+class InlineRewardTestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reward: RewardSpec
+    samples: list[RewardSample] = Field(..., min_length=1, max_length=256)
+
+
+class RewardTestResponse(BaseModel):
+    results: list[RewardSampleScore]
+    mean_total: float
+    error_count: int = Field(..., description="Samples with at least one component error.")

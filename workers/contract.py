@@ -1,0 +1,75 @@
+"""The engine's contract with the outside world: what it is fed and what it reports.
+
+The engine imports only torch, transformers and the standard library. Rewards come in as a plain
+callable, progress goes out through a sink; the Celery task and the command line each provide
+their own sink (database rows vs. JSON lines).
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class RewardBatch:
+    """Scores for N completions, in the order they were given."""
+
+    total: list[float]  # weighted sum of the components, (N,)
+    components: dict[str, list[float]]  # component name -> raw (unweighted) score, each (N,)
+    metrics: dict[str, float] = field(default_factory=dict)  # the scorer's own metrics (latency, errors)
+
+
+class RewardFn(Protocol):
+    def __call__(
+        self, prompts: list[str], completions: list[str], rows: list[dict[str, Any]]
+    ) -> RewardBatch: ...
+
+
+@dataclass(frozen=True)
+class SampleRecord:
+    """One logged completion, so users can read what the model actually writes."""
+
+    prompt_index: int  # index of the prompt's row in the dataset
+    group_index: int  # 0..group_size-1 within its group
+    prompt: str
+    completion: str
+    reward: float
+    components: dict[str, float]
+    advantage: float
+    num_tokens: int
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class StepReport:
+    step: int  # steps completed so far, 1-based
+    metrics: dict[str, float]
+    samples: list[SampleRecord]
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """Held-out evaluation of the policy at `step` (0 = before training)."""
+
+    step: int
+    metrics: dict[str, float]  # eval/reward_mean, eval/accuracy, eval/pass@k, eval/<component>/mean, ...
+    num_prompts: int
+    samples_per_prompt: int
+
+
+class TrainingSink(Protocol):
+    def on_step(self, report: StepReport) -> None:
+        """Called after every step. May raise (e.g. JobCancelled) to stop training between steps."""
+
+    def on_checkpoint(self, step: int, path: Path) -> None:
+        """Called once a complete checkpoint directory exists at `path` (written atomically)."""
+
+    def on_eval(self, report: EvalReport) -> None:
+        """Called after each held-out evaluation."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    steps_completed: int
+    final_metrics: dict[str, float]
+    final_checkpoint: Path | None
