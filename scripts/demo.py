@@ -15,7 +15,14 @@ from workers.demo import demo_spec
 
 from scripts.stack import PROJECT_ROOT, free_port, port_is_free, running_stack
 
-SHOWN = [("reward", "reward/mean"), ("std", "reward/std"), ("kl", "kl"), ("loss", "loss"), ("tok/s", "tokens_per_s")]
+PRINT_EVERY = 20  # steps between progress lines when stdout is not a terminal
+SHOWN = [  # (label, metric, format)
+    ("reward", "reward/mean", ".3f"),
+    ("std", "reward/std", ".3f"),
+    ("kl", "kl", ".3f"),
+    ("loss", "loss", "+.4f"),
+    ("tok/s", "throughput/tokens_per_s", ".0f"),
+]
 
 
 def create_key(env: dict[str, str]) -> str:
@@ -35,7 +42,7 @@ def progress_line(job: dict) -> str:
     width = 30
     filled = int(width * progress["fraction"])
     bar = "#" * filled + "-" * (width - filled)
-    shown = "  ".join(f"{label} {metrics[name]:.3g}" for label, name in SHOWN if name in metrics)
+    shown = "  ".join(f"{label} {metrics[name]:{spec}}" for label, name, spec in SHOWN if name in metrics)
     eta = f"  eta {progress['eta_seconds']:.0f}s" if progress["eta_seconds"] else ""
     return f"[{bar}] {progress['step']:>4}/{progress['total_steps']}  {shown}{eta}"
 
@@ -43,16 +50,18 @@ def progress_line(job: dict) -> str:
 def follow(client: httpx.Client, job_id: str) -> dict:
     """Print progress until the job ends; one line per update when not on a terminal."""
     interactive = sys.stdout.isatty()
-    last_step = -1
+    last_step, last_printed = -1, -PRINT_EVERY
     while True:
         job = client.get(f"/v1/jobs/{job_id}").raise_for_status().json()
-        if job["progress"]["step"] != last_step:
-            last_step = job["progress"]["step"]
+        step = job["progress"]["step"]
+        if step != last_step:
+            last_step = step
             line = progress_line(job)
             if interactive:
                 sys.stdout.write("\r" + line.ljust(120))
                 sys.stdout.flush()
-            elif last_step % 10 == 0 or job["status"] != "running":
+            elif step - last_printed >= PRINT_EVERY or job["status"] != "running":
+                last_printed = step
                 print(line, flush=True)
         if job["status"] in ("succeeded", "failed", "cancelled"):
             if interactive:

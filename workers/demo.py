@@ -33,7 +33,7 @@ def demo_spec() -> dict[str, Any]:
             "learning_rate": 1e-3,  # a random-init 75k-parameter model tolerates (and needs) a large rate
             "lr_scheduler": "constant",
             "epsilon_high": 0.28,  # clip-higher keeps exploration alive; without it some prompts collapse
-            "beta": 0.0,
+            "beta": 0.04,  # a KL penalty to the frozen start model, so the demo shows KL climbing too
             "seed": 0,
             "num_threads": 1,  # a 75k-parameter model gains nothing from 2 threads, and loses on a shared CPU
         },
