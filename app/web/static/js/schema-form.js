@@ -55,7 +55,7 @@ function inputFor(schema, id) {
 }
 
 /** One field: label, input, description, error slot. read() gives {value, error}; undefined = omit. */
-export function schemaField(openapi, path, propertySchema) {
+export function schemaField(openapi, path, propertySchema, { required = false } = {}) {
   const { schema, nullable } = unwrapNullable(openapi, propertySchema);
   const id = `f-${path.replace(/[^A-Za-z0-9]+/g, '-')}`;
   const input = inputFor(schema, id);
@@ -71,7 +71,7 @@ export function schemaField(openapi, path, propertySchema) {
   function parse() {
     if (schema.type === 'boolean') return input.checked;
     const text = input.value.trim();
-    if (text === '') return nullable || fallback !== undefined ? undefined : '';
+    if (text === '') return required ? '' : undefined; // omitted: the API applies its default
     if (schema.type === 'integer' || schema.type === 'number') return Number(text);
     if (isList) return text.split(',').map((item) => item.trim()).filter(Boolean);
     return input.value;
@@ -89,8 +89,7 @@ export function schemaField(openapi, path, propertySchema) {
   const el = h(
     'div',
     { class: `field ${schema.type === 'boolean' ? 'check' : ''}`, dataset: { field: path } },
-    h('label', { for: id, class: 'mono' }, path.split('.').pop()),
-    input,
+    schema.type === 'boolean' ? h('label', { class: 'inline mono' }, input, path.split('.').pop()) : [h('label', { for: id, class: 'mono' }, path.split('.').pop()), input],
     h('div', { class: 'field-error', role: 'alert' }),
     h('div', { class: 'hint' }, hint.filter(Boolean).join(' ')),
   );
@@ -100,7 +99,10 @@ export function schemaField(openapi, path, propertySchema) {
 /** Fields for every property of an object schema (e.g. GRPOHyperparameters), in schema order. */
 export function schemaFields(openapi, prefix, objectSchema) {
   const resolved = resolve(openapi, objectSchema);
-  return Object.entries(resolved.properties).map(([name, property]) => schemaField(openapi, `${prefix}.${name}`, property));
+  const required = new Set(resolved.required || []);
+  return Object.entries(resolved.properties).map(([name, property]) =>
+    schemaField(openapi, `${prefix}.${name}`, property, { required: required.has(name) }),
+  );
 }
 
 /** A JSON-valued field (a textarea). `lines`: also accept JSON Lines, one value per line, as a list. */
@@ -197,9 +199,10 @@ export function showErrors(form, errors) {
       continue;
     }
     el.classList.add('invalid');
+    for (let parent = el.closest('details'); parent; parent = parent.parentElement?.closest('details')) parent.open = true;
     const exact = el.dataset.field === error.field;
     el.querySelector(':scope > .field-error').append(h('div', {}, exact ? error.message : `${error.field}: ${error.message}`));
   }
-  form.querySelector('.invalid')?.scrollIntoView({ block: 'center', behavior: 'smooth' });
+  form.querySelector('.invalid')?.scrollIntoView({ block: 'center' });
   return unplaced;
 }

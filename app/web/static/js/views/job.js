@@ -153,7 +153,11 @@ export async function renderJob(container, { params: [jobId], signal }) {
     onState: (state) => {
       stream = state === 'ended' ? 'finished' : state;
       showJob();
-      if (state === 'ended') refreshJob();
+      if (state === 'ended') {
+        refreshJob();
+        reloadCheckpoints();
+        reloadEvaluations();
+      }
     },
     // The server closes the stream once the job has ended; any other close is a dropped connection.
     done: () => TERMINAL.has(streamedStatus) || TERMINAL.has(job.status),

@@ -181,7 +181,7 @@ export async function renderNewJob(container, { params: [cloneFrom], signal }) {
       const unplaced = err instanceof ApiError ? showErrors(form, err.errors) : [];
       replace(summary, h('b', {}, 'The API refused the job: '), err.message, unplaced.map((e) => h('div', {}, `${e.field}: ${e.message}`)));
       summary.hidden = false;
-      summary.scrollIntoView({ block: 'center' });
+      if (!form.querySelector('.invalid')) summary.scrollIntoView({ block: 'center' });
     } finally {
       submit.disabled = false;
     }
