@@ -55,12 +55,21 @@ def api_key(web_stack: Stack) -> str:
 
 @pytest.fixture
 def page(browser: Any, web_stack: Stack, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A fresh browser context per test; uncaught page errors fail the test, a screenshot is kept."""
+    """A fresh browser context per test; errors in the page fail the test, a screenshot is kept."""
     context = browser.new_context(base_url=web_stack.base_url, viewport={"width": 1360, "height": 900})
     context.set_default_timeout(20_000)
     tab = context.new_page()
     page_errors: list[str] = []
     tab.on("pageerror", lambda error: page_errors.append(str(error)))
+    # Console errors too (e.g. a content-security-policy refusal), except the API's own 4xx answers.
+    tab.on(
+        "console",
+        lambda message: (
+            message.type == "error"
+            and "Failed to load resource" not in message.text
+            and page_errors.append(message.text)
+        ),
+    )
     yield tab
     ARTIFACTS.mkdir(exist_ok=True)
     tab.screenshot(path=ARTIFACTS / f"{request.node.name}-last.png", full_page=True)

@@ -141,12 +141,12 @@ def test_a_job_from_the_form_trains_live_and_succeeds_with_checkpoints_and_evalu
     sign_in(page, api_key)
     page.goto("/dashboard/#/new")
     field(page, "name").fill("web-tiny")  # the example rows and exact_match reward are the form's defaults
-    grpo = {"group_size": 4, "prompts_per_step": 2, "max_steps": 20, "max_new_tokens": 4, "learning_rate": "1e-3"}
+    grpo = {"group_size": 4, "prompts_per_step": 2, "max_steps": 12, "max_new_tokens": 4, "learning_rate": "1e-3"}
     for name, value in {**grpo, "seed": 3}.items():
         field(page, f"grpo.{name}").fill(str(value))
-    field(page, "checkpoint.every").fill("10")
+    field(page, "checkpoint.every").fill("6")
     page.click("text=Evaluation, safeguards, initial weights")
-    field(page, "eval").fill(json.dumps({"dataset": {"rows": EVAL_ROWS}, "every": 10}))
+    field(page, "eval").fill(json.dumps({"dataset": {"rows": EVAL_ROWS}, "every": 6}))
     page.click("#submit-job")
     expect(page).to_have_url(re.compile(r"#/jobs/[0-9a-f-]{36}$"))
     job_id = page.url.rsplit("/", 1)[1]
@@ -158,17 +158,17 @@ def test_a_job_from_the_form_trains_live_and_succeeds_with_checkpoints_and_evalu
     # The page followed the job live: it showed it unfinished, then succeeded, without a reload.
     statuses = [status for status, _ in observed]
     assert statuses[0] in ("queued", "running") and statuses[-1] == "succeeded", statuses
-    expect(page.locator('[data-chart="reward"] svg')).to_have_attribute("data-points", "20")
+    expect(page.locator('[data-chart="reward"] svg')).to_have_attribute("data-points", "12")
     expect(page.locator('[data-chart="reward"] path.band')).to_have_count(1)
     expect(page.locator("#stream-state")).to_have_text("finished")
-    expect(page.locator(".job-progress")).to_contain_text("20 / 20")
-    expect(page.locator('#checkpoints tr[data-step="20"]')).to_be_visible()
-    expect(page.locator("#evaluations tbody tr")).to_have_count(3)  # steps 0, 10, 20
+    expect(page.locator(".job-progress")).to_contain_text("12 / 12")
+    expect(page.locator('#checkpoints tr[data-step="12"]')).to_be_visible()
+    expect(page.locator("#evaluations tbody tr")).to_have_count(3)  # steps 0, 6, 12
     expect(page.locator("#evaluations tbody")).not_to_contain_text("failed")
-    expect(page.locator("#sample-step")).to_have_value("20")
+    expect(page.locator("#sample-step")).to_have_value("12")
     expect(page.locator("#samples tr.sample").first).to_contain_text("copy")
     page.click("#sample-prev")
-    expect(page.locator("#sample-step")).to_have_value("19")
+    expect(page.locator("#sample-step")).to_have_value("11")
     expect(page.locator("#samples tr.sample").first).to_contain_text("exact_match")
     expect(page.locator("#spec")).to_contain_text('"web-tiny"')
     page.evaluate("window.scrollTo(0, 0)")
@@ -176,17 +176,22 @@ def test_a_job_from_the_form_trains_live_and_succeeds_with_checkpoints_and_evalu
     shot(page, "job-page-full", full_page=True)
 
     with page.expect_download() as download:
-        page.click('#checkpoints tr[data-step="20"] button.download')
+        page.click('#checkpoints tr[data-step="12"] button.download')
     with tarfile.open(download.value.path()) as archive:
         names = archive.getnames()
-    assert f"{job_id}-step000020/config.json" in names, names
+    assert f"{job_id}-step000012/config.json" in names, names
+
+    page.click("text=Clone")  # the form, filled from the job's spec
+    expect(field(page, "name")).to_have_value("web-tiny-copy")
+    expect(field(page, "grpo.max_steps")).to_have_value("12")
+    expect(page.locator("#spec-preview")).to_contain_text('"every": 6')
 
     page.goto("/dashboard/#/jobs")
     page.fill("#filter-name", "web-tiny")
     row = page.locator(f'#jobs-body tr[data-job-id="{job_id}"]')
     expect(row.locator("[data-status]")).to_have_text("succeeded")
-    expect(row).to_contain_text("20 / 20")
-    expect(row.locator("svg.sparkline")).to_have_attribute("data-points", "20")
+    expect(row).to_contain_text("12 / 12")
+    expect(row.locator("svg.sparkline")).to_have_attribute("data-points", "12")
     shot(page, "jobs-list")
     page.select_option("#filter-status", "failed")
     expect(page.locator("#jobs-body tr")).to_have_count(0)

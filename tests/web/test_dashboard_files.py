@@ -37,6 +37,8 @@ def test_root_and_bare_path_lead_to_the_dashboard(web: TestClient) -> None:
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert '<script type="module" src="js/main.js">' in page.text
     assert page.headers["cache-control"] == "no-cache"
+    assert "script-src" not in page.headers["content-security-policy"]  # default-src 'self' covers scripts
+    assert "default-src 'self'" in page.headers["content-security-policy"]
 
 
 def test_every_module_import_resolves_to_a_served_script(web: TestClient) -> None:

@@ -73,6 +73,98 @@ function header(job, stream, onCancelled) {
   );
 }
 
+/** The page's state: the job, its metrics by step, alerts seen on the stream, and the panels showing them. */
+class JobPage {
+  constructor(job, signal) {
+    this.job = job;
+    this.signal = signal;
+    this.metrics = new Map(); // step -> {name: value}
+    this.streamAlerts = new Map();
+    this.stream = TERMINAL.has(job.status) ? 'finished' : 'connecting';
+    this.streamedStatus = job.status;
+    this.head = h('div');
+    this.charts = jobCharts();
+    this.alerts = alertsPanel();
+    this.samples = samplesPanel(job.id, signal);
+    this.evaluations = evaluationsPanel(job.id, signal);
+    this.checkpoints = checkpointsPanel(job.id, signal, () => this.evaluations.reload());
+    this.drawCharts = throttle(() => requestAnimationFrame(() => this.charts.draw(this.metrics, this.allAlerts())), 250);
+    this.refreshJob = throttle(() => this.refresh(), 1000);
+    this.reloadCheckpoints = throttle(() => this.checkpoints.reload(), 1000);
+    this.reloadEvaluations = throttle(() => (this.evaluations.reload(), this.checkpoints.reload()), 1000);
+  }
+
+  elements() {
+    const spec = h('pre', { class: 'spec', id: 'spec' }, JSON.stringify(this.job.spec, null, 2));
+    const { head, alerts, charts, samples, checkpoints, evaluations } = this;
+    return [h('p', {}, h('a', { href: '#/jobs' }, '← Jobs')), head, alerts.el, h('section', { id: 'charts' }, charts.el), samples.el, checkpoints.el, evaluations.el, h('section', { class: 'card' }, h('h2', {}, 'Spec'), spec)];
+  }
+
+  allAlerts() {
+    const byKey = new Map(this.job.alerts.map((a) => [`${a.code}@${a.step}`, a]));
+    for (const [key, alert] of this.streamAlerts) byKey.set(key, alert);
+    return [...byKey.values()];
+  }
+
+  show() {
+    replace(this.head, header(this.job, this.stream, (updated) => ((this.job = updated), this.show())));
+    this.alerts.show(this.allAlerts());
+  }
+
+  async refresh() {
+    try {
+      this.job = await get(`v1/jobs/${this.job.id}`, {}, { signal: this.signal });
+      this.show();
+      this.samples.setLatest(this.job.progress.step);
+    } catch {
+      /* the next event retries */
+    }
+  }
+
+  async loadHistory() {
+    const rows = await getAll(`v1/jobs/${this.job.id}/metrics`, { limit: 1000 }, { signal: this.signal }).catch(() => []);
+    for (const row of rows) this.metrics.set(row.step, row.values);
+    this.drawCharts();
+    this.samples.setLatest(this.job.progress.step);
+    this.checkpoints.reload();
+    this.evaluations.reload();
+  }
+
+  onEvent({ type, data }) {
+    if (type === 'metrics') {
+      this.metrics.set(data.data.step, data.data.values);
+      this.drawCharts();
+    } else if (type === 'alert') {
+      this.streamAlerts.set(`${data.data.code}@${data.step}`, { code: data.data.code, message: data.message, step: data.step });
+      this.drawCharts();
+    } else if (type === 'status') this.streamedStatus = data.data.status;
+    else if (type === 'checkpoint') this.reloadCheckpoints();
+    else if (type === 'evaluation') this.reloadEvaluations();
+    this.refreshJob();
+  }
+
+  onStreamState(state) {
+    this.stream = state === 'ended' ? 'finished' : state;
+    this.show();
+    if (state === 'ended') {
+      this.refreshJob();
+      this.reloadCheckpoints();
+      this.reloadEvaluations();
+    }
+  }
+
+  /** The stream replays every event from the start (metrics overwrite by step), then follows live. */
+  follow() {
+    const events = followEvents(`v1/jobs/${this.job.id}/events`, {
+      onEvent: (event) => this.onEvent(event),
+      onState: (state) => this.onStreamState(state),
+      // The server closes the stream once the job has ended; any other close is a dropped connection.
+      done: () => TERMINAL.has(this.streamedStatus) || TERMINAL.has(this.job.status),
+    });
+    this.signal.addEventListener('abort', () => events.close());
+  }
+}
+
 export async function renderJob(container, { params: [jobId], signal }) {
   let job;
   try {
@@ -81,86 +173,9 @@ export async function renderJob(container, { params: [jobId], signal }) {
     if (!signal.aborted) replace(container, h('h1', {}, 'Job'), h('p', { class: 'error', role: 'alert' }, err.message));
     return;
   }
-  const metrics = new Map(); // step -> {name: value}
-  const streamAlerts = new Map();
-  let stream = TERMINAL.has(job.status) ? 'finished' : 'connecting';
-  let streamedStatus = job.status;
-  const head = h('div');
-  const charts = jobCharts();
-  const alerts = alertsPanel();
-  const samples = samplesPanel(jobId, signal);
-  const evaluations = evaluationsPanel(jobId, signal);
-  const checkpoints = checkpointsPanel(jobId, signal, () => evaluations.reload());
-  const spec = h('pre', { class: 'spec', id: 'spec' }, JSON.stringify(job.spec, null, 2));
-
-  const allAlerts = () => {
-    const byKey = new Map(job.alerts.map((a) => [`${a.code}@${a.step}`, a]));
-    for (const [key, alert] of streamAlerts) byKey.set(key, alert);
-    return [...byKey.values()];
-  };
-  const showJob = () => {
-    replace(head, header(job, stream, (updated) => ((job = updated), showJob())));
-    alerts.show(allAlerts());
-  };
-  const drawCharts = throttle(() => requestAnimationFrame(() => charts.draw(metrics, allAlerts())), 250);
-  const refreshJob = throttle(async () => {
-    try {
-      job = await get(`v1/jobs/${jobId}`, {}, { signal });
-      showJob();
-      samples.setLatest(job.progress.step);
-    } catch {
-      /* the next event retries */
-    }
-  }, 1000);
-  const reloadCheckpoints = throttle(() => checkpoints.reload(), 1000);
-  const reloadEvaluations = throttle(() => (evaluations.reload(), checkpoints.reload()), 1000);
-
-  function onEvent({ type, data }) {
-    if (type === 'metrics') {
-      metrics.set(data.data.step, data.data.values);
-      drawCharts();
-    } else if (type === 'alert') {
-      streamAlerts.set(`${data.data.code}@${data.step}`, { code: data.data.code, message: data.message, step: data.step });
-      drawCharts();
-    } else if (type === 'status') streamedStatus = data.data.status;
-    else if (type === 'checkpoint') reloadCheckpoints();
-    else if (type === 'evaluation') reloadEvaluations();
-    refreshJob();
-  }
-
-  replace(
-    container,
-    h('p', {}, h('a', { href: '#/jobs' }, '← Jobs')),
-    head,
-    alerts.el,
-    h('section', { id: 'charts' }, charts.el),
-    samples.el,
-    checkpoints.el,
-    evaluations.el,
-    h('section', { class: 'card' }, h('h2', {}, 'Spec'), spec),
-  );
-  showJob();
-  for (const row of await getAll(`v1/jobs/${jobId}/metrics`, { limit: 1000 }, { signal }).catch(() => [])) metrics.set(row.step, row.values);
-  drawCharts();
-  samples.setLatest(job.progress.step);
-  checkpoints.reload();
-  evaluations.reload();
-  if (TERMINAL.has(job.status) || signal.aborted) return;
-
-  // The stream replays every event from the start (metrics overwrite by step), then follows live.
-  const events = followEvents(`v1/jobs/${jobId}/events`, {
-    onEvent,
-    onState: (state) => {
-      stream = state === 'ended' ? 'finished' : state;
-      showJob();
-      if (state === 'ended') {
-        refreshJob();
-        reloadCheckpoints();
-        reloadEvaluations();
-      }
-    },
-    // The server closes the stream once the job has ended; any other close is a dropped connection.
-    done: () => TERMINAL.has(streamedStatus) || TERMINAL.has(job.status),
-  });
-  signal.addEventListener('abort', () => events.close());
+  const page = new JobPage(job, signal);
+  replace(container, page.elements());
+  page.show();
+  await page.loadHistory();
+  if (!TERMINAL.has(page.job.status) && !signal.aborted) page.follow();
 }

@@ -133,36 +133,9 @@ function collect(fields) {
   return { spec, errors };
 }
 
-export async function renderNewJob(container, { params: [cloneFrom], signal }) {
-  const openapi = await openApiSchema();
-  const S = openapi.components.schemas;
-  const basics = [schemaField(openapi, 'name', S.JobCreate.properties.name), ...schemaFields(openapi, 'model', S.ModelSpec)];
-  basics[1].set('tiny-demo');
-  for (const field of basics.slice(0, 2)) field.always = true;
-  const dataset = datasetSection(openapi, signal);
-  const rewards = rewardsSection(openapi, signal);
-  const knobs = knobsSection(openapi);
-  const fields = [...basics, ...dataset.fields, ...rewards.fields, ...knobs.fields];
-  const summary = h('div', { class: 'error-box', id: 'form-errors', role: 'alert', hidden: true });
-  const preview = h('pre', { class: 'spec', id: 'spec-preview' });
-  const submit = h('button', { type: 'submit', id: 'submit-job' }, 'Submit job');
-  const form = h('form', { id: 'new-job-form', class: 'job-form', novalidate: true });
-
-  const fill = (spec) => {
-    for (const field of fields) if (getPath(spec, field.path) !== undefined) field.set(getPath(spec, field.path));
-    form.dispatchEvent(new Event('input'));
-  };
-  const pasted = jsonField('pasted', { label: 'Paste a job spec (JSON) to fill the form', rows: 4, optional: true });
-  const load = h('button', { type: 'button', class: 'secondary small', id: 'load-spec' }, 'Fill the form');
-  load.addEventListener('click', () => {
-    const { value, error } = pasted.read();
-    clearErrors(pasted.el);
-    if (error) showErrors(pasted.el.parentElement, [{ field: 'pasted', message: error }]);
-    else if (value) fill(value);
-  });
-
-  form.addEventListener('input', () => replace(preview, JSON.stringify(collect(fields).spec, null, 2)));
-  form.addEventListener('submit', async (event) => {
+/** Submit: schema checks first, then POST; the API's field errors go next to the fields they name. */
+function onSubmit(form, fields, summary, submit) {
+  return async (event) => {
     event.preventDefault();
     clearErrors(form);
     summary.hidden = true;
@@ -185,8 +158,43 @@ export async function renderNewJob(container, { params: [cloneFrom], signal }) {
     } finally {
       submit.disabled = false;
     }
-  });
+  };
+}
 
+/** "Start from a JSON spec": paste one, and it fills the form's fields. */
+function pastePanel(fill) {
+  const pasted = jsonField('pasted', { label: 'Paste a job spec (JSON) to fill the form', rows: 4, optional: true });
+  const load = h('button', { type: 'button', class: 'secondary small', id: 'load-spec' }, 'Fill the form');
+  const el = h('details', { class: 'card' }, h('summary', {}, 'Start from a JSON spec'), pasted.el, load);
+  load.addEventListener('click', () => {
+    const { value, error } = pasted.read();
+    clearErrors(el);
+    if (error) showErrors(el, [{ field: 'pasted', message: error }]);
+    else if (value) fill(value);
+  });
+  return el;
+}
+
+export async function renderNewJob(container, { params: [cloneFrom], signal }) {
+  const openapi = await openApiSchema();
+  const S = openapi.components.schemas;
+  const basics = [schemaField(openapi, 'name', S.JobCreate.properties.name), ...schemaFields(openapi, 'model', S.ModelSpec)];
+  basics[1].set('tiny-demo');
+  for (const field of basics.slice(0, 2)) field.always = true;
+  const dataset = datasetSection(openapi, signal);
+  const rewards = rewardsSection(openapi, signal);
+  const knobs = knobsSection(openapi);
+  const fields = [...basics, ...dataset.fields, ...rewards.fields, ...knobs.fields];
+  const summary = h('div', { class: 'error-box', id: 'form-errors', role: 'alert', hidden: true });
+  const preview = h('pre', { class: 'spec', id: 'spec-preview' });
+  const submit = h('button', { type: 'submit', id: 'submit-job' }, 'Submit job');
+  const form = h('form', { id: 'new-job-form', class: 'job-form', novalidate: true });
+  const fill = (spec) => {
+    for (const field of fields) if (getPath(spec, field.path) !== undefined) field.set(getPath(spec, field.path));
+    form.dispatchEvent(new Event('input'));
+  };
+  form.addEventListener('input', () => replace(preview, JSON.stringify(collect(fields).spec, null, 2)));
+  form.addEventListener('submit', onSubmit(form, fields, summary, submit));
   replace(
     form,
     h('fieldset', {}, h('legend', {}, 'Job'), h('div', { class: 'grid' }, basics.map((f) => f.el))),
@@ -199,7 +207,7 @@ export async function renderNewJob(container, { params: [cloneFrom], signal }) {
   replace(
     container,
     h('h1', {}, cloneFrom ? 'New job (from a copy)' : 'New job'),
-    h('details', { class: 'card' }, h('summary', {}, 'Start from a JSON spec'), pasted.el, load),
+    pastePanel(fill),
     h('div', { class: 'form-layout' }, form, h('aside', { class: 'card' }, h('h2', {}, 'What will be sent'), preview)),
   );
   if (cloneFrom) {
