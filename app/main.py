@@ -11,6 +11,7 @@ from app.core.errors import install_error_handlers
 from app.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from app.core.queue import CeleryJobQueue, JobQueue
 from app.core.storage import make_store
+from app.web import install_dashboard
 from workers.celery_app import create_celery  # Celery configuration only, no training code
 
 
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(api_router)
+    install_dashboard(app)
     return app
 
 
