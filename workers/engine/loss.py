@@ -16,6 +16,22 @@ and the per-token losses are aggregated over the step's tokens (loss_type):
 Each micro-batch's loss is its share of the step loss, so summing the micro-batches' gradients gives
 the step's gradient (gradient accumulation changes memory, not the result, except for bnpo, whose
 definition depends on the micro-batches).
+
+Where TRL 1.16.0 differs (tests/engine/test_parity_trl.py runs TRL with the engine's definition where
+TRL has an option for it, and pins down what TRL's default KL form does instead):
+- KL: TRL's default `use_bias_correction_kl=True` multiplies kl_t by the importance ratio (before the
+  delta cap). The loss value is the same on-policy, but the gradient gains beta * kl_t * grad logp_t.
+  Here kl_t enters as is, which is TRL with use_bias_correction_kl=False (the GRPO paper's form).
+- Advantages: TRL's std epsilon is fixed at 1e-4; here it is reward_std_epsilon (default 1e-4).
+- grpo and dr_grpo: TRL normalises each micro-batch by its own number of sequences and divides by
+  the accumulation steps; here the step's number of sequences is used. Equal whenever micro-batches
+  are equally sized (always so in TRL); a smaller last micro-batch here still gives the exact mean.
+- bnpo: the same definition, but TRL's micro-batches are a random shuffle of the batch and here they
+  are length-sorted, so with several micro-batches the two give different (equally valid) values.
+- mask_truncated_completions: TRL calls a completion truncated when its last token is not EOS (or
+  pad); here, when it produced neither EOS nor a stop string. They differ only with stop strings,
+  which TRL has no option for (a `stop_strings` generation kwarg would count as truncated there).
+- Sequence-level clip metrics: TRL counts clipped sequences, metrics.py counts clipped tokens.
 """
 
 from __future__ import annotations
