@@ -30,7 +30,7 @@ import torch
 import trl
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from tests.engine.conftest import make_config
+from tests.engine.conftest import gradient_errors, make_config
 from workers.engine.collect import Collected
 from workers.engine.loss import group_advantages
 from workers.engine.model import load_policy, load_reference
@@ -106,9 +106,13 @@ def setup(model_cache, tmp_path_factory) -> dict[str, Any]:
 # TRL side
 
 
-def trl_trainer(setup: dict[str, Any], knobs: dict[str, Any], *, micro_batch_size: int | None) -> Any:
-    """A GRPOTrainer on the tiny model whose 'generation' returns the fixed completions."""
-    rows = len(PROMPTS) * GROUP
+def trl_trainer(
+    setup: dict[str, Any], knobs: dict[str, Any], *, micro_batch_size: int | None, group: int = GROUP
+) -> Any:
+    """A GRPOTrainer on the tiny model whose 'generation' returns the fixed completions (the first
+    len(COMPLETIONS) // group * group of them, in groups of `group`)."""
+    prompts = len(COMPLETIONS) // group
+    rows = prompts * group
     per_device = micro_batch_size or rows
     trl_knobs = {
         "loss_type": knobs.get("loss_type", "dapo"),
@@ -132,15 +136,15 @@ def trl_trainer(setup: dict[str, Any], knobs: dict[str, Any], *, micro_batch_siz
         save_strategy="no",
         per_device_train_batch_size=per_device,
         gradient_accumulation_steps=rows // per_device,
-        num_generations=GROUP,
+        num_generations=group,
         max_completion_length=MAX_NEW,
         temperature=TEMPERATURE,
         **trl_knobs,
     )
-    prompt_ids = [ids for ids in PROMPTS for _ in range(GROUP)]
+    prompt_ids = [PROMPTS[i % len(PROMPTS)] for i in range(prompts) for _ in range(group)]
 
     def fixed_rollout(_prompts: list[Any], _trainer: Any) -> dict[str, Any]:
-        return {"prompt_ids": prompt_ids, "completion_ids": setup["completions"], "logprobs": None}
+        return {"prompt_ids": prompt_ids, "completion_ids": setup["completions"][:rows], "logprobs": None}
 
     def fixed_reward(completions: list[str], reward: list[float], **_: Any) -> list[float]:
         assert len(completions) == len(reward)
@@ -148,7 +152,7 @@ def trl_trainer(setup: dict[str, Any], knobs: dict[str, Any], *, micro_batch_siz
 
     model = AutoModelForCausalLM.from_pretrained(setup["path"], dtype=torch.float32)
     model.load_state_dict(setup["policy"])
-    dataset = datasets.Dataset.from_dict({"prompt": ["p"] * len(PROMPTS), "reward": [0.0] * len(PROMPTS)})
+    dataset = datasets.Dataset.from_dict({"prompt": ["p"] * prompts, "reward": [0.0] * prompts})
     trainer = trl.GRPOTrainer(
         model=model,
         reward_funcs=fixed_reward,
@@ -163,9 +167,9 @@ def trl_trainer(setup: dict[str, Any], knobs: dict[str, Any], *, micro_batch_siz
     return trainer
 
 
-def trl_inputs(trainer: Any) -> dict[str, Any]:
+def trl_inputs(trainer: Any, rewards: list[float] = REWARDS) -> dict[str, Any]:
     """TRL's training inputs for the fixed batch (rows in prompt order, not yet shuffled)."""
-    rows = [{"prompt": "p", "reward": reward} for reward in REWARDS]
+    rows = [{"prompt": "p", "reward": reward} for reward in rewards]
     return trainer._generate_and_score_completions(rows)
 
 
@@ -280,22 +284,6 @@ def engine_step(setup: dict[str, Any], knobs: dict[str, Any], *, micro_batch_siz
 
 # ------------------------------------------------------------------------------------------------
 # the comparisons
-
-
-def gradient_errors(ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor]) -> tuple[float, float]:
-    """(relative error of the whole gradient, worst per-tensor max error relative to that tensor's max).
-
-    Per tensor the scale is floored at 1e-3 of the largest gradient element: some gradients are zero in
-    exact arithmetic and only rounding noise in both (the k_proj bias: a shift shared by all keys leaves
-    the softmax unchanged), and relative error of noise means nothing."""
-    assert ours.keys() == theirs.keys()
-    flat_ours = torch.cat([ours[name].flatten() for name in theirs])
-    flat_theirs = torch.cat([theirs[name].flatten() for name in theirs])
-    floor = 1e-3 * float(flat_theirs.abs().max())
-    per_tensor = max(
-        float((ours[name] - theirs[name]).abs().max() / (theirs[name].abs().max() + floor)) for name in theirs
-    )
-    return float((flat_ours - flat_theirs).norm() / flat_theirs.norm()), per_tensor
 
 
 def run_both(setup: dict[str, Any], knobs: dict[str, Any], micro_batch_size: int | None = None) -> dict[str, Any]:
@@ -421,6 +409,18 @@ def test_advantages_match_trl_on_ties_and_spread(setup, scale_rewards):
     torch.testing.assert_close(ours, theirs, **TOLERANCE)
     assert ours[-GROUP:].abs().max() == 0  # the tied group
     assert ours[:-GROUP].abs().min() > 0
+
+
+def test_trl_float32_group_mean_leaves_some_tied_groups_a_small_advantage(setup):
+    """A documented difference (loss.group_advantages): at TRL's default G = 8, eight rewards of 0.7
+    have a float32 mean one ulp off 0.7, so TRL gives the tied group an advantage of about 6e-4, all
+    of one sign. The engine computes the mean in float64 and gives exactly 0."""
+    rewards = [0.7] * 8
+    trainer = trl_trainer(setup, {}, micro_batch_size=None, group=8)
+    theirs = trl_inputs(trainer, rewards)["advantages"]
+    ours, _ = group_advantages(torch.tensor(rewards), 8, "group", 1e-4)
+    assert (ours == 0).all()
+    assert theirs.abs().min() > 1e-4 and (theirs.sign() == theirs[0].sign()).all()
 
 
 def test_the_pinned_trl_is_the_one_compared_against():
