@@ -5,7 +5,7 @@ Every knob is documented once, here, with its default and why. The engine's `GRP
 unless a comment says otherwise, so a user moving from TRL gets the same algorithm.
 """
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -42,7 +42,8 @@ class GRPOHyperparameters(BaseModel):
         None,
         ge=1,
         description="Completions per forward/backward chunk (gradient accumulation inside a step). "
-        "None puts the whole step in one chunk. Results do not depend on it, only memory does.",
+        "None puts the whole step in one chunk. Results do not depend on it, only memory does, except with "
+        "loss_type 'bnpo', which is defined per chunk (as TRL's per-device batch).",
     )
     num_iterations: int = Field(
         1,
@@ -54,12 +55,16 @@ class GRPOHyperparameters(BaseModel):
 
     # --- sampling ----------------------------------------------------------------------------
     max_new_tokens: int = Field(
-        256, ge=1, description="Maximum completion length in tokens (TRL: max_completion_length=256)."
+        256,
+        ge=1,
+        description="Maximum completion length in tokens (TRL: max_completion_length, default 512 in TRL 1.16; "
+        "256 here keeps CPU steps short). Also the constant normaliser of loss_type 'dr_grpo'.",
     )
     max_prompt_tokens: int | None = Field(
         512,
         ge=1,
-        description="Prompts longer than this are left-truncated (TRL: max_prompt_length=512). None keeps them whole.",
+        description="Prompts longer than this are left-truncated, so a stray long row cannot blow up memory "
+        "(TRL 1.16 has no such limit). None keeps them whole.",
     )
     temperature: float = Field(1.0, gt=0.0, le=10.0, description="Sampling temperature; 1.0 samples the policy as is.")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass; 1.0 disables it.")
@@ -67,10 +72,11 @@ class GRPOHyperparameters(BaseModel):
     repetition_penalty: float = Field(
         1.0, gt=0.0, le=10.0, description="CTRL-style penalty on tokens already in the sequence; 1.0 disables it."
     )
-    stop: list[str] = Field(
+    stop: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
         default_factory=list,
         max_length=16,
-        description="Stop strings: a completion ends right after the first one it produces (the stop string is kept).",
+        description="Stop strings: a completion ends right after the first one it produces (the stop string is kept) "
+        "and counts as finished, not truncated. None by default: completions end at EOS or max_new_tokens.",
     )
 
     # --- advantages --------------------------------------------------------------------------
@@ -80,7 +86,9 @@ class GRPOHyperparameters(BaseModel):
         "whole batch's std, 'none' does not scale (Dr. GRPO, avoids the question-difficulty bias).",
     )
     reward_std_epsilon: float = Field(
-        1e-4, gt=0.0, description="Added to the std before dividing, so tied groups give 0, not NaN (TRL: 1e-4)."
+        1e-4,
+        gt=0.0,
+        description="Added to the std before dividing, so tied groups give 0, not NaN (TRL: fixed at 1e-4).",
     )
 
     # --- loss --------------------------------------------------------------------------------
@@ -90,7 +98,12 @@ class GRPOHyperparameters(BaseModel):
         "'bnpo': mean over the tokens of the (micro) batch. 'dr_grpo': sum over tokens divided by "
         "batch_size * max_new_tokens. 'dapo' (default, as in TRL): mean over all tokens of the whole step.",
     )
-    epsilon: float = Field(0.2, ge=0.0, le=10.0, description="Lower clip range: ratio clipped at 1 - epsilon.")
+    epsilon: float = Field(
+        0.2,
+        ge=0.0,
+        le=10.0,
+        description="Clip range: the ratio is clipped to [1 - epsilon, 1 + epsilon_high] (PPO / GRPO, TRL: 0.2).",
+    )
     epsilon_high: float | None = Field(
         None,
         ge=0.0,
@@ -100,12 +113,14 @@ class GRPOHyperparameters(BaseModel):
     delta: float | None = Field(
         None,
         gt=1.0,
-        description="Two-sided clipping: the ratio is also capped at delta (INTELLECT-2 uses 4). None disables it.",
+        description="Two-sided clipping: the unclipped ratio is also capped at delta, which bounds the loss of "
+        "negative-advantage tokens whose ratio has grown large (INTELLECT-2 uses 4; keep it above 1 + epsilon_high). "
+        "None (default) disables it.",
     )
     importance_sampling_level: ImportanceSamplingLevel = Field(
         "token",
-        description="'token': one ratio per token (GRPO). 'sequence': the geometric mean ratio of the "
-        "sequence applied to all its tokens (GSPO).",
+        description="'token' (default): one ratio per token (GRPO). 'sequence': the geometric mean ratio of the "
+        "sequence applied to all its tokens (GSPO, which pairs it with loss_type 'grpo').",
     )
     mask_truncated_completions: bool = Field(
         False, description="Exclude completions that hit max_new_tokens without finishing from the loss (DAPO)."
@@ -116,13 +131,15 @@ class GRPOHyperparameters(BaseModel):
         0.0,
         ge=0.0,
         description="KL coefficient (k3 estimator). 0.0 loads no reference model at all (saves memory and a forward "
-        "pass); DeepSeek-R1 uses 0.001, the original GRPO paper 0.04.",
+        "pass); DeepSeek-R1 uses 0.001, the original GRPO paper 0.04. The k3 term enters the loss as in the GRPO "
+        "paper, i.e. TRL with use_bias_correction_kl=False (TRL 1.16's default multiplies it by the ratio).",
     )
     ref_model_sync_steps: int | None = Field(
         None,
         ge=1,
         description="Every this many steps, mix the policy into the reference model "
-        "(ref = alpha * policy + (1 - alpha) * ref, TR-DPO style). None keeps the reference frozen.",
+        "(ref = alpha * policy + (1 - alpha) * ref, TR-DPO style). None (default) keeps the reference frozen. "
+        "Needs beta > 0 and full fine-tuning. TRL counts it in optimiser updates (num_iterations per step here).",
     )
     ref_model_mixup_alpha: float = Field(0.6, ge=0.0, le=1.0, description="alpha of the reference sync above.")
 
@@ -130,7 +147,8 @@ class GRPOHyperparameters(BaseModel):
     dynamic_sampling: bool = Field(
         False,
         description="Drop groups whose rewards all tie (they carry no signal) and sample more prompts until the "
-        "batch is full again, at most max_resample_rounds extra rounds.",
+        "batch is full again, at most max_resample_rounds extra rounds (DAPO; TRL has no equivalent). Off by "
+        "default: it costs extra generation.",
     )
     max_resample_rounds: int = Field(
         3, ge=0, le=64, description="Cap on extra generation rounds per step when dynamic_sampling is on."
@@ -156,7 +174,9 @@ class GRPOHyperparameters(BaseModel):
         "auto", description="'auto' trains in bf16 on a GPU and fp32 on CPU; 'fp32' or 'bf16' force one."
     )
     gradient_checkpointing: bool = Field(
-        False, description="Recompute activations in backward: less memory, about a third more compute."
+        False,
+        description="Recompute activations in backward: less memory, about a third more compute. Off by default "
+        "(TRL defaults to on): turn it on when the activations of a micro-batch do not fit.",
     )
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Seeds prompt order, sampling and initialisation.")
     num_threads: int | None = Field(
@@ -174,6 +194,13 @@ class GRPOHyperparameters(BaseModel):
         epsilon = info.data.get("epsilon")
         if value is not None and epsilon is not None and value < epsilon:
             raise ValueError(f"must be >= epsilon ({epsilon}): it widens the upper clip range; omit it to use epsilon")
+        return value
+
+    @field_validator("ref_model_sync_steps")
+    @classmethod
+    def _sync_needs_a_reference(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("beta") == 0.0:
+            raise ValueError("needs beta > 0: with beta = 0 no reference model is loaded, so there is nothing to sync")
         return value
 
     @field_validator("warmup_steps")

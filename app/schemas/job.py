@@ -3,9 +3,9 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from app.schemas.grpo import GRPOHyperparameters
@@ -26,6 +26,31 @@ class JobStatus(StrEnum):
 TERMINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
 
 
+class LoraSpec(BaseModel):
+    """LoRA adapters through peft: only the adapters train and only they are checkpointed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    r: int = Field(16, ge=1, le=1024, description="Adapter rank: the capacity of the update; 8-64 is usual.")
+    alpha: int = Field(
+        32, ge=1, le=4096, description="Scaling numerator: the update is scaled by alpha / r; 2 * r is a common choice."
+    )
+    dropout: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Dropout on the adapter input. 0 (default) keeps the policy that samples and the one that is "
+        "trained identical, which the importance ratio assumes.",
+    )
+    target_modules: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        min_length=1,
+        max_length=64,
+        description="Names of the linear layers that get adapters (peft's target_modules); the default covers the "
+        "attention and MLP projections of Llama / Qwen-style models.",
+    )
+
+
 class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -39,6 +64,11 @@ class ModelSpec(BaseModel):
         examples=["tiny-demo", "/models/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-0.5B-Instruct"],
     )
     revision: str | None = Field(None, max_length=128, description="Hub revision (branch, tag or commit).")
+    lora: LoraSpec | None = Field(
+        None,
+        description="Train LoRA adapters instead of all weights. With beta > 0 the reference is then the base model "
+        "(adapters disabled), so no second copy of the weights is loaded. None (default) trains every weight.",
+    )
 
 
 class DatasetSpec(BaseModel):
@@ -156,6 +186,17 @@ class JobSpec(BaseModel):
     init_from: InitFrom | None = Field(
         None, description="Start from another job's checkpoint instead of model.source's weights (same tenant)."
     )
+
+    @field_validator("grpo")
+    @classmethod
+    def _lora_reference_is_not_synced(cls, value: GRPOHyperparameters, info: ValidationInfo) -> GRPOHyperparameters:
+        model = info.data.get("model")
+        if model is not None and model.lora is not None and value.ref_model_sync_steps is not None:
+            raise ValueError(
+                "ref_model_sync_steps cannot be used with model.lora: the reference is the base model with the "
+                "adapters disabled, not a copy that could be synced; remove one of the two"
+            )
+        return value
 
 
 class JobCreate(JobSpec):

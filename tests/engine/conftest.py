@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny model built once per session, a toy reward, a recording sink."""
+"""Shared fixtures: a tiny model built once per session, a toy reward, a recording sink; a gradient
+comparison for the parity and property tests."""
 
 from __future__ import annotations
 
@@ -87,3 +88,19 @@ class RecordingSink:
 
 class Cancelled(Exception):
     pass
+
+
+def gradient_errors(ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor]) -> tuple[float, float]:
+    """(relative error of the whole gradient, worst per-tensor max error relative to that tensor's max).
+
+    Per tensor the scale is floored at 1e-3 of the largest gradient element: some gradients are zero in
+    exact arithmetic and only rounding noise in both (the k_proj bias: a shift shared by all keys leaves
+    the softmax unchanged), and relative error of noise means nothing."""
+    assert ours.keys() == theirs.keys()
+    flat_ours = torch.cat([ours[name].flatten() for name in theirs])
+    flat_theirs = torch.cat([theirs[name].flatten() for name in theirs])
+    floor = 1e-3 * float(flat_theirs.abs().max())
+    per_tensor = max(
+        float((ours[name] - theirs[name]).abs().max() / (theirs[name].abs().max() + floor)) for name in theirs
+    )
+    return float((flat_ours - flat_theirs).norm() / flat_theirs.norm()), per_tensor

@@ -16,6 +16,24 @@ and the per-token losses are aggregated over the step's tokens (loss_type):
 Each micro-batch's loss is its share of the step loss, so summing the micro-batches' gradients gives
 the step's gradient (gradient accumulation changes memory, not the result, except for bnpo, whose
 definition depends on the micro-batches).
+
+Where TRL 1.16.0 differs (tests/engine/test_parity_trl.py runs TRL with the engine's definition where
+TRL has an option for it, and pins down what TRL's default KL form does instead):
+- KL: TRL's default `use_bias_correction_kl=True` multiplies kl_t by the importance ratio (before the
+  delta cap). The loss value is the same on-policy, but the gradient gains beta * kl_t * grad logp_t.
+  Here kl_t enters as is, which is TRL with use_bias_correction_kl=False (the GRPO paper's form).
+- Advantages: TRL's std epsilon is fixed at 1e-4; here it is reward_std_epsilon (default 1e-4). TRL
+  takes the group mean in float32, so some tied groups (e.g. 8 x 0.7 at its default G = 8) get a
+  small same-sign advantage there and exactly 0 here (see group_advantages).
+- grpo and dr_grpo: TRL normalises each micro-batch by its own number of sequences and divides by
+  the accumulation steps; here the step's number of sequences is used. Equal whenever micro-batches
+  are equally sized (always so in TRL); a smaller last micro-batch here still gives the exact mean.
+- bnpo: the same definition, but TRL's micro-batches are a random shuffle of the batch and here they
+  are length-sorted, so with several micro-batches the two give different (equally valid) values.
+- mask_truncated_completions: TRL calls a completion truncated when its last token is not EOS (or
+  pad); here, when it produced neither EOS nor a stop string. They differ only with stop strings,
+  which TRL has no option for (a `stop_strings` generation kwarg would count as truncated there).
+- Sequence-level clip metrics: TRL counts clipped sequences, metrics.py counts clipped tokens.
 """
 
 from __future__ import annotations
@@ -32,15 +50,21 @@ def group_advantages(
 
     A = (r - mean of its group) / (std + epsilon), std with Bessel's correction taken over the group
     ('group'), over the whole batch ('batch'), or not dividing at all ('none', Dr. GRPO).
+
+    Computed in float64 and returned in the rewards' dtype. In float32 the mean of G equal rewards is
+    often not that reward (8 x 0.7 is off by one ulp), which left a tied group a same-sign advantage of
+    up to ~2e-3 instead of 0; in float64 the sum of G float32 values is exact, so the mean is exact.
     """
-    grouped = rewards.view(-1, group_size)  # (P, G)
-    centred = (grouped - grouped.mean(dim=1, keepdim=True)).view(-1)  # (N,)
+    grouped = rewards.double().view(-1, group_size)  # (P, G)
+    centred = (grouped - grouped.mean(dim=1, keepdim=True)).view(-1)  # (N,), exactly 0 for a tied group
     group_std = grouped.std(dim=1, keepdim=True).expand_as(grouped).reshape(-1)  # (N,)
     if scale_rewards == "group":
-        return centred / (group_std + epsilon), group_std
-    if scale_rewards == "batch":
-        return centred / (rewards.std() + epsilon), group_std
-    return centred, group_std
+        advantages = centred / (group_std + epsilon)
+    elif scale_rewards == "batch":
+        advantages = centred / (grouped.std() + epsilon)
+    else:
+        advantages = centred
+    return advantages.to(rewards.dtype), group_std.to(rewards.dtype)
 
 
 @dataclass(frozen=True)

@@ -52,15 +52,7 @@ def train(
     work_dir = Path(work_dir)
     remove_stale_temporaries(work_dir)
     run = setup_run(config, len(rows), Path(resume_from) if resume_from else None)
-    settings = LossSettings(
-        loss_type=config.loss_type,
-        epsilon_low=config.epsilon,
-        epsilon_high=config.clip_high,
-        delta=config.delta,
-        importance_sampling_level=config.importance_sampling_level,
-        beta=config.beta,
-        max_completion_length=config.max_new_tokens,
-    )
+    settings = loss_settings(config)
     G, precision = config.group_size, autocast(config, run.device)
     if eval_rows and config.eval_every and run.step == 0:
         _evaluate(run, config, eval_rows, eval_reward_fn or reward_fn, sink)
@@ -132,6 +124,19 @@ def train(
         if eval_rows and ((config.eval_every and step % config.eval_every == 0) or step == config.max_steps):
             _evaluate(run, config, eval_rows, eval_reward_fn or reward_fn, sink)
     return TrainResult(steps_completed=run.step, final_metrics=metrics, final_checkpoint=final_checkpoint)
+
+
+def loss_settings(config: GRPOConfig) -> LossSettings:
+    """The loss knobs of a run (a function of its own so the TRL parity tests use the same mapping)."""
+    return LossSettings(
+        loss_type=config.loss_type,
+        epsilon_low=config.epsilon,
+        epsilon_high=config.clip_high,
+        delta=config.delta,
+        importance_sampling_level=config.importance_sampling_level,
+        beta=config.beta,
+        max_completion_length=config.max_new_tokens,
+    )
 
 
 def _policy_batch(batch: Collected, advantages: torch.Tensor, config: GRPOConfig) -> PolicyBatch:
