@@ -26,6 +26,23 @@ class JobStatus(StrEnum):
 TERMINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
 
 
+class LoraSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    r: int = Field(16, ge=1, le=1024, description="Adapter rank: capacity of the update; 8-64 is usual.")
+    alpha: int = Field(32, ge=1, description="Scaling numerator (the update is scaled by alpha / r); 2 * r is common.")
+    dropout: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Dropout on the adapter input; 0 keeps rollouts and training on one policy."
+    )
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        min_length=1,
+        max_length=64,
+        description="Names of the linear layers that get adapters (default: attention and MLP projections of "
+        "Llama/Qwen-style models).",
+    )
+
+
 class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -39,6 +56,11 @@ class ModelSpec(BaseModel):
         examples=["tiny-demo", "/models/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-0.5B-Instruct"],
     )
     revision: str | None = Field(None, max_length=128, description="Hub revision (branch, tag or commit).")
+    lora: LoraSpec | None = Field(
+        None,
+        description="Train LoRA adapters (peft) instead of all weights. Checkpoints then hold only the adapters; "
+        "POST .../checkpoints/{step}/merge produces a merged, plain model to download.",
+    )
 
 
 class DatasetSpec(BaseModel):
@@ -173,6 +195,9 @@ class JobProgress(BaseModel):
     total_steps: int
     fraction: float
     eta_seconds: float | None = Field(None, description="Estimated seconds left, from the mean step time so far.")
+    tokens_per_s: float | None = Field(
+        None, description="Throughput of the last step: completion tokens generated per second of the whole step."
+    )
 
 
 class JobPublic(BaseModel):
