@@ -1,5 +1,5 @@
-"""Jobs with stored rewards through the real runner: a working python reward trains; a failing one fails the
-job with a named, counted error; a reward-hacking alert with on_alert='stop' stops it."""
+"""Rewards in jobs through the real runner: a stored python reward trains; a failing one fails the job with a
+named, counted error; a length reward in tokens gets the tokenizer; alerts land on the job and can stop it."""
 
 import pytest
 
@@ -65,3 +65,16 @@ def test_reward_hacking_alert_is_on_the_job_and_can_stop_it(client, auth, worker
         assert public["progress"]["step"] == 2
     else:
         assert job.status == "succeeded" and public["progress"]["step"] == 4
+
+
+def test_a_length_reward_counted_in_tokens_gets_the_models_tokenizer(client, auth, worker):
+    spec = tiny_spec(max_steps=1, max_new_tokens=6)
+    spec["rewards"] = [{"type": "length", "unit": "tokens", "max_length": 6, "buffer": 4, "name": "overlong"}]
+    job_id = client.post("/v1/jobs", json=spec, headers=auth).json()["id"]
+    job = worker.train(job_id)
+    assert job.status == "succeeded", job.error
+    [samples] = [client.get(f"/v1/jobs/{job_id}/samples", headers=auth).json()["data"]]
+    for sample in samples:  # the tiny tokenizer has one token per character (plus the end token)
+        tokens = len(sample["completion"])
+        expected = 0.0 if tokens <= 2 else -1.0 if tokens > 6 else (2 - tokens) / 4
+        assert sample["components"]["overlong"] == pytest.approx(expected), sample
