@@ -5,6 +5,8 @@ import json
 import tarfile
 import uuid
 
+import pytest
+
 from app.core.storage import make_store
 from app.schemas.job import JobStatus
 from app.services import artifacts, runs
@@ -238,3 +240,33 @@ def test_artifacts_of_another_tenant_are_invisible(client, auth, other_auth, ses
     assert client.post(f"/v1/jobs/{job_id}/checkpoints/1/merge", headers=other_auth).status_code == 404
     sse = client.get(f"/v1/jobs/{job_id}/events", headers=other_auth | {"Accept": "text/event-stream"})
     assert sse.status_code == 404
+
+
+@pytest.mark.timeout(60)
+def test_the_event_stream_follows_a_running_job_live(client, auth, session_factory):
+    job_id = running_job(client, auth, session_factory)
+
+    def step(n: int) -> None:
+        with session_factory() as session:
+            runs.record_step(
+                session=session, job_id=job_id, worker_id="w1", step=n, metrics={"loss": 1.0 / n}, step_seconds=0.1
+            )
+
+    step(1)
+    seen: list[tuple[str, object]] = []
+    headers = auth | {"Accept": "text/event-stream"}
+    with client.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers) as stream:
+        event_type = None
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                event_type = line.removeprefix("event:").strip()
+            elif line.startswith("data:") and event_type in ("metrics", "status"):
+                data = json.loads(line.removeprefix("data:"))["data"]
+                seen.append((event_type, data.get("step", data.get("status"))))
+                if seen[-1] == ("metrics", 1):
+                    step(2)  # written while the stream is open: it must arrive without a new request
+                elif seen[-1] == ("metrics", 2):
+                    with session_factory() as session:
+                        runs.finish_job(session=session, job_id=job_id, worker_id="w1", to=JobStatus.succeeded)
+    expected = [("status", "queued"), ("status", "running"), ("metrics", 1), ("metrics", 2), ("status", "succeeded")]
+    assert seen == expected
