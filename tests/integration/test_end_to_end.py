@@ -53,15 +53,22 @@ def final_weights(api, job_id: str, into) -> dict[str, torch.Tensor]:
 
 
 def test_job_runs_to_success_with_metrics_samples_checkpoints(api, tmp_path):
-    job = api.post("/v1/jobs", json=tiny_job(max_steps=6)).raise_for_status().json()
+    # A stored reward definition, tested on samples first, then used by the job next to an inline one.
+    definition = {"name": "digit", "spec": {"type": "regex", "pattern": "[0-9]"}}
+    reward = api.post("/v1/rewards", json=definition).raise_for_status().json()
+    tried = api.post(f"/v1/rewards/{reward['id']}/test", json={"samples": [{"completion": "7"}, {"completion": "x"}]})
+    assert [r["total"] for r in tried.raise_for_status().json()["results"]] == [1.0, 0.0]
+    rewards = [{"type": "exact_match", "field": "answer"}, {"type": "ref", "reward_id": reward["id"], "weight": 0.5}]
+    job = api.post("/v1/jobs", json=tiny_job(max_steps=6, rewards=rewards)).raise_for_status().json()
     assert job["status"] == "queued"
     done = wait_for(api, job["id"])
     assert done["status"] == "succeeded", done["error"]
     assert done["progress"]["step"] == 6 and done["started_at"] and done["finished_at"]
+    assert done["progress"]["tokens_per_s"] > 0
 
     metrics = all_metrics(api, job["id"])
     assert sorted(metrics) == [1, 2, 3, 4, 5, 6]
-    assert {"reward/mean", "loss", "time/step_s"} <= set(metrics[6])
+    assert {"reward/mean", "reward/digit/mean", "scorer/reward/digit/latency_p95_s", "loss"} <= set(metrics[6])
     assert done["latest_metrics"] == metrics[6]
 
     samples = api.get(f"/v1/jobs/{job['id']}/samples", params={"step": 6}).json()["data"]
