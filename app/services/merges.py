@@ -6,17 +6,19 @@ idempotent: a request for a checkpoint that is not 'ready' always enqueues a mer
 with its worker is simply requested again, and a duplicate rewrites the same files.
 """
 
+import logging
 import uuid
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.core.errors import ProblemError
-from app.core.queue import JobQueue
+from app.core.queue import JobQueue, queue_unavailable
 from app.models import Checkpoint, JobEvent
 from app.services.artifacts import latest_checkpoint
 
 MERGED_PREFIX = "merged"
+logger = logging.getLogger(__name__)
 
 
 def request_merge(*, session: Session, job_id: uuid.UUID, step: int, queue: JobQueue) -> Checkpoint | None:
@@ -30,10 +32,17 @@ def request_merge(*, session: Session, job_id: uuid.UUID, step: int, queue: JobQ
         )
     if checkpoint.merge_status == "ready":
         return checkpoint
-    if checkpoint.merge_status != "running":
+    previous = checkpoint.merge_status
+    if previous != "running":
         checkpoint.merge_status = "queued"
     session.commit()
-    queue.enqueue_merge(job_id, step)
+    try:
+        queue.enqueue_merge(job_id, step)
+    except Exception as exc:  # the broker is down: do not leave a 'queued' merge nobody will run
+        logger.exception("could not enqueue the merge of job %s step %s", job_id, step)
+        checkpoint.merge_status = previous
+        session.commit()
+        raise queue_unavailable("merge") from exc
     return checkpoint
 
 

@@ -270,3 +270,28 @@ def test_the_event_stream_follows_a_running_job_live(client, auth, session_facto
                         runs.finish_job(session=session, job_id=job_id, worker_id="w1", to=JobStatus.succeeded)
     expected = [("status", "queued"), ("status", "running"), ("metrics", 1), ("metrics", 2), ("status", "succeeded")]
     assert seen == expected
+
+
+def test_queue_outage_fails_evaluation_and_merge_requests_visibly(client, auth, session_factory, settings, tmp_path):
+    class BrokenQueue:
+        def enqueue_evaluation(self, evaluation_id: uuid.UUID) -> None:
+            raise ConnectionError("broker down")
+
+        def enqueue_merge(self, job_id: uuid.UUID, step: int) -> None:
+            raise ConnectionError("broker down")
+
+    job_id = running_job(client, auth, session_factory)
+    local = make_checkpoint_dir(tmp_path / "lora", marker="lora")
+    (local / "adapter_config.json").write_text("{}")
+    with session_factory() as session:
+        artifacts.register_checkpoint(
+            session=session, store=make_store(settings), job_id=job_id, step=4, local_dir=local, metrics={}
+        )
+    client.app.state.queue = BrokenQueue()
+    evaluation = client.post(f"/v1/jobs/{job_id}/evaluations", json={"rows": [{"prompt": "x"}]}, headers=auth)
+    assert evaluation.status_code == 503 and evaluation.headers["retry-after"] == "30"
+    [stored] = client.get(f"/v1/jobs/{job_id}/evaluations", headers=auth).json()["data"]
+    assert stored["status"] == "failed" and stored["error"]["code"] == "enqueue_failed"
+    merge = client.post(f"/v1/jobs/{job_id}/checkpoints/4/merge", headers=auth)
+    assert merge.status_code == 503 and merge.json()["code"] == "queue_unavailable"
+    assert client.get(f"/v1/jobs/{job_id}/checkpoints/4", headers=auth).json()["merge_status"] is None
