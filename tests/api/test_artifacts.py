@@ -183,6 +183,17 @@ def test_merge_requests_are_queued_until_ready_and_a_lost_one_can_be_asked_again
     )
     assert failed_download.status_code == 409 and "merge status: failed" in failed_download.json()["detail"]
     assert client.post(f"/v1/jobs/{job_id}/checkpoints/4/merge", headers=auth).json()["merge_status"] == "queued"
+    with session_factory() as session:
+        merges.claim_merge(session=session, job_id=job_id, step=4)
+        merges.finish_merge(session=session, job_id=job_id, step=4, error=None)
+        # The step is re-run after a resume and checkpointed again: the old merge is dropped with its files.
+        store = make_store(settings)
+        (tmp_path / "merged").mkdir()
+        (tmp_path / "merged" / "config.json").write_text("{}")
+        store.put_dir(f"{artifacts.checkpoint_key(job_id, 4)}/merged", tmp_path / "merged")
+        artifacts.register_checkpoint(session=session, store=store, job_id=job_id, step=4, local_dir=local, metrics={})
+    assert client.get(f"/v1/jobs/{job_id}/checkpoints/4", headers=auth).json()["merge_status"] is None
+    assert not make_store(settings).list(f"{artifacts.checkpoint_key(job_id, 4)}/merged")
 
 
 def test_progress_reports_throughput(client, auth, session_factory):
