@@ -24,6 +24,7 @@ from workers.spec import (
     eval_inputs,
     load_spec_file,
     reward_fn_from_spec,
+    token_counter,
     training_rows,
 )
 
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     result = train(
         config,
         rows,
-        reward_fn_from_spec(spec),
+        reward_fn_from_spec(spec, token_counter(config)),
         sink,
         work_dir=args.out,
         resume_from=resume_from,

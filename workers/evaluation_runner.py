@@ -16,11 +16,12 @@ from app.schemas.reward_resource import concrete_rewards
 from app.services.artifacts import latest_checkpoint
 from app.services.evaluation_runs import beat_evaluation, claim_evaluation, finish_evaluation
 from workers.engine import evaluate_checkpoint
+from workers.engine.model import load_tokenizer
 from workers.inputs import JobInputError, load_rows
 from workers.reporting import Heartbeat
 from workers.rewards import build_reward_fn
 from workers.runner import error_body
-from workers.spec import eval_overrides
+from workers.spec import LazyTokenCounter, eval_overrides
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +52,9 @@ def run_evaluation(*, evaluation_id: uuid.UUID, settings: Settings, session_fact
             with tempfile.TemporaryDirectory(dir=settings.work_dir) as tmp:
                 local = Path(tmp) / "checkpoint"
                 store.get_dir(checkpoint.storage_key, local)
-                report = evaluate_checkpoint(
-                    local, rows, build_reward_fn(concrete_rewards(spec.rewards or [])), overrides=eval_overrides(spec)
-                )
+                count_tokens = LazyTokenCounter(lambda: load_tokenizer(str(local)))
+                with build_reward_fn(concrete_rewards(spec.rewards or []), count_tokens=count_tokens) as reward_fn:
+                    report = evaluate_checkpoint(local, rows, reward_fn, overrides=eval_overrides(spec))
             metrics = report.metrics
         except Exception as exc:
             logger.error("evaluation %s failed:\n%s", evaluation_id, traceback.format_exc())

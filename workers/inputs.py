@@ -16,6 +16,7 @@ from app.services.artifacts import latest_checkpoint
 from app.services.datasets import read_rows
 from workers.engine import latest_checkpoint as latest_local_checkpoint
 from workers.engine.checkpoint import checkpoint_dir
+from workers.engine.export import merge_lora_checkpoint
 
 
 class JobInputError(Exception):
@@ -65,21 +66,29 @@ def prepare_resume(
 def prepare_init_weights(
     init_from: InitFrom, *, work_dir: Path, store: ObjectStore, session: Session, tenant_id: uuid.UUID
 ) -> Path:
-    """Fetch another job's checkpoint (model files only) to start from; returns the directory to load."""
+    """Fetch another job's checkpoint (model files only; a LoRA one merged) to start from; returns the
+    directory to load. Also called by merges of a job that started this way: its base lives there."""
     source = session.scalar(select(Job).where(Job.id == init_from.job_id, Job.tenant_id == tenant_id))
     checkpoint = None if source is None else latest_checkpoint(session=session, job_id=source.id, step=init_from.step)
     if checkpoint is None:
         raise JobInputError("the checkpoint to start from no longer exists", param="init_from")
     target = work_dir / "init" / f"{checkpoint.job_id}-{checkpoint.step:06d}"
-    if not (target / "config.json").exists() and not (target / "adapter_config.json").exists():
-        partial = target.with_name(target.name + ".download")
+    if (target / "config.json").exists():
+        return target
+    partial = target.with_name(target.name + ".download")
+    shutil.rmtree(partial, ignore_errors=True)
+    if checkpoint.is_adapter:
+        # Adapters alone are no starting point for a new run: start from them merged into their base.
+        store.get_dir(checkpoint.storage_key, partial / "adapter")
+        merge_lora_checkpoint(partial / "adapter", target)
         shutil.rmtree(partial, ignore_errors=True)
-        for name, _ in store.list(checkpoint.storage_key):
-            if name.startswith(MODEL_FILES_EXCLUDED):
-                continue
-            (partial / name).parent.mkdir(parents=True, exist_ok=True)
-            with store.open(f"{checkpoint.storage_key}/{name}") as source_file, (partial / name).open("wb") as out:
-                shutil.copyfileobj(source_file, out)
-        shutil.rmtree(target, ignore_errors=True)
-        partial.rename(target)
+        return target
+    for name, _ in store.list(checkpoint.storage_key):
+        if name.startswith(MODEL_FILES_EXCLUDED):
+            continue
+        (partial / name).parent.mkdir(parents=True, exist_ok=True)
+        with store.open(f"{checkpoint.storage_key}/{name}") as source_file, (partial / name).open("wb") as out:
+            shutil.copyfileobj(source_file, out)
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
     return target

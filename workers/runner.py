@@ -18,7 +18,7 @@ from workers.engine import train
 from workers.inputs import load_rows, prepare_init_weights, prepare_resume
 from workers.reporting import MONITORED, DatabaseSink, Heartbeat, JobCancelled, JobLost
 from workers.rewards import RewardMonitor, build_reward_fn
-from workers.spec import engine_config_from_spec
+from workers.spec import engine_config_from_spec, token_counter
 
 logger = logging.getLogger(__name__)
 
@@ -74,9 +74,10 @@ def _train(
     sink = DatabaseSink(sessions, store, job_id, worker_id, spec, monitor)
     group_size = spec.grpo.group_size
     eval_rewards = concrete_rewards(spec.eval.rewards) if spec.eval and spec.eval.rewards else None
+    tokens = token_counter(config)  # for length rewards counted in tokens
     with (
-        build_reward_fn(concrete_rewards(spec.rewards), group_size=group_size) as reward_fn,
-        build_reward_fn(eval_rewards) if eval_rewards else contextlib.nullcontext() as eval_reward_fn,
+        build_reward_fn(concrete_rewards(spec.rewards), group_size=group_size, count_tokens=tokens) as reward_fn,
+        build_reward_fn(eval_rewards, count_tokens=tokens) if eval_rewards else contextlib.nullcontext() as eval_fn,
     ):
         train(
             config,
@@ -86,7 +87,7 @@ def _train(
             work_dir=work_dir,
             resume_from=resume_from,
             eval_rows=eval_rows,
-            eval_reward_fn=eval_reward_fn,
+            eval_reward_fn=eval_fn,
         )
 
 

@@ -7,6 +7,8 @@ config and reward function here, so a spec means the same thing on either path.
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from pydantic import ValidationError
 from app.schemas.job import EvalSpec, JobSpec
 from app.schemas.reward_resource import concrete_rewards
 from workers.engine import GRPOConfig, LoraSettings, RewardFn
+from workers.engine.model import load_tokenizer, model_path
 from workers.rewards import build_reward_fn
 
 
@@ -76,8 +79,29 @@ def eval_overrides(eval_spec: EvalSpec) -> dict[str, Any]:
     }
 
 
-def reward_fn_from_spec(spec: JobSpec) -> RewardFn:
-    return build_reward_fn(concrete_rewards(spec.rewards), group_size=spec.grpo.group_size)
+class LazyTokenCounter:
+    """Counts a completion's tokens (length rewards with unit='tokens') with a tokenizer loaded on first use,
+    so a job without such a reward never loads one."""
+
+    def __init__(self, load: Callable[[], Any]) -> None:
+        self._load, self._tokenizer, self._lock = load, None, threading.Lock()
+
+    def __call__(self, text: str) -> int:
+        with self._lock:
+            if self._tokenizer is None:
+                self._tokenizer = self._load()
+        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])  # type: ignore[misc]
+
+
+def token_counter(config: GRPOConfig) -> LazyTokenCounter:
+    """The run's tokenizer as a counter; reads config.model_source when first used (after init_from set it)."""
+    return LazyTokenCounter(lambda: load_tokenizer(model_path(config), config.model_revision))
+
+
+def reward_fn_from_spec(spec: JobSpec, count_tokens: Callable[[str], int] | None = None) -> RewardFn:
+    return build_reward_fn(
+        concrete_rewards(spec.rewards), group_size=spec.grpo.group_size, count_tokens=count_tokens
+    )
 
 
 def training_rows(spec: JobSpec) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from app.core.queue import CeleryJobQueue
 from workers.celery_app import celery_app
 from workers.db import session_factory
 from workers.evaluation_runner import run_evaluation as run_evaluation_now
+from workers.merge_runner import run_merge
 from workers.runner import run_job
 from workers.watchdog import start_watchdog
 
@@ -27,6 +28,11 @@ def run_grpo_job(job_id: str) -> None:
 @celery_app.task(name="workers.tasks.run_evaluation")
 def run_evaluation(evaluation_id: str) -> None:
     run_evaluation_now(evaluation_id=uuid.UUID(evaluation_id), settings=settings, session_factory=session_factory())
+
+
+@celery_app.task(name="workers.tasks.merge_checkpoint")
+def merge_checkpoint(job_id: str, step: int) -> None:
+    run_merge(job_id=uuid.UUID(job_id), step=step, settings=settings, session_factory=session_factory())
 
 
 @worker_ready.connect

@@ -1,4 +1,5 @@
-"""Finds jobs and on-demand evaluations whose worker died (no heartbeat) and requeues them.
+"""Finds jobs and on-demand evaluations whose worker died (no heartbeat): jobs are requeued (to resume
+from their latest checkpoint, or failed after max attempts), evaluations are failed with the reason.
 
 Runs as a daemon thread inside every worker process. Redis can redeliver an unacked message by
 itself, but only after its visibility timeout (longer than any job), and the SQLite broker never
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
 from app.core.queue import JobQueue
+from app.services.evaluation_runs import fail_stale_evaluations
 from app.services.runs import requeue_orphaned_jobs
 
 logger = logging.getLogger(__name__)
@@ -28,7 +30,12 @@ def sweep_once(*, session_factory: sessionmaker[Session], queue: JobQueue, setti
     for job_id in job_ids:
         logger.warning("job %s lost its worker; requeued", job_id)
         queue.enqueue_training(job_id)
-    return len(job_ids)
+    with session_factory() as session:
+        timeout = timedelta(seconds=settings.heartbeat_timeout_s)
+        evaluation_ids = fail_stale_evaluations(session=session, timeout=timeout)
+    for evaluation_id in evaluation_ids:
+        logger.warning("evaluation %s lost its worker; marked failed", evaluation_id)
+    return len(job_ids) + len(evaluation_ids)
 
 
 def start_watchdog(*, session_factory: sessionmaker[Session], queue: JobQueue, settings: Settings) -> threading.Event:

@@ -3,6 +3,8 @@
 from app.models import Job
 from app.schemas.job import JobError, JobProgress, JobPublic
 
+TOKENS_PER_S = "throughput/tokens_per_s"  # the engine's step metric (workers/engine/metrics.py)
+
 
 def job_public(job: Job) -> JobPublic:
     done, total = job.current_step, job.total_steps
@@ -13,7 +15,13 @@ def job_public(job: Job) -> JobPublic:
         id=job.id,
         name=job.name,
         status=job.status,
-        progress=JobProgress(step=done, total_steps=total, fraction=done / total if total else 0.0, eta_seconds=eta),
+        progress=JobProgress(
+            step=done,
+            total_steps=total,
+            fraction=done / total if total else 0.0,
+            eta_seconds=eta,
+            tokens_per_s=(job.latest_metrics or {}).get(TOKENS_PER_S),
+        ),
         cancel_requested=job.cancel_requested,
         error=JobError.model_validate(job.error) if job.error else None,
         created_at=job.created_at,

@@ -5,6 +5,8 @@ from typing import Protocol
 
 from celery import Celery
 
+from app.core.errors import ProblemError
+
 TRAIN_TASK = "workers.tasks.run_grpo_job"
 EVAL_TASK = "workers.tasks.run_evaluation"
 MERGE_TASK = "workers.tasks.merge_checkpoint"
@@ -32,3 +34,13 @@ class CeleryJobQueue:
 
     def enqueue_merge(self, job_id: uuid.UUID, step: int) -> None:
         self._celery.send_task(MERGE_TASK, args=[str(job_id), step])
+
+
+def queue_unavailable(what: str) -> ProblemError:
+    """The 503 for work that could not be handed to the workers (the broker is down)."""
+    return ProblemError(
+        503,
+        "queue_unavailable",
+        f"The job queue is unavailable; the {what} was not started. Retry later.",
+        headers={"Retry-After": "30"},
+    )

@@ -21,6 +21,10 @@ class CheckpointPublic(BaseModel):
     metrics: dict[str, float] = Field(..., description="Training metrics of the step the checkpoint was taken at.")
     eval_score: float | None = Field(None, description="Held-out accuracy at this step, when evaluated.")
     files: list[str] = Field(default_factory=list, description="Files in the model download.")
+    merge_status: Literal["queued", "running", "ready", "failed"] | None = Field(
+        None,
+        description="LoRA checkpoints: state of the merged download (POST .../merge); null until one is asked for.",
+    )
 
 
 class CheckpointsPublic(BaseModel):

@@ -66,8 +66,10 @@ class ModelSpec(BaseModel):
     revision: str | None = Field(None, max_length=128, description="Hub revision (branch, tag or commit).")
     lora: LoraSpec | None = Field(
         None,
-        description="Train LoRA adapters instead of all weights. With beta > 0 the reference is then the base model "
-        "(adapters disabled), so no second copy of the weights is loaded. None (default) trains every weight.",
+        description="Train LoRA adapters (peft) instead of all weights. Checkpoints then hold only the adapters; "
+        "POST .../checkpoints/{step}/merge produces a merged, plain model to download. With beta > 0 the "
+        "reference is the base model (adapters disabled), so no second copy of the weights is loaded. "
+        "None (default) trains every weight.",
     )
 
 
@@ -214,6 +216,9 @@ class JobProgress(BaseModel):
     total_steps: int
     fraction: float
     eta_seconds: float | None = Field(None, description="Estimated seconds left, from the mean step time so far.")
+    tokens_per_s: float | None = Field(
+        None, description="Throughput of the last step: completion tokens generated per second of the whole step."
+    )
 
 
 class JobPublic(BaseModel):

@@ -35,6 +35,7 @@ def register_checkpoint(
 ) -> None:
     """Upload first, then insert the row: a listed checkpoint is always complete in storage."""
     key = checkpoint_key(job_id, step)
+    store.delete_prefix(f"{key}/merged")  # a step re-run after a resume: an old merge is not of these weights
     size = store.put_dir(key, local_dir)
     row = {
         "id": uuid.uuid4(),
@@ -46,6 +47,7 @@ def register_checkpoint(
         "metrics": metrics,
         "created_at": utcnow(),
         "deleted_at": None,
+        "merge_status": None,
     }
     upsert(session, Checkpoint, [row], ["job_id", "step"])
     session.add(

@@ -62,14 +62,23 @@ def finish_evaluation(
     session.commit()
 
 
-def requeue_stale_evaluations(*, session: Session, timeout: timedelta, now: datetime | None = None) -> list[uuid.UUID]:
+def fail_stale_evaluations(*, session: Session, timeout: timedelta, now: datetime | None = None) -> list[uuid.UUID]:
+    """Running evaluations whose heartbeat stopped (their worker died): failed with the reason, never left
+    'running'. Not requeued: an evaluation that killed its worker (out of memory) would kill the next one
+    too; asking again (POST .../evaluations) is one call."""
     deadline = (now or utcnow()) - timeout
     stale = list(
         session.scalars(select(Evaluation.id).where(Evaluation.status == "running", Evaluation.heartbeat_at < deadline))
     )
-    if stale:
-        session.execute(
-            update(Evaluation).where(Evaluation.id.in_(stale), Evaluation.status == "running").values(status="queued")
+    for evaluation_id in stale:
+        finish_evaluation(
+            session=session,
+            evaluation_id=evaluation_id,
+            error={
+                "code": "worker_lost",
+                "param": None,
+                "message": f"its worker stopped sending heartbeats for over {timeout.total_seconds():.0f} s "
+                "(killed or out of memory); request the evaluation again",
+            },
         )
-        session.commit()
     return stale

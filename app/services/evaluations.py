@@ -1,15 +1,20 @@
 """On-demand evaluations: validate the request against the job, record it, hand it to a worker."""
 
+import logging
+
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from app.core.errors import FieldError, ProblemError
-from app.core.queue import JobQueue
+from app.core.queue import JobQueue, queue_unavailable
 from app.models import Evaluation, Job
+from app.models.base import utcnow
 from app.schemas.artifact import EvaluationCreate
 from app.schemas.job import EvalSpec
 from app.services.artifacts import latest_checkpoint
 from app.services.rewards import resolve_references
+
+logger = logging.getLogger(__name__)
 
 
 def resolve_eval_config(job: Job, evaluation_in: EvaluationCreate) -> EvalSpec:
@@ -60,5 +65,12 @@ def request_evaluation(*, session: Session, job: Job, evaluation_in: EvaluationC
     )
     session.add(evaluation)
     session.commit()
-    queue.enqueue_evaluation(evaluation.id)
+    try:
+        queue.enqueue_evaluation(evaluation.id)
+    except Exception as exc:  # the broker is down: a queued evaluation nobody will run would wait forever
+        logger.exception("could not enqueue evaluation %s", evaluation.id)
+        evaluation.status, evaluation.finished_at = "failed", utcnow()
+        evaluation.error = {"code": "enqueue_failed", "message": f"the queue is unavailable: {exc}", "param": None}
+        session.commit()
+        raise queue_unavailable("evaluation") from exc
     return evaluation

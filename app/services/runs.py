@@ -80,7 +80,8 @@ def record_step(
     stalled): nothing is written and the caller must stop.
     """
     finite = {name: value for name, value in metrics.items() if math.isfinite(value)}
-    owned = session.execute(
+    # RETURNING reads the cancel flag in the same statement: no second round trip after the commit.
+    cancel = session.scalar(
         update(Job)
         .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == JobStatus.running)
         .values(
@@ -89,8 +90,9 @@ def record_step(
             heartbeat_at=utcnow(),
             train_seconds=Job.train_seconds + step_seconds,
         )
-    ).rowcount  # type: ignore[attr-defined]
-    if not owned:
+        .returning(Job.cancel_requested)
+    )
+    if cancel is None:
         session.rollback()
         return "lost"
     upsert_step_metrics(session=session, job_id=job_id, step=step, metrics=finite)
@@ -106,7 +108,6 @@ def record_step(
             )
         )
     session.commit()
-    cancel = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
     return "cancel" if cancel else "continue"
 
 

@@ -5,6 +5,8 @@ import json
 import tarfile
 import uuid
 
+import pytest
+
 from app.core.storage import make_store
 from app.schemas.job import JobStatus
 from app.services import artifacts, runs
@@ -145,7 +147,68 @@ def test_checkpoints_listing_retention_and_download(client, auth, session_factor
     with tarfile.open(fileobj=io.BytesIO(full.content)) as archive:
         assert f"{job_id}-step000030/trainer_state.pt" in archive.getnames()
     merged = client.get(f"/v1/jobs/{job_id}/checkpoints/30/download", params={"variant": "merged"}, headers=auth)
-    assert merged.status_code == 409
+    assert merged.status_code == 409 and "not a LoRA checkpoint" in merged.json()["detail"]
+    not_adapter = client.post(f"/v1/jobs/{job_id}/checkpoints/30/merge", headers=auth)
+    assert not_adapter.status_code == 409 and not_adapter.json()["code"] == "not_an_adapter"
+    assert client.post(f"/v1/jobs/{job_id}/checkpoints/20/merge", headers=auth).status_code == 404  # retained away
+
+
+def test_merge_requests_are_queued_until_ready_and_a_lost_one_can_be_asked_again(
+    client, auth, session_factory, settings, tmp_path, queue
+):
+    from app.services import merges
+
+    job_id = running_job(client, auth, session_factory)
+    local = make_checkpoint_dir(tmp_path / "lora", marker="lora")
+    (local / "adapter_config.json").write_text("{}")
+    with session_factory() as session:
+        artifacts.register_checkpoint(
+            session=session, store=make_store(settings), job_id=job_id, step=4, local_dir=local, metrics={}
+        )
+    first = client.post(f"/v1/jobs/{job_id}/checkpoints/4/merge", headers=auth)
+    assert (first.status_code, first.json()["merge_status"], first.json()["is_adapter"]) == (202, "queued", True)
+    with session_factory() as session:
+        assert merges.claim_merge(session=session, job_id=job_id, step=4) is not None
+        assert merges.claim_merge(session=session, job_id=job_id, step=4) is not None  # a redelivery re-runs it
+    # The worker died mid-merge: asking again sends it again (a merge is idempotent).
+    again = client.post(f"/v1/jobs/{job_id}/checkpoints/4/merge", headers=auth)
+    assert again.json()["merge_status"] == "running" and queue.merges == [(job_id, 4), (job_id, 4)]
+    with session_factory() as session:
+        merges.finish_merge(session=session, job_id=job_id, step=4, error="OSError: disk full")
+    assert client.get(f"/v1/jobs/{job_id}/checkpoints/4", headers=auth).json()["merge_status"] == "failed"
+    events = client.get(f"/v1/jobs/{job_id}/events", headers=auth).json()["data"]
+    assert [(e["type"], e["level"]) for e in events][-1] == ("merge", "error") and "disk full" in events[-1]["message"]
+    failed_download = client.get(
+        f"/v1/jobs/{job_id}/checkpoints/4/download", params={"variant": "merged"}, headers=auth
+    )
+    assert failed_download.status_code == 409 and "merge status: failed" in failed_download.json()["detail"]
+    assert client.post(f"/v1/jobs/{job_id}/checkpoints/4/merge", headers=auth).json()["merge_status"] == "queued"
+    with session_factory() as session:
+        merges.claim_merge(session=session, job_id=job_id, step=4)
+        merges.finish_merge(session=session, job_id=job_id, step=4, error=None)
+        # The step is re-run after a resume and checkpointed again: the old merge is dropped with its files.
+        store = make_store(settings)
+        (tmp_path / "merged").mkdir()
+        (tmp_path / "merged" / "config.json").write_text("{}")
+        store.put_dir(f"{artifacts.checkpoint_key(job_id, 4)}/merged", tmp_path / "merged")
+        artifacts.register_checkpoint(session=session, store=store, job_id=job_id, step=4, local_dir=local, metrics={})
+    assert client.get(f"/v1/jobs/{job_id}/checkpoints/4", headers=auth).json()["merge_status"] is None
+    assert not make_store(settings).list(f"{artifacts.checkpoint_key(job_id, 4)}/merged")
+
+
+def test_progress_reports_throughput(client, auth, session_factory):
+    job_id = running_job(client, auth, session_factory)
+    with session_factory() as session:
+        runs.record_step(
+            session=session,
+            job_id=job_id,
+            worker_id="w1",
+            step=1,
+            metrics={"throughput/tokens_per_s": 1234.5},
+            step_seconds=2.0,
+        )
+    progress = client.get(f"/v1/jobs/{job_id}", headers=auth).json()["progress"]
+    assert progress == {"step": 1, "total_steps": 3, "fraction": 1 / 3, "eta_seconds": 4.0, "tokens_per_s": 1234.5}
 
 
 def test_on_demand_evaluation_needs_a_checkpoint_and_data(client, auth, session_factory, settings, tmp_path, queue):
@@ -185,5 +248,61 @@ def test_artifacts_of_another_tenant_are_invisible(client, auth, other_auth, ses
     for path in ["events", "samples", "checkpoints", "checkpoints/1", "checkpoints/1/download", "evaluations"]:
         assert client.get(f"/v1/jobs/{job_id}/{path}", headers=other_auth).status_code == 404, path
     assert client.post(f"/v1/jobs/{job_id}/evaluations", json={}, headers=other_auth).status_code == 404
+    assert client.post(f"/v1/jobs/{job_id}/checkpoints/1/merge", headers=other_auth).status_code == 404
     sse = client.get(f"/v1/jobs/{job_id}/events", headers=other_auth | {"Accept": "text/event-stream"})
     assert sse.status_code == 404
+
+
+@pytest.mark.timeout(60)
+def test_the_event_stream_follows_a_running_job_live(client, auth, session_factory):
+    job_id = running_job(client, auth, session_factory)
+
+    def step(n: int) -> None:
+        with session_factory() as session:
+            runs.record_step(
+                session=session, job_id=job_id, worker_id="w1", step=n, metrics={"loss": 1.0 / n}, step_seconds=0.1
+            )
+
+    step(1)
+    seen: list[tuple[str, object]] = []
+    headers = auth | {"Accept": "text/event-stream"}
+    with client.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers) as stream:
+        event_type = None
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                event_type = line.removeprefix("event:").strip()
+            elif line.startswith("data:") and event_type in ("metrics", "status"):
+                data = json.loads(line.removeprefix("data:"))["data"]
+                seen.append((event_type, data.get("step", data.get("status"))))
+                if seen[-1] == ("metrics", 1):
+                    step(2)  # written while the stream is open: it must arrive without a new request
+                elif seen[-1] == ("metrics", 2):
+                    with session_factory() as session:
+                        runs.finish_job(session=session, job_id=job_id, worker_id="w1", to=JobStatus.succeeded)
+    expected = [("status", "queued"), ("status", "running"), ("metrics", 1), ("metrics", 2), ("status", "succeeded")]
+    assert seen == expected
+
+
+def test_queue_outage_fails_evaluation_and_merge_requests_visibly(client, auth, session_factory, settings, tmp_path):
+    class BrokenQueue:
+        def enqueue_evaluation(self, evaluation_id: uuid.UUID) -> None:
+            raise ConnectionError("broker down")
+
+        def enqueue_merge(self, job_id: uuid.UUID, step: int) -> None:
+            raise ConnectionError("broker down")
+
+    job_id = running_job(client, auth, session_factory)
+    local = make_checkpoint_dir(tmp_path / "lora", marker="lora")
+    (local / "adapter_config.json").write_text("{}")
+    with session_factory() as session:
+        artifacts.register_checkpoint(
+            session=session, store=make_store(settings), job_id=job_id, step=4, local_dir=local, metrics={}
+        )
+    client.app.state.queue = BrokenQueue()
+    evaluation = client.post(f"/v1/jobs/{job_id}/evaluations", json={"rows": [{"prompt": "x"}]}, headers=auth)
+    assert evaluation.status_code == 503 and evaluation.headers["retry-after"] == "30"
+    [stored] = client.get(f"/v1/jobs/{job_id}/evaluations", headers=auth).json()["data"]
+    assert stored["status"] == "failed" and stored["error"]["code"] == "enqueue_failed"
+    merge = client.post(f"/v1/jobs/{job_id}/checkpoints/4/merge", headers=auth)
+    assert merge.status_code == 503 and merge.json()["code"] == "queue_unavailable"
+    assert client.get(f"/v1/jobs/{job_id}/checkpoints/4", headers=auth).json()["merge_status"] is None

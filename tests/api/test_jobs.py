@@ -20,7 +20,7 @@ def submit(client: TestClient, auth: dict[str, str], **grpo: object) -> dict:
 def test_submit_returns_queued_job_and_enqueues_its_id(client, auth, queue: RecordingQueue):
     job = submit(client, auth)
     assert job["status"] == "queued"
-    assert job["progress"] == {"step": 0, "total_steps": 3, "fraction": 0.0, "eta_seconds": None}
+    assert job["progress"] == {"step": 0, "total_steps": 3, "fraction": 0.0, "eta_seconds": None, "tokens_per_s": None}
     assert job["spec"]["grpo"]["group_size"] == 4
     assert job["spec"]["grpo"]["loss_type"] == "dapo"  # defaults are filled in and stored
     assert queue.enqueued == [uuid.UUID(job["id"])]

@@ -1,6 +1,7 @@
 """Reward definitions as resources: create (validated), version, test on samples, use from jobs, delete."""
 
 from tests.conftest import tiny_spec
+from tests.rewards.conftest import requires_root
 
 PYTHON_REWARD = {
     "type": "python",
@@ -114,3 +115,43 @@ def test_rewards_are_tenant_scoped(client, auth, other_auth):
     ]:
         assert client.request(method, path, json=body, headers=other_auth).status_code == 404, path
     assert client.get("/v1/rewards", headers=other_auth).json()["data"] == []
+
+
+HOSTILE = """
+import os
+def reward(prompt, completion, row):
+    if completion == 'exit':
+        os._exit(0)
+    if completion == 'loop':
+        while True:
+            pass
+    if completion == 'fork':
+        while True:
+            os.fork()
+    if completion == 'env':
+        return float(len(os.environ.get('GRPO_SECRET_KEY', '')))
+    if completion == 'string':
+        return 'one'
+    return 1.0
+"""
+
+
+@requires_root
+def test_hostile_reward_code_fails_its_samples_and_the_api_keeps_serving(client, auth, monkeypatch):
+    monkeypatch.setenv("GRPO_SECRET_KEY", "s" * 40)  # in the API's environment, not the sandbox's
+    attacks = ["exit", "loop", "fork", "string"]
+    body = {
+        "reward": {"type": "python", "code": HOSTILE, "timeout_s": 1.0, "max_error_rate": 1.0},
+        "samples": [{"completion": c} for c in [*attacks, "env", "fine"]],
+    }
+    result = client.post("/v1/rewards:test", json=body, headers=auth)
+    assert result.status_code == 200, result.text
+    scores = result.json()["results"]
+    errors = [next(iter(s["errors"].values()), "") for s in scores]
+    assert "exited" in errors[0] and "timed out" in errors[1] and "BlockingIOError" in errors[2]
+    assert "reward returned str" in errors[3]
+    assert [s["total"] for s in scores[4:]] == [0.0, 1.0]  # no service environment; a normal call still works
+    assert result.json()["error_count"] == 4
+    assert client.get("/healthz").status_code == 200
+    again = client.post("/v1/rewards:test", json={**body, "samples": [{"completion": "fine"}]}, headers=auth)
+    assert again.json()["results"][0]["total"] == 1.0

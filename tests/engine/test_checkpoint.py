@@ -84,3 +84,78 @@ def test_prune_keeps_the_most_recent(tmp_path):
 def test_latest_of_missing_or_empty_directory_is_none(tmp_path):
     assert latest_checkpoint(tmp_path / "nowhere") is None
     assert latest_checkpoint(tmp_path) is None
+
+
+def test_every_file_is_fsynced_before_the_marker_and_the_rename_comes_last(tmp_path, monkeypatch):
+    import os
+
+    log: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        log.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        log.append(("rename", f"{src} -> {dst}"))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    final = save(tmp_path, 4)
+    staging = next(path for kind, path in log if kind == "fsync" and path.endswith("model.bin")).rsplit("/", 1)[0]
+    assert ".tmp-checkpoint-000004-" in staging  # written under a temporary name
+    order = [(kind, path.replace(staging, "STAGING")) for kind, path in log]
+    marker = order.index(("fsync", f"STAGING/{MARKER}"))
+    for name in ("model.bin", "tokenizer.txt", "trainer_state.pt", "trainer_state.json"):
+        assert order.index(("fsync", f"STAGING/{name}")) < marker, name
+    assert order[marker + 1] == ("fsync", "STAGING")  # the directory entry of the marker
+    assert order[marker + 2] == ("rename", f"STAGING -> {final}")
+    assert order[marker + 3] == ("fsync", str(tmp_path))  # the rename itself is made durable
+
+
+CRASHING_WRITER = """
+import os, sys, time
+from pathlib import Path
+import torch
+from tests.engine.test_checkpoint import FakeModel, save
+from workers.engine.checkpoint import save_checkpoint
+
+work_dir = Path(sys.argv[1])
+save(work_dir, 1)
+
+
+class Slow(FakeModel):
+    def save_pretrained(self, path):
+        (path / "model.bin").write_bytes(b"x" * 4096)  # half of the checkpoint is on disk...
+        (work_dir.parent / "mid-write").touch()
+        time.sleep(60)  # ...when the process is killed
+
+
+save_checkpoint(work_dir, 2, model=Slow("w"), tokenizer=FakeModel("t", "tok.txt"), trainer_state={}, info={})
+"""
+
+
+def test_a_process_killed_mid_write_leaves_the_previous_checkpoint_as_the_latest(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from scripts.stack import PROJECT_ROOT
+
+    work_dir = tmp_path / "work"
+    writer = subprocess.Popen([sys.executable, "-c", CRASHING_WRITER, str(work_dir)], cwd=PROJECT_ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "mid-write").exists():
+            assert writer.poll() is None and time.monotonic() < deadline, "the writer never got mid-write"
+            time.sleep(0.05)
+        writer.send_signal(signal.SIGKILL)
+    finally:
+        writer.wait()
+    leftovers = [p.name for p in work_dir.iterdir() if p.name.startswith(".tmp-")]
+    assert leftovers and latest_checkpoint(work_dir).name == "checkpoint-000001"
+    remove_stale_temporaries(work_dir)  # what the next run does first
+    assert sorted(p.name for p in work_dir.iterdir()) == ["checkpoint-000001"]
+    assert load_trainer_state(checkpoint_dir(work_dir, 1))[1]["step"] == 1

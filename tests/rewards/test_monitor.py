@@ -80,6 +80,16 @@ def test_train_reward_up_while_eval_accuracy_down() -> None:
     assert not monitor.stop_requested
 
 
+def test_divergence_counts_from_the_step_0_evaluation() -> None:
+    """Training evaluates before its first step; that evaluation's baseline reward is the first window's."""
+    monitor = RewardMonitor(SafeguardSpec(window=WINDOW, eval_window=2))
+    alerts = monitor.observe_eval(0, {"eval/accuracy": 0.6})
+    for step in range(1, 11):
+        alerts += monitor.observe_step(step, {"reward/mean": 0.1 + 0.03 * step})
+    alerts += monitor.observe_eval(10, {"eval/accuracy": 0.5})
+    assert [(a.code, a.step) for a in alerts] == [("reward_eval_divergence", 10)]
+
+
 def test_rising_reward_with_rising_accuracy_is_fine() -> None:
     monitor = RewardMonitor(SafeguardSpec(window=WINDOW))
     alerts: list[Alert] = []

@@ -98,7 +98,7 @@ def collect_batch(
     kept: list[tuple[Rollout, list[int], torch.Tensor, dict[str, list[float]]]] = []  # per round
     seen_rewards, seen_lengths, seen_truncated = [], [], []
     components: dict[str, list[float]] = {}
-    scorer_metrics: dict[str, float] = {}
+    round_metrics: list[tuple[dict[str, float], int]] = []  # the scorer's metrics and batch size, per round
     generation_s = scoring_s = 0.0
     wanted, dropped, rounds, fallback = config.prompts_per_step, 0, 0, None
     while wanted > 0:
@@ -123,8 +123,7 @@ def collect_batch(
         seen_truncated.append(rollout.truncated)
         for name, values in scores.components.items():
             components.setdefault(name, []).extend(values)
-        for name, value in scores.metrics.items():  # summed over rounds (they are times and counts)
-            scorer_metrics[f"scorer/{name}"] = scorer_metrics.get(f"scorer/{name}", 0.0) + value
+        round_metrics.append((scores.metrics, len(rollout.texts)))
         if not config.dynamic_sampling:
             kept.append((rollout, indices, rewards, scores.components))
             break
@@ -158,12 +157,32 @@ def collect_batch(
         all_components=components,
         all_lengths=torch.cat(seen_lengths).cpu(),
         all_truncated=torch.cat(seen_truncated).cpu(),
-        scorer_metrics=scorer_metrics,
+        scorer_metrics={f"scorer/{name}": value for name, value in combine_rounds(round_metrics).items()},
         dropped_groups=dropped,
         rounds=rounds,
         generation_s=generation_s,
         scoring_s=scoring_s,
     )
+
+
+def combine_rounds(rounds: list[tuple[dict[str, float], int]]) -> dict[str, float]:
+    """One step's scorer metrics from those of its sampling rounds, each (metrics, completions scored).
+
+    Counts and times add up, maxima take the max, and everything else (means, rates, fractions) is the
+    mean weighted by completions: exact for those, an approximation for the latency quantiles.
+    """
+    if len(rounds) == 1:
+        return dict(rounds[0][0])
+    combined: dict[str, float] = {}
+    for name in dict.fromkeys(name for metrics, _ in rounds for name in metrics):
+        present = [(metrics[name], n) for metrics, n in rounds if name in metrics]
+        if name.startswith("time/") or name.endswith(("/errors", "/not_applicable")):
+            combined[name] = sum(value for value, _ in present)
+        elif name.endswith("_max"):
+            combined[name] = max(value for value, _ in present)
+        else:
+            combined[name] = sum(value * n for value, n in present) / sum(n for _, n in present)
+    return combined
 
 
 def select_rows(rollout: Rollout, rows: torch.Tensor) -> Rollout:

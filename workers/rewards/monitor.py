@@ -17,7 +17,8 @@ not overlap. Each alert fires once when its condition starts to hold and re-arms
   identical_completions  current(identical) >= identical_threshold (needs `window` steps only)
   reward_eval_divergence over the last eval_window evaluations: accuracy fell by >= accuracy_drop
                          while the mean train reward of the `window` steps up to the last eval rose by
-                         >= reward_rise over that of the `window` steps up to the first one
+                         >= reward_rise over that of the `window` steps up to the first one (the first
+                         `window` steps when the first eval is that of step 0, before any training)
 """
 
 from collections import deque
@@ -143,6 +144,8 @@ class RewardMonitor:
             return []
         (first_step, first_acc), (last_step, last_acc) = self._evals[0], self._evals[-1]
         before, after = self._reward_up_to(first_step), self._reward_up_to(last_step)
+        if before is None:  # the first eval came before any training step (step 0): the start is the baseline
+            before = self._reward_from(first_step)
         rise = _minus(after, before)
         holds = _ge(rise, self.spec.reward_rise) and first_acc - last_acc >= self.spec.accuracy_drop
         alert = self._check(
@@ -158,6 +161,10 @@ class RewardMonitor:
 
     def _reward_up_to(self, step: int) -> float | None:
         values = [r for s, r in self._rewards if s <= step][-self.spec.window :]
+        return sum(values) / len(values) if values else None
+
+    def _reward_from(self, step: int) -> float | None:
+        values = [r for s, r in self._rewards if s > step][: self.spec.window]
         return sum(values) / len(values) if values else None
 
     def _check(self, code: str, step: int, holds: bool, template: str, **data: float | None) -> Alert | None:

@@ -23,6 +23,7 @@ from app.schemas.artifact import (
 from app.services.artifacts import latest_checkpoint, model_files
 from app.services.evaluations import request_evaluation
 from app.services.idempotency import run_idempotent
+from app.services.merges import request_merge
 
 router = APIRouter(prefix="/jobs/{job_id}", tags=["artifacts"])
 Variant = Literal["model", "full", "merged"]
@@ -57,6 +58,8 @@ def read_checkpoint(
     tenant: CurrentTenant,
     store: StoreDep,
 ) -> CheckpointPublic:
+    """One stored checkpoint: step, time, size, metrics, eval score, the files of its model download and,
+    for LoRA checkpoints, the state of the merged download."""
     _job(session, tenant, job_id)
     checkpoint = latest_checkpoint(session=session, job_id=job_id, step=step)
     if checkpoint is None:
@@ -80,7 +83,7 @@ def download_checkpoint(
         Query(
             description="'model': what from_pretrained (or peft) loads; 'full': also "
             "optimiser and RNG state to resume elsewhere; 'merged': a LoRA adapter "
-            "merged into its base model (after POST .../merge)."
+            "merged into its base model, a plain model (once POST .../merge is ready)."
         ),
     ] = "model",
 ) -> StreamingResponse:
@@ -89,16 +92,41 @@ def download_checkpoint(
     checkpoint = latest_checkpoint(session=session, job_id=job_id, step=step)
     if checkpoint is None:
         raise not_found("checkpoint")
+    if variant == "merged" and checkpoint.merge_status != "ready":
+        hint = (
+            f"POST /v1/jobs/{job_id}/checkpoints/{step}/merge first (merge status: {checkpoint.merge_status})"
+            if checkpoint.is_adapter
+            else "not a LoRA checkpoint; ?variant=model is the full model"
+        )
+        raise ProblemError(409, "variant_unavailable", f"no merged model for this checkpoint: {hint}")
     files = model_files(store, checkpoint, variant)
     if not files:
-        hint = "POST .../merge first" if variant == "merged" and checkpoint.is_adapter else "not a LoRA checkpoint"
-        raise ProblemError(409, "variant_unavailable", f"no {variant} files for this checkpoint: {hint}")
+        raise ProblemError(409, "variant_unavailable", f"no {variant} files for this checkpoint")
     root = f"{job_id}-step{step:06d}" + ("-merged" if variant == "merged" else "")
     strip = "merged/" if variant == "merged" else ""
     members = [(name.removeprefix(strip), size) for name, size in files]
     stream = tar_stream(members, lambda name: store.open(f"{checkpoint.storage_key}/{strip}{name}"), root)
     headers = {"Content-Disposition": f'attachment; filename="{root}.tar"'}
     return StreamingResponse(stream, media_type="application/x-tar", headers=headers)
+
+
+@router.post(
+    "/checkpoints/{step}/merge",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=CheckpointPublic,
+    responses={409: {"description": "The checkpoint is a full model, not a LoRA adapter."}},
+)
+def merge_checkpoint(
+    job_id: uuid.UUID, step: int, session: SessionDep, tenant: CurrentTenant, store: StoreDep, queue: QueueDep
+) -> CheckpointPublic:
+    """Merge a LoRA checkpoint's adapters into its base model (a worker task). Poll GET .../checkpoints/{step}
+    until `merge_status` is 'ready', then download `?variant=merged`: a plain model for stock from_pretrained.
+    Asking again re-runs a failed or lost merge; a ready one is kept."""
+    _job(session, tenant, job_id)
+    checkpoint = request_merge(session=session, job_id=job_id, step=step, queue=queue)
+    if checkpoint is None:
+        raise not_found("checkpoint")
+    return _checkpoint_public(store, checkpoint)
 
 
 @router.get("/samples", response_model=SamplesPage)

@@ -35,6 +35,9 @@ async def create_dataset(
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in JSONL_TYPES:
         raise ProblemError(415, "unsupported_media_type", f"send JSONL with Content-Type one of {sorted(JSONL_TYPES)}")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > settings.max_dataset_bytes:  # refuse before reading a byte
+        raise ProblemError(413, "payload_too_large", f"datasets are limited to {settings.max_dataset_bytes} bytes")
     dataset = await upload_dataset(
         session=session,
         store=store,
@@ -54,6 +57,7 @@ def list_datasets(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> DatasetsPublic:
+    """The tenant's uploaded datasets, newest first (cursor pages)."""
     query = select(Dataset).where(Dataset.tenant_id == tenant.id)
     page, next_cursor = newest_first_page(session, query, Dataset, limit=limit, cursor=cursor)
     return DatasetsPublic(data=[DatasetPublic.model_validate(d) for d in page], next_cursor=next_cursor)
@@ -61,6 +65,7 @@ def list_datasets(
 
 @router.get("/{dataset_id}", response_model=DatasetPublic)
 def read_dataset(dataset_id: uuid.UUID, session: SessionDep, tenant: CurrentTenant) -> DatasetPublic:
+    """An uploaded dataset: row count, how many rows carry each field, and a preview of the first rows."""
     dataset = session.scalar(select(Dataset).where(Dataset.id == dataset_id, Dataset.tenant_id == tenant.id))
     if dataset is None:
         raise not_found("dataset")

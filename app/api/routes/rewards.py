@@ -82,6 +82,7 @@ def list_rewards(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> RewardsPublic:
+    """The tenant's reward definitions, newest first (cursor pages), each with its latest version's spec."""
     query = select(RewardDefinition).where(
         RewardDefinition.tenant_id == tenant.id, RewardDefinition.deleted_at.is_(None)
     )
@@ -97,6 +98,7 @@ def test_inline_reward(request: InlineRewardTestRequest, tenant: CurrentTenant) 
 
 @router.get("/{reward_id}", response_model=RewardPublic)
 def read_reward(reward_id: uuid.UUID, session: SessionDep, tenant: CurrentTenant) -> RewardPublic:
+    """A reward definition: its latest version's spec and the list of its versions."""
     return _public(session, _reward(session, tenant, reward_id))
 
 
@@ -104,6 +106,7 @@ def read_reward(reward_id: uuid.UUID, session: SessionDep, tenant: CurrentTenant
 def read_reward_version(
     reward_id: uuid.UUID, version: int, session: SessionDep, tenant: CurrentTenant
 ) -> RewardVersionPublic:
+    """One version of a reward definition, as jobs that pinned it run it (versions never change)."""
     row = service.get_version(session=session, reward=_reward(session, tenant, reward_id), version=version)
     if row is None:
         raise not_found("reward version")
