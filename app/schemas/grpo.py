@@ -132,7 +132,14 @@ class GRPOHyperparameters(BaseModel):
         ge=0.0,
         description="KL coefficient (k3 estimator). 0.0 loads no reference model at all (saves memory and a forward "
         "pass); DeepSeek-R1 uses 0.001, the original GRPO paper 0.04. The k3 term enters the loss as in the GRPO "
-        "paper, i.e. TRL with use_bias_correction_kl=False (TRL 1.16's default multiplies it by the ratio).",
+        "paper, i.e. TRL with use_bias_correction_kl=False (TRL 1.16's default multiplies it by the ratio: see "
+        "kl_bias_correction).",
+    )
+    kl_bias_correction: bool = Field(
+        False,
+        description="Multiply the per-token k3 term by the importance ratio, so its gradient is the unbiased "
+        "reverse-KL gradient (DeepSeek-V3.2). Changes the gradient, not the loss value, even on-policy. False "
+        "(default) is the GRPO paper's plain k3 term; True matches TRL 1.16's default use_bias_correction_kl=True.",
     )
     ref_model_sync_steps: int | None = Field(
         None,

@@ -45,6 +45,7 @@ NON_DEFAULT: dict[str, Any] = {
     "importance_sampling_level": "sequence",
     "mask_truncated_completions": True,
     "beta": 0.04,
+    "kl_bias_correction": True,
     "ref_model_sync_steps": 2,
     "ref_model_mixup_alpha": 0.5,
     "dynamic_sampling": True,

@@ -15,8 +15,8 @@ updates, so the second update runs with old log-probs that differ from the curre
 
 The policy is the tiny model's weights plus noise and the reference the unperturbed weights, so the
 KL term is not zero. Where TRL's definitions differ from the engine's (see loss.py), the TRL side is
-configured to the engine's definition under TRL's own option name (`use_bias_correction_kl=False`),
-and a separate test pins down what TRL's default does instead.
+configured to the engine's definition under TRL's own option name; the engine's opt-in
+`kl_bias_correction` is TRL 1.16's default `use_bias_correction_kl=True`, tested both ways.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def trl_trainer(
         "importance_sampling_level": knobs.get("importance_sampling_level", "token"),
         "scale_rewards": knobs.get("scale_rewards", "group"),
         "mask_truncated_completions": knobs.get("mask_truncated_completions", False),
-        "use_bias_correction_kl": knobs.get("use_bias_correction_kl", False),
+        "use_bias_correction_kl": knobs.get("kl_bias_correction", False),
     }
     args = trl.GRPOConfig(
         output_dir=str(setup["out"]),
@@ -386,16 +386,20 @@ def test_micro_batched_step_matches_trl_gradient_accumulation(setup, loss_type):
     run_both(setup, {"loss_type": loss_type, "beta": 0.04, "num_iterations": 2}, micro_batch_size=4)
 
 
-def test_trl_default_kl_bias_correction_changes_the_gradient_not_the_loss(setup):
-    """TRL 1.16 multiplies the KL term by the importance ratio by default (use_bias_correction_kl=True).
-    At mu = 1 the ratio is 1 in value, so the loss is the same, but its gradient gains beta * kl_t *
-    grad log p_t per token. The engine has the plain k3 term: TRL's use_bias_correction_kl=False."""
-    knobs = {"beta": 0.04}
-    engine = engine_step(setup, knobs, micro_batch_size=None)
-    trainer = trl_trainer(setup, knobs | {"use_bias_correction_kl": True}, micro_batch_size=None)
-    losses, grads = trl_step(trainer, trl_inputs(trainer), [torch.arange(len(REWARDS))], 1)
-    torch.testing.assert_close(engine["metrics"]["loss"], losses[0], **TOLERANCE)
-    whole, _ = gradient_errors(engine["grads"][0], grads[0])
+@pytest.mark.parametrize("knobs", [{"num_iterations": 1}, {"num_iterations": 2, "epsilon_high": 0.28}])
+def test_kl_bias_correction_matches_trl_default(setup, knobs):
+    """TRL 1.16's default (use_bias_correction_kl=True) multiplies the k3 term by the importance ratio;
+    the engine does so with kl_bias_correction=True."""
+    run_both(setup, knobs | {"beta": 0.04, "kl_bias_correction": True})
+
+
+def test_kl_bias_correction_changes_the_gradient_not_the_loss(setup):
+    """On-policy the ratio is 1 in value, so the loss is the same, but its gradient gains
+    beta * kl_t * grad log p_t per token."""
+    plain = engine_step(setup, {"beta": 0.04}, micro_batch_size=None)
+    corrected = engine_step(setup, {"beta": 0.04, "kl_bias_correction": True}, micro_batch_size=None)
+    torch.testing.assert_close(plain["metrics"]["loss"], corrected["metrics"]["loss"], **TOLERANCE)
+    whole, _ = gradient_errors(plain["grads"][0], corrected["grads"][0])
     assert whole > 1e-3  # far outside GRAD_TOLERANCE: a different gradient, not rounding
 
 

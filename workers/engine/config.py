@@ -79,6 +79,7 @@ class GRPOConfig:
 
     # --- KL to a reference model -----------------------------------------------------------------
     beta: float = 0.0  # k3 KL coefficient; 0 loads no reference model
+    kl_bias_correction: bool = False  # k3 term times the importance ratio (TRL's use_bias_correction_kl)
     ref_model_sync_steps: int | None = None  # mix the policy into the reference every this many steps
     ref_model_mixup_alpha: float = 0.6  # ref = alpha * policy + (1 - alpha) * ref
 

@@ -5,7 +5,8 @@ Definitions follow TRL's GRPOTrainer (documented there, verified by tests/engine
   ratio_t   = exp(logp_t - old_logp_t)                    token level (GRPO)
             = exp(mean_t(logp_t - old_logp_t))            sequence level (GSPO), shared by the row's tokens
   surrogate = min(ratio * A, clip(ratio, 1 - eps, 1 + eps_high) * A), with ratio capped at delta if set
-  kl_t      = exp(ref_t - logp_t) - (ref_t - logp_t) - 1  (k3 estimator, >= 0)
+  kl_t      = exp(ref_t - logp_t) - (ref_t - logp_t) - 1  (k3 estimator, >= 0),
+              times ratio_t (before the delta cap) with kl_bias_correction (TRL's default)
   loss_t    = -surrogate_t + beta * kl_t
 
 and the per-token losses are aggregated over the step's tokens (loss_type):
@@ -18,10 +19,11 @@ the step's gradient (gradient accumulation changes memory, not the result, excep
 definition depends on the micro-batches).
 
 Where TRL 1.16.0 differs (tests/engine/test_parity_trl.py runs TRL with the engine's definition where
-TRL has an option for it, and pins down what TRL's default KL form does instead):
+TRL has an option for it):
 - KL: TRL's default `use_bias_correction_kl=True` multiplies kl_t by the importance ratio (before the
   delta cap). The loss value is the same on-policy, but the gradient gains beta * kl_t * grad logp_t.
-  Here kl_t enters as is, which is TRL with use_bias_correction_kl=False (the GRPO paper's form).
+  Here kl_t enters as is by default (the GRPO paper's form, TRL with use_bias_correction_kl=False);
+  kl_bias_correction=True is TRL's default form.
 - Advantages: TRL's std epsilon is fixed at 1e-4; here it is reward_std_epsilon (default 1e-4). TRL
   takes the group mean in float32, so some tied groups (e.g. 8 x 0.7 at its default G = 8) get a
   small same-sign advantage there and exactly 0 here (see group_advantages).
@@ -75,6 +77,7 @@ class LossSettings:
     delta: float | None = None
     importance_sampling_level: str = "token"
     beta: float = 0.0
+    kl_bias_correction: bool = False  # k3 term times the (unclipped) importance ratio
     max_completion_length: int = 256  # dr_grpo's constant normaliser
 
 
@@ -123,6 +126,10 @@ def per_token_loss(
         assert ref_logps is not None, "beta > 0 needs reference log-probs"
         diff = ref_logps - logps
         kl = torch.exp(diff) - diff - 1.0  # (B, C), k3 estimator of KL(policy || reference)
+        if settings.kl_bias_correction:
+            # DeepSeek-V3.2: weighting by the (differentiable) ratio makes the gradient the unbiased
+            # reverse-KL gradient; the value is unchanged on-policy (ratio = 1).
+            kl = kl * torch.exp(log_ratio)
         loss = loss + settings.beta * kl
     parts = LossParts(
         ratio=ratio,

@@ -135,6 +135,7 @@ def loss_settings(config: GRPOConfig) -> LossSettings:
         delta=config.delta,
         importance_sampling_level=config.importance_sampling_level,
         beta=config.beta,
+        kl_bias_correction=config.kl_bias_correction,
         max_completion_length=config.max_new_tokens,
     )
 
