@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import httpx
-from workers.demo import demo_spec
 
 from scripts.stack import PROJECT_ROOT, free_port, port_is_free, running_stack
+from workers.demo import demo_spec
 
 PRINT_EVERY = 20  # steps between progress lines when stdout is not a terminal
 SHOWN = [  # (label, metric, format)
