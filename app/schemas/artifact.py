@@ -25,6 +25,7 @@ class CheckpointPublic(BaseModel):
 
 class CheckpointsPublic(BaseModel):
     data: list[CheckpointPublic]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null on the last page.")
 
 
 class EvaluationCreate(BaseModel):
@@ -43,6 +44,10 @@ class EvaluationCreate(BaseModel):
     success_threshold: float | None = None
 
 
+EvaluationStatus = Literal["queued", "running", "succeeded", "failed"]
+EvaluationTrigger = Literal["scheduled", "on_demand"]
+
+
 class EvaluationPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -50,8 +55,8 @@ class EvaluationPublic(BaseModel):
     id: uuid.UUID
     job_id: uuid.UUID
     step: int
-    trigger: Literal["scheduled", "on_demand"]
-    status: Literal["queued", "running", "succeeded", "failed"]
+    trigger: EvaluationTrigger
+    status: EvaluationStatus
     metrics: dict[str, float] = Field(
         ..., description="eval/reward_mean, eval/accuracy, eval/pass@k, eval/<component>/mean, ..."
     )
@@ -62,6 +67,7 @@ class EvaluationPublic(BaseModel):
 
 class EvaluationsPublic(BaseModel):
     data: list[EvaluationPublic]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null on the last page.")
 
 
 class SamplePublic(BaseModel):

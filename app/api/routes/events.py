@@ -29,18 +29,22 @@ class JobEventsPage(BaseModel):
     next_cursor: str | None = None
 
 
-def _next_batch(sessions: sessionmaker[Session], job_id: uuid.UUID, after_id: int) -> tuple[list[dict[str, Any]], bool]:
+def _next_batch(
+    sessions: sessionmaker[Session], job_id: uuid.UUID, after_id: int, types: list[str] | None
+) -> tuple[list[dict[str, Any]], bool]:
     with sessions() as session:
-        events = events_after(session=session, job_id=job_id, after_id=after_id, limit=BATCH)
+        events = events_after(session=session, job_id=job_id, after_id=after_id, limit=BATCH, types=types)
         finished = session.get(Job, job_id).status in TERMINAL_STATUSES  # type: ignore[union-attr]
         payloads = [JobEventPublic.model_validate(event).model_dump(mode="json") for event in events]
     return payloads, finished
 
 
-async def _stream(request: Request, job_id: uuid.UUID, after_id: int) -> AsyncIterator[dict[str, str]]:
+async def _stream(
+    request: Request, job_id: uuid.UUID, after_id: int, types: list[str] | None
+) -> AsyncIterator[dict[str, str]]:
     sessions = request.app.state.session_factory
     while True:
-        events, finished = await run_in_threadpool(_next_batch, sessions, job_id, after_id)
+        events, finished = await run_in_threadpool(_next_batch, sessions, job_id, after_id, types)
         for event in events:
             after_id = event["id"]
             yield {"id": str(event["id"]), "event": event["type"], "data": json.dumps(event)}
@@ -65,6 +69,10 @@ async def job_events(
     last_event_id: Annotated[str | None, Header(description="SSE resume point (sent by EventSource).")] = None,
     after: Annotated[int | None, Query(ge=0, description="Only events with a larger id.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    event_types: Annotated[
+        list[str] | None,
+        Query(alias="type", description="Only events of these types (repeat): status, metrics, checkpoint, ..."),
+    ] = None,
 ) -> Any:
     """Status changes, per-step metrics, checkpoints, evaluations and alerts, in order.
 
@@ -79,8 +87,8 @@ async def job_events(
             raise spec_error("Last-Event-ID", "must be the id of an event from this stream")
         start = int(last_event_id)
     if accept and "text/event-stream" in accept:
-        return EventSourceResponse(_stream(request, job_id, start), ping=15)
-    events = events_after(session=session, job_id=job_id, after_id=start, limit=limit + 1)
+        return EventSourceResponse(_stream(request, job_id, start, event_types), ping=15)
+    events = events_after(session=session, job_id=job_id, after_id=start, limit=limit + 1, types=event_types)
     page = events[:limit]
     next_cursor = str(page[-1].id) if len(events) > limit else None
     return JobEventsPage(data=[JobEventPublic.model_validate(event) for event in page], next_cursor=next_cursor)

@@ -1,10 +1,10 @@
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
 from app.api.deps import CurrentTenant, IdempotencyKey, QueueDep, SessionDep, SettingsDep
+from app.api.params import CreatedAfter, CreatedBefore, Cursor, Limit, NameContains
 from app.api.presenters import job_public
 from app.core.errors import not_found
 from app.crud import jobs as crud
@@ -46,14 +46,14 @@ def create_job(
 def list_jobs(
     session: SessionDep,
     tenant: CurrentTenant,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Limit = 20,
+    cursor: Cursor = None,
     status: JobStatus | None = None,
-    name: Annotated[str | None, Query(max_length=200, description="Substring of the job name.")] = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    name: NameContains = None,
+    created_after: CreatedAfter = None,
+    created_before: CreatedBefore = None,
 ) -> JobsPublic:
-    """The caller's jobs, newest first."""
+    """The caller's jobs, newest first (ties broken by id, so pages never skip or repeat a job)."""
     jobs, next_cursor = crud.list_jobs(
         session=session,
         tenant_id=tenant.id,
