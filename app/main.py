@@ -3,14 +3,17 @@
 from fastapi import FastAPI
 
 from app.api.main import api_router
-from app.api.routes import health
+from app.api.openapi import install_problem_openapi
+from app.api.routes import health, monitoring
 from app.core.config import Settings
 from app.core.config import settings as default_settings
 from app.core.db import make_engine, make_session_factory
 from app.core.errors import install_error_handlers
-from app.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from app.core.logs import configure_logging
+from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.core.queue import CeleryJobQueue, JobQueue
 from app.core.storage import make_store
+from app.core.telemetry import Telemetry
 from workers.celery_app import create_celery  # Celery configuration only, no training code
 
 
@@ -28,13 +31,17 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     app.state.store = make_store(settings)
     app.state.celery = create_celery(settings)
     app.state.queue = queue or CeleryJobQueue(app.state.celery)
+    app.state.telemetry = Telemetry(app.state.session_factory)
 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes, exempt_prefixes=("/v1/datasets",))
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestContextMiddleware, telemetry=app.state.telemetry, access_log=settings.access_log)
     app.include_router(health.router)
+    app.include_router(monitoring.router)
     app.include_router(api_router)
+    install_problem_openapi(app)
     return app
 
 
+configure_logging(level=default_settings.log_level, fmt=default_settings.log_format)
 app = create_app()

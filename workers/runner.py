@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
+from app.core.logs import new_log_context, reset_log_context
 from app.core.storage import ObjectStore, make_store
 from app.schemas.job import JobSpec, JobStatus
 from app.schemas.reward_resource import concrete_rewards
@@ -109,6 +110,17 @@ def rebuilt_monitor(
 
 
 def run_job(*, job_id: uuid.UUID, settings: Settings, session_factory: sessionmaker[Session], worker_id: str) -> None:
+    """Claim and train one job; every log line meanwhile carries its id."""
+    token = new_log_context(job_id=str(job_id))
+    try:
+        _run_claimed(job_id=job_id, settings=settings, session_factory=session_factory, worker_id=worker_id)
+    finally:
+        reset_log_context(token)
+
+
+def _run_claimed(
+    *, job_id: uuid.UUID, settings: Settings, session_factory: sessionmaker[Session], worker_id: str
+) -> None:
     with session_factory() as session:
         job = runs.claim_job(
             session=session, job_id=job_id, worker_id=worker_id, max_attempts=settings.max_job_attempts

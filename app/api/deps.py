@@ -1,6 +1,6 @@
 """Request dependencies as Annotated aliases: settings, a DB session, the job queue, the caller's tenant."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.core.errors import ProblemError
+from app.core.logs import bind_log_context
 from app.core.queue import JobQueue
 from app.core.storage import ObjectStore
 from app.models import Tenant
@@ -30,6 +31,21 @@ def get_queue(request: Request) -> JobQueue:
 
 def get_store(request: Request) -> ObjectStore:
     return request.app.state.store  # type: ignore[no-any-return]
+
+
+def request_context(prefix: str) -> Callable[[Request], None]:
+    """A router-level dependency for the routes included under `prefix`: every log line of a request about
+    a job carries its id, and the access log and latency histogram get the full route template."""
+
+    def bind(request: Request) -> None:
+        route = request.scope.get("route")
+        if route is not None:
+            request.state.route_template = prefix + route.path
+        job_id = request.path_params.get("job_id")
+        if job_id is not None:
+            bind_log_context(job_id=str(job_id))
+
+    return bind
 
 
 StoreDep = Annotated[ObjectStore, Depends(get_store)]

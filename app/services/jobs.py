@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.core.errors import ProblemError
+from app.core.logs import bind_log_context
 from app.core.queue import JobQueue
 from app.crud.jobs import count_jobs
 from app.models import Job, JobEvent, JobRewardUse, Tenant
@@ -70,6 +71,7 @@ def create_job(*, session: Session, tenant: Tenant, job_in: JobCreate, settings:
     )
     session.add(JobEvent(job_id=job.id, type="status", message="job queued", data={"status": "queued"}))
     session.commit()
+    bind_log_context(job_id=str(job.id))
     try:
         queue.enqueue_training(job.id)
     except Exception as exc:  # the broker is down: say so rather than leave a job nobody will run

@@ -88,6 +88,7 @@ def record_step(
             latest_metrics=finite,
             heartbeat_at=utcnow(),
             train_seconds=Job.train_seconds + step_seconds,
+            steps_recorded=Job.steps_recorded + 1,
         )
     ).rowcount  # type: ignore[attr-defined]
     if not owned:
