@@ -16,13 +16,18 @@ from app.crud.metrics import upsert_samples, upsert_step_metrics
 from app.models import Job, JobEvent, JobMetric
 from app.models.base import utcnow
 from app.schemas.job import JobStatus
+from app.services import slots
 from app.services.transitions import transition
 
 logger = logging.getLogger(__name__)
 
 
 def claim_job(*, session: Session, job_id: uuid.UUID, worker_id: str, max_attempts: int) -> Job | None:
-    """queued -> running for exactly one worker; None when the job is not queued (a duplicate delivery)."""
+    """queued -> running for exactly one worker, within the tenant's running-job limit.
+
+    None when the job is not queued (a duplicate delivery) or its tenant has no free slot: the job is
+    then marked deferred and released again when a slot frees (app.services.slots).
+    """
     job = session.get(Job, job_id)
     if job is None or job.status != JobStatus.queued:
         return None
@@ -42,6 +47,7 @@ def claim_job(*, session: Session, job_id: uuid.UUID, worker_id: str, max_attemp
         session.commit()
         return None
     now = utcnow()
+    slots.lock_tenant(session, job.tenant_id)
     claimed = transition(
         session,
         job_id,
@@ -49,11 +55,15 @@ def claim_job(*, session: Session, job_id: uuid.UUID, worker_id: str, max_attemp
         to=JobStatus.running,
         message=f"job running (attempt {job.attempts + 1})",
         event_data={"attempt": job.attempts + 1},
+        conditions=[slots.below_running_limit(job.tenant_id)],
         attempts=Job.attempts + 1,
         worker_id=worker_id,
         heartbeat_at=now,
         started_at=job.started_at or now,
+        deferred_at=None,
     )
+    if not claimed:
+        slots.defer(session, job)  # no-op unless the job is still queued: then the tenant had no free slot
     session.commit()
     if not claimed:
         return None
