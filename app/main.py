@@ -1,5 +1,8 @@
 """Build the FastAPI app: state (settings, DB, queue), middleware, routers. Nothing else."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from app.api.main import api_router
@@ -19,10 +22,18 @@ from workers.celery_app import create_celery  # Celery configuration only, no tr
 
 def create_app(settings: Settings | None = None, queue: JobQueue | None = None) -> FastAPI:
     settings = settings or default_settings
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Logging is set up when the app is served, not when it is imported (tests import it).
+        configure_logging(level=settings.log_level, fmt=settings.log_format)
+        yield
+
     app = FastAPI(
         title="GRPO training service",
         version="0.1.0",
         description="Submit GRPO training jobs, follow their metrics, fetch checkpoints and evaluations.",
+        lifespan=lifespan,
     )
     engine = make_engine(settings.database_url)
     app.state.settings = settings
@@ -43,5 +54,4 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     return app
 
 
-configure_logging(level=default_settings.log_level, fmt=default_settings.log_format)
 app = create_app()

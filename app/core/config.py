@@ -96,9 +96,10 @@ class Settings(BaseSettings):
     )
     log_format: str = Field(
         "json",
-        pattern="^(json|text)$",
+        pattern="^(json|text|none)$",
         validation_alias=AliasChoices("GRPO_LOG_FORMAT", "log_format"),
-        description="'json': one JSON object per line with request_id / job_id; 'text' for people.",
+        description="'json': one JSON object per line with request_id / job_id; 'text' for people; "
+        "'none': leave logging alone (set up by whoever embeds the app).",
     )
     log_level: str = Field("INFO", validation_alias=AliasChoices("GRPO_LOG_LEVEL", "log_level"))
     access_log: bool = Field(

@@ -65,8 +65,11 @@ def json_formatter() -> logging.Formatter:
 def configure_logging(*, level: str = "INFO", fmt: str = "json") -> None:
     """Route the root logger (and uvicorn's and Celery's loggers, through it) to one stderr handler.
 
-    Idempotent: calling it again replaces the handler it installed before.
+    Idempotent: calling it again replaces the handler it installed before. fmt='none' leaves logging
+    as it is (tests, or an embedding application that configures logging itself).
     """
+    if fmt == "none":
+        return
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
         root.removeHandler(handler)

@@ -35,6 +35,18 @@ async def send_problem(send: Send, status: int, body: bytes, headers: Sequence[t
     await send({"type": "http.response.body", "body": body})
 
 
+def _route_label(scope: Scope) -> str | None:
+    """The matched route's template. Routes under a prefix record their full template in the request state
+    (app.api.deps); a route matched without running it (a 405) is labelled only if its template is the path's."""
+    template = scope.get("state", {}).get("route_template")
+    if template:
+        return str(template)
+    path = getattr(scope.get("route"), "path", None)
+    if path and scope["path"].startswith(path.split("{", 1)[0]):
+        return str(path)
+    return None
+
+
 class RequestContextMiddleware:
     """Outermost of ours: a request id (X-Request-ID in and out), a log context carrying it, one access
     log line and one latency observation per request, and the 500 problem for anything unhandled:
@@ -75,8 +87,7 @@ class RequestContextMiddleware:
             reset_log_context(token)
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
-        # Routes under a prefix record their full template in the request state (app.api.deps).
-        route = scope.get("state", {}).get("route_template") or getattr(scope.get("route"), "path", None)
+        route = _route_label(scope)
         if self.telemetry is not None:
             self.telemetry.observe_request(scope["method"], route, status, seconds)
         if self.access_log:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.schemas.reward_resource import JobReward
+from app.schemas.storable import MAX_INT32, StorableBody
 
 
 class CheckpointPublic(BaseModel):
@@ -28,12 +29,12 @@ class CheckpointsPublic(BaseModel):
     next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null on the last page.")
 
 
-class EvaluationCreate(BaseModel):
+class EvaluationCreate(StorableBody):
     """Evaluate a stored checkpoint on demand. Defaults come from the job's eval section."""
 
     model_config = ConfigDict(extra="forbid")
 
-    step: int | None = Field(None, ge=0, description="Checkpoint step; default the latest checkpoint.")
+    step: int | None = Field(None, ge=0, le=MAX_INT32, description="Checkpoint step; default the latest checkpoint.")
     rows: list[dict[str, Any]] | None = Field(None, min_length=1, description="Held-out rows; default the job's.")
     dataset_id: uuid.UUID | None = None
     rewards: list[JobReward] | None = Field(None, min_length=1, description="Graders; default the job's eval ones.")

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.core.errors import FieldError, ProblemError
 from app.core.storage import ObjectStore
 from app.models import Dataset, Tenant
+from app.schemas.storable import unstorable
 
 PREVIEW_ROWS = 5
 
@@ -41,6 +42,9 @@ class _Summary:
             raise _bad_line(number, f"not valid JSON ({exc})") from exc
         if not isinstance(row, dict) or not row:
             raise _bad_line(number, "each line must be a non-empty JSON object")
+        found = unstorable(row)
+        if found:
+            raise _bad_line(number, f"{found[0]} {found[1]}")
         self.rows += 1
         self.field_counts.update(row.keys())
         if len(self.preview) < PREVIEW_ROWS:

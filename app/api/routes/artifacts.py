@@ -5,7 +5,7 @@ from fastapi import APIRouter, Query, status
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import CurrentTenant, IdempotencyKey, QueueDep, SessionDep, SettingsDep, StoreDep
-from app.api.params import CreatedAfter, CreatedBefore, Cursor, Limit
+from app.api.params import CreatedAfter, CreatedBefore, Cursor, Limit, StepPath, StepQuery
 from app.core.errors import ProblemError, not_found, spec_error
 from app.core.tarstream import tar_stream
 from app.crud.artifacts import list_job_evaluations, list_stored_checkpoints
@@ -23,6 +23,7 @@ from app.schemas.artifact import (
     SamplePublic,
     SamplesPage,
 )
+from app.schemas.storable import MAX_INT32
 from app.services.artifacts import latest_checkpoint, model_files
 from app.services.evaluations import request_evaluation
 from app.services.idempotency import run_idempotent
@@ -48,8 +49,8 @@ def list_checkpoints(
     job_id: uuid.UUID,
     session: SessionDep,
     tenant: CurrentTenant,
-    step_gte: Annotated[int | None, Query(ge=0)] = None,
-    step_lte: Annotated[int | None, Query(ge=0)] = None,
+    step_gte: StepQuery = None,
+    step_lte: StepQuery = None,
     created_after: CreatedAfter = None,
     created_before: CreatedBefore = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -72,7 +73,7 @@ def list_checkpoints(
 @router.get("/checkpoints/{step}", response_model=CheckpointPublic)
 def read_checkpoint(
     job_id: uuid.UUID,
-    step: int,
+    step: StepPath,
     session: SessionDep,
     tenant: CurrentTenant,
     store: StoreDep,
@@ -91,7 +92,7 @@ def read_checkpoint(
 )
 def download_checkpoint(
     job_id: uuid.UUID,
-    step: int,
+    step: StepPath,
     session: SessionDep,
     tenant: CurrentTenant,
     store: StoreDep,
@@ -126,9 +127,9 @@ def read_samples(
     job_id: uuid.UUID,
     session: SessionDep,
     tenant: CurrentTenant,
-    step: Annotated[int | None, Query(ge=0, description="Only this step.")] = None,
-    step_gte: Annotated[int | None, Query(ge=0)] = None,
-    step_lte: Annotated[int | None, Query(ge=0)] = None,
+    step: Annotated[int | None, Query(ge=0, le=MAX_INT32, description="Only this step.")] = None,
+    step_gte: StepQuery = None,
+    step_lte: StepQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}:\d{1,9}$")] = None,
 ) -> SamplesPage:

@@ -13,6 +13,7 @@ from app.core.errors import ProblemError, not_found
 from app.crud.pagination import filter_created_and_name, newest_first_page
 from app.models import Dataset
 from app.schemas.dataset import DatasetPublic, DatasetsPublic
+from app.schemas.storable import NO_NUL
 from app.services.datasets import receive_jsonl, store_dataset
 from app.services.idempotency import run_idempotent
 
@@ -33,7 +34,7 @@ async def create_dataset(
     tenant: CurrentTenant,
     settings: SettingsDep,
     store: StoreDep,
-    name: Annotated[str, Query(min_length=1, max_length=200)],
+    name: Annotated[str, Query(min_length=1, max_length=200, pattern=NO_NUL)],
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
     """Upload JSONL (one JSON object per line), e.g. `curl --data-binary @rows.jsonl -H 'Content-Type:

@@ -11,12 +11,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from sse_starlette import EventSourceResponse
 
 from app.api.deps import CurrentTenant, SessionDep
+from app.api.params import FilterText
 from app.core.errors import not_found, spec_error
 from app.crud.events import events_after
 from app.crud.jobs import get_job
 from app.models import Job
 from app.schemas.job import TERMINAL_STATUSES
 from app.schemas.metric import JobEventPublic
+from app.schemas.storable import MAX_INT64
 
 router = APIRouter(prefix="/jobs", tags=["events"])
 
@@ -67,10 +69,10 @@ async def job_events(
     tenant: CurrentTenant,
     accept: Annotated[str | None, Header()] = None,
     last_event_id: Annotated[str | None, Header(description="SSE resume point (sent by EventSource).")] = None,
-    after: Annotated[int | None, Query(ge=0, description="Only events with a larger id.")] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_INT64, description="Only events with a larger id.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     event_types: Annotated[
-        list[str] | None,
+        list[FilterText] | None,
         Query(alias="type", description="Only events of these types (repeat): status, metrics, checkpoint, ..."),
     ] = None,
 ) -> Any:
@@ -83,7 +85,7 @@ async def job_events(
         raise not_found("job")
     start = after or 0
     if last_event_id is not None:
-        if not last_event_id.isdigit():
+        if not last_event_id.isdigit() or int(last_event_id) > MAX_INT64:
             raise spec_error("Last-Event-ID", "must be the id of an event from this stream")
         start = int(last_event_id)
     if accept and "text/event-stream" in accept:

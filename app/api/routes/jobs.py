@@ -4,7 +4,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 
 from app.api.deps import CurrentTenant, IdempotencyKey, QueueDep, SessionDep, SettingsDep
-from app.api.params import CreatedAfter, CreatedBefore, Cursor, Limit, NameContains
+from app.api.params import CreatedAfter, CreatedBefore, Cursor, FilterText, Limit, NameContains, StepQuery
 from app.api.presenters import job_public
 from app.core.errors import not_found
 from app.crud import jobs as crud
@@ -89,9 +89,9 @@ def read_metrics(
     job_id: uuid.UUID,
     session: SessionDep,
     tenant: CurrentTenant,
-    name: Annotated[list[str] | None, Query(description="Only these metrics (repeat the parameter).")] = None,
-    step_gte: Annotated[int | None, Query(ge=0)] = None,
-    step_lte: Annotated[int | None, Query(ge=0)] = None,
+    name: Annotated[list[FilterText] | None, Query(description="Only these metrics (repeat the parameter).")] = None,
+    step_gte: StepQuery = None,
+    step_lte: StepQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Steps per page.")] = 200,
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}$", description="Last step of the previous page.")] = None,
 ) -> MetricsPage:

@@ -6,7 +6,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import select
 
 from app.api.deps import CurrentTenant, IdempotencyKey, SessionDep
-from app.api.params import CreatedAfter, CreatedBefore, Cursor, Limit, NameContains
+from app.api.params import CreatedAfter, CreatedBefore, Cursor, Limit, NameContains, VersionPath
 from app.core.errors import not_found
 from app.crud.pagination import filter_created_and_name, newest_first_page
 from app.models import RewardDefinition
@@ -111,7 +111,7 @@ def read_reward(reward_id: uuid.UUID, session: SessionDep, tenant: CurrentTenant
 
 @router.get("/{reward_id}/versions/{version}", response_model=RewardVersionPublic)
 def read_reward_version(
-    reward_id: uuid.UUID, version: int, session: SessionDep, tenant: CurrentTenant
+    reward_id: uuid.UUID, version: VersionPath, session: SessionDep, tenant: CurrentTenant
 ) -> RewardVersionPublic:
     row = service.get_version(session=session, reward=_reward(session, tenant, reward_id), version=version)
     if row is None:
