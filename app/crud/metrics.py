@@ -17,9 +17,12 @@ def upsert(session: Session, model: Any, rows: list[dict[str, Any]], keys: list[
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
     if insert is None:
         raise NotImplementedError(f"upsert is not implemented for {dialect}")
-    statement = insert(model).values(rows)
+    # One statement without values, executed with the rows as parameters: SQLAlchemy caches its
+    # compiled form and sends the rows in batched VALUES ("insertmanyvalues"), instead of building and
+    # compiling a new statement with a bind parameter per value on every step.
+    statement = insert(model.__table__)
     changed = {column: statement.excluded[column] for column in rows[0] if column not in keys}
-    session.execute(statement.on_conflict_do_update(index_elements=keys, set_=changed))
+    session.execute(statement.on_conflict_do_update(index_elements=keys, set_=changed), rows)
 
 
 def upsert_step_metrics(*, session: Session, job_id: uuid.UUID, step: int, metrics: dict[str, float]) -> None:

@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, exists, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from app.crud.metrics import upsert_samples, upsert_step_metrics
@@ -84,41 +84,52 @@ def record_step(
     step_seconds: float,
     samples: list[dict[str, Any]] | None = None,
 ) -> StepOutcome:
-    """Write one step's metrics, samples and progress in one transaction.
+    """Write one step's metrics, samples and progress in one transaction (four statements and a commit:
+    this runs every step of every job).
 
     'lost' means this worker no longer owns the job (it was declared dead and requeued while it was
-    stalled): nothing is written and the caller must stop.
+    stalled): nothing is written and the caller must stop. 'cancel': the user asked to stop.
     """
     finite = {name: value for name, value in metrics.items() if math.isfinite(value)}
+    now = utcnow()
     owned = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == JobStatus.running)
         .values(
             current_step=step,
             latest_metrics=finite,
-            heartbeat_at=utcnow(),
+            heartbeat_at=now,
             train_seconds=Job.train_seconds + step_seconds,
             steps_recorded=Job.steps_recorded + 1,
         )
-    ).rowcount  # type: ignore[attr-defined]
-    if not owned:
+        .returning(Job.cancel_requested)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if owned is None:
         session.rollback()
         return "lost"
     upsert_step_metrics(session=session, job_id=job_id, step=step, metrics=finite)
     upsert_samples(session=session, job_id=job_id, step=step, samples=samples or [])
-    # One metrics event per step for the live stream; a step re-run after a resume is not announced twice.
-    already_announced = session.scalar(
-        select(JobEvent.id).where(JobEvent.job_id == job_id, JobEvent.type == "metrics", JobEvent.step == step)
-    )
-    if already_announced is None:
-        session.add(
-            JobEvent(
-                job_id=job_id, type="metrics", step=step, message=f"step {step}", data={"step": step, "values": finite}
-            )
-        )
+    session.execute(_announce_step(job_id, step, finite, now))
     session.commit()
-    cancel = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
-    return "cancel" if cancel else "continue"
+    return "cancel" if owned.cancel_requested else "continue"
+
+
+def _announce_step(job_id: uuid.UUID, step: int, values: dict[str, float], now: datetime) -> Any:
+    """INSERT the step's 'metrics' event unless it exists: a step re-run after a resume is announced once."""
+    events = JobEvent.__table__
+    announced = select(events.c.id).where(events.c.job_id == job_id, events.c.type == "metrics", events.c.step == step)
+    row = select(
+        bindparam("job_id", job_id, type_=events.c.job_id.type),
+        literal("metrics"),
+        literal("info"),
+        literal(f"step {step}"),
+        bindparam("data", {"step": step, "values": values}, type_=events.c.data.type),
+        literal(step),
+        bindparam("created_at", now, type_=events.c.created_at.type),
+    ).where(~exists(announced))
+    columns = ["job_id", "type", "level", "message", "data", "step", "created_at"]
+    return insert(events).from_select(columns, row)
 
 
 def add_event(
