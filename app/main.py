@@ -1,26 +1,40 @@
 """Build the FastAPI app: state (settings, DB, queue), middleware, routers. Nothing else."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from app.api.main import api_router
-from app.api.routes import health
+from app.api.openapi import install_problem_openapi
+from app.api.routes import health, monitoring
 from app.core.config import Settings
 from app.core.config import settings as default_settings
 from app.core.db import make_engine, make_session_factory
 from app.core.errors import install_error_handlers
-from app.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from app.core.logs import configure_logging
+from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.core.queue import CeleryJobQueue, JobQueue
 from app.core.storage import make_store
+from app.core.telemetry import Telemetry
 from app.web import install_dashboard
 from workers.celery_app import create_celery  # Celery configuration only, no training code
 
 
 def create_app(settings: Settings | None = None, queue: JobQueue | None = None) -> FastAPI:
     settings = settings or default_settings
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Logging is set up when the app is served, not when it is imported (tests import it).
+        configure_logging(level=settings.log_level, fmt=settings.log_format)
+        yield
+
     app = FastAPI(
         title="GRPO training service",
         version="0.1.0",
         description="Submit GRPO training jobs, follow their metrics, fetch checkpoints and evaluations.",
+        lifespan=lifespan,
     )
     engine = make_engine(settings.database_url)
     app.state.settings = settings
@@ -29,13 +43,16 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     app.state.store = make_store(settings)
     app.state.celery = create_celery(settings)
     app.state.queue = queue or CeleryJobQueue(app.state.celery)
+    app.state.telemetry = Telemetry(app.state.session_factory)
 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes, exempt_prefixes=("/v1/datasets",))
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestContextMiddleware, telemetry=app.state.telemetry, access_log=settings.access_log)
     app.include_router(health.router)
+    app.include_router(monitoring.router)
     app.include_router(api_router)
     install_dashboard(app)
+    install_problem_openapi(app)
     return app
 
 

@@ -34,7 +34,7 @@ class Stack:
     base_url: str
     env: dict[str, str]
     api: subprocess.Popen[bytes]
-    worker: subprocess.Popen[bytes]
+    worker: subprocess.Popen[bytes] | None
     log_dir: Path
 
     def restart_worker(self) -> None:
@@ -103,6 +103,14 @@ def start_api(env: dict[str, str], log_dir: Path, port: int) -> subprocess.Popen
     )
 
 
+def admin(env: dict[str, str], *args: str) -> str:
+    """Run `grpo-admin ARGS` against the stack's database; its stdout (an API key for create-key)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], cwd=PROJECT_ROOT, env=env, check=True, capture_output=True, text=True
+    )
+    return result.stdout.strip()
+
+
 def wait_ready(base_url: str, api: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -149,9 +157,10 @@ def stop(process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
 
 @contextmanager
 def running_stack(
-    data_dir: Path, *, port: int | None = None, extra_env: dict[str, str] | None = None
+    data_dir: Path, *, port: int | None = None, extra_env: dict[str, str] | None = None, worker: bool = True
 ) -> Iterator[Stack]:
-    """Migrate the database, start API and worker, yield, then stop both. Logs go to data_dir/logs."""
+    """Migrate the database, start API and worker (unless worker=False: jobs then stay queued), yield,
+    then stop both. Logs go to data_dir/logs."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log_dir = data_dir / "logs"
     log_dir.mkdir(exist_ok=True)
@@ -160,13 +169,15 @@ def running_stack(
         [sys.executable, "-m", "alembic", "upgrade", "head"], cwd=PROJECT_ROOT, env=env, check=True, capture_output=True
     )
     port = port or free_port()
-    worker = start_worker(env, log_dir)
+    worker_process = start_worker(env, log_dir) if worker else None
     api = start_api(env, log_dir, port)
-    stack = Stack(base_url=f"http://127.0.0.1:{port}", env=env, api=api, worker=worker, log_dir=log_dir)
+    stack = Stack(base_url=f"http://127.0.0.1:{port}", env=env, api=api, worker=worker_process, log_dir=log_dir)
     try:
         wait_ready(stack.base_url, api)
-        wait_worker_ready(worker, log_dir)
+        if worker_process is not None:
+            wait_worker_ready(worker_process, log_dir)
         yield stack
     finally:
         stop(stack.api)
-        stop(stack.worker)
+        if stack.worker is not None:
+            stop(stack.worker)

@@ -77,6 +77,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         broker_url=f"sqla+sqlite:///{data_dir / 'broker.db'}",
         secret_key="test-secret",
         model_roots=[tmp_path / "models"],
+        log_format="none",  # pytest captures logs; the JSON handler is tested on its own
     )
 
 

@@ -7,8 +7,10 @@ goes back to the OS), JSON only. Lost workers are also caught by the database he
 """
 
 from celery import Celery
+from celery.signals import setup_logging
 
 from app.core.config import Settings, settings
+from app.core.logs import configure_logging
 
 WEEK_S = 7 * 24 * 3600
 
@@ -38,3 +40,10 @@ def create_celery(config: Settings) -> Celery:
 
 
 celery_app = create_celery(settings)
+
+
+@setup_logging.connect
+def _structured_logs(**_kwargs: object) -> None:
+    # Connecting this signal stops Celery from configuring logging itself: the worker's lines are JSON
+    # with the job id (set by the runners), like the API's.
+    configure_logging(level=settings.log_level, fmt=settings.log_format)

@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
+from app.core.logs import bind_log_context
 from app.core.storage import make_store
 from app.models import Job
 from app.schemas.job import EvalSpec
@@ -34,6 +35,7 @@ def run_evaluation(*, evaluation_id: uuid.UUID, settings: Settings, session_fact
     if evaluation is None or job is None:
         logger.info("evaluation %s is not queued; nothing to do", evaluation_id)
         return
+    bind_log_context(job_id=str(job.id))
 
     def beat() -> None:
         with session_factory() as session:

@@ -7,10 +7,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
+from app.core.logs import new_log_context, reset_log_context
+from app.core.queue import JobQueue
 from app.core.storage import ObjectStore, make_store
+from app.models import Job
 from app.schemas.job import JobSpec, JobStatus
 from app.schemas.reward_resource import concrete_rewards
 from app.services import artifacts, runs
@@ -19,6 +23,7 @@ from workers.inputs import load_rows, prepare_init_weights, prepare_resume
 from workers.reporting import MONITORED, DatabaseSink, Heartbeat, JobCancelled, JobLost
 from workers.rewards import RewardMonitor, build_reward_fn
 from workers.spec import engine_config_from_spec, token_counter
+from workers.watchdog import release_waiting_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -109,13 +114,36 @@ def rebuilt_monitor(
     return monitor
 
 
-def run_job(*, job_id: uuid.UUID, settings: Settings, session_factory: sessionmaker[Session], worker_id: str) -> None:
+def run_job(
+    *,
+    job_id: uuid.UUID,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    worker_id: str,
+    queue: JobQueue | None = None,
+) -> None:
+    """Claim and train one job. With `queue`, a job that ends hands its tenant's slot to a waiting job."""
+    token = new_log_context(job_id=str(job_id))
+    try:
+        _run_claimed(job_id=job_id, settings=settings, session_factory=session_factory, worker_id=worker_id)
+    finally:
+        reset_log_context(token)
+    if queue is not None:
+        with session_factory() as session:
+            tenant_id = session.scalar(select(Job.tenant_id).where(Job.id == job_id))
+        if tenant_id is not None:
+            release_waiting_jobs(session_factory=session_factory, queue=queue, tenant_id=tenant_id)
+
+
+def _run_claimed(
+    *, job_id: uuid.UUID, settings: Settings, session_factory: sessionmaker[Session], worker_id: str
+) -> None:
     with session_factory() as session:
         job = runs.claim_job(
             session=session, job_id=job_id, worker_id=worker_id, max_attempts=settings.max_job_attempts
         )
     if job is None:
-        logger.info("job %s is not queued (duplicate delivery or cancelled); nothing to do", job_id)
+        logger.info("job %s not claimed: not queued (a duplicate delivery, cancelled) or no free slot", job_id)
         return
     outcome, error, message = JobStatus.succeeded, None, "job succeeded"
 

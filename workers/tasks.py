@@ -22,7 +22,13 @@ logger = logging.getLogger(__name__)
 @celery_app.task(name="workers.tasks.run_grpo_job")
 def run_grpo_job(job_id: str) -> None:
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    run_job(job_id=uuid.UUID(job_id), settings=settings, session_factory=session_factory(), worker_id=worker_id)
+    run_job(
+        job_id=uuid.UUID(job_id),
+        settings=settings,
+        session_factory=session_factory(),
+        worker_id=worker_id,
+        queue=CeleryJobQueue(celery_app),
+    )
 
 
 @celery_app.task(name="workers.tasks.run_evaluation")

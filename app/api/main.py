@@ -1,8 +1,11 @@
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
+from app.api.deps import request_context
 from app.api.routes import artifacts, datasets, events, jobs, rewards
 
-api_router = APIRouter(prefix="/v1")
+API_PREFIX = "/v1"
+
+api_router = APIRouter(prefix=API_PREFIX, dependencies=[Depends(request_context(API_PREFIX))])
 api_router.include_router(jobs.router)
 api_router.include_router(datasets.router)
 api_router.include_router(events.router)

@@ -76,6 +76,43 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("GRPO_HEARTBEAT_TIMEOUT_S", "heartbeat_timeout_s"),
         description="A running job whose heartbeat is older than this is considered orphaned and requeued.",
     )
+    default_max_running_jobs: int = Field(
+        2,
+        ge=1,
+        validation_alias=AliasChoices("GRPO_DEFAULT_MAX_RUNNING_JOBS", "default_max_running_jobs"),
+        description="Running-job limit given to new tenants (change one tenant with `grpo-admin set-limits`).",
+    )
+    default_max_queued_jobs: int = Field(
+        20,
+        ge=1,
+        validation_alias=AliasChoices("GRPO_DEFAULT_MAX_QUEUED_JOBS", "default_max_queued_jobs"),
+        description="Queued-job limit given to new tenants; a submit over it is a 429.",
+    )
+    quota_retry_after_s: int = Field(
+        30,
+        ge=1,
+        validation_alias=AliasChoices("GRPO_QUOTA_RETRY_AFTER_S", "quota_retry_after_s"),
+        description="Retry-After (seconds) sent with a 429 for the queued-job quota.",
+    )
+    log_format: str = Field(
+        "json",
+        pattern="^(json|text|none)$",
+        validation_alias=AliasChoices("GRPO_LOG_FORMAT", "log_format"),
+        description="'json': one JSON object per line with request_id / job_id; 'text' for people; "
+        "'none': leave logging alone (set up by whoever embeds the app).",
+    )
+    log_level: str = Field("INFO", validation_alias=AliasChoices("GRPO_LOG_LEVEL", "log_level"))
+    access_log: bool = Field(
+        True,
+        validation_alias=AliasChoices("GRPO_ACCESS_LOG", "access_log"),
+        description="Log one line per request (method, route, status, duration, request_id, job_id).",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("GRPO_METRICS_TOKEN", "metrics_token"),
+        description="When set, GET /metrics needs `Authorization: Bearer <token>` (the Prometheus scrape "
+        "config's bearer token). Unset: /metrics is open; it shows only aggregates, never a tenant's data.",
+    )
     max_job_attempts: int = Field(
         3,
         validation_alias=AliasChoices("GRPO_MAX_JOB_ATTEMPTS", "max_job_attempts"),

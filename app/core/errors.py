@@ -4,6 +4,7 @@
  "detail": "...", "code": "validation_error", "errors": [{"field": "grpo.group_size", "message": "..."}]}
 """
 
+import json
 import logging
 import uuid
 from typing import Any
@@ -29,13 +30,15 @@ class FieldError(BaseModel):
 
 
 class Problem(BaseModel):
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str
-    errors: list[FieldError] = Field(default_factory=list)
-    request_id: str | None = None
+    """An RFC 9457 problem document: every error this service sends has this shape."""
+
+    type: str = Field(..., description="A URI naming the kind of problem.")
+    title: str = Field(..., description="A short summary of the kind of problem.")
+    status: int = Field(..., description="The HTTP status code.")
+    detail: str = Field(..., description="What went wrong in this request, for people.")
+    code: str = Field(..., description="Machine-readable kind, e.g. 'validation_error', 'quota_exceeded'.")
+    errors: list[FieldError] = Field(default_factory=list, description="The invalid fields, when there are any.")
+    request_id: str | None = Field(None, description="This request's id (also the X-Request-ID header).")
 
 
 class ProblemError(Exception):
@@ -56,6 +59,19 @@ class ProblemError(Exception):
         self.title = title or code.replace("_", " ").capitalize()
         self.errors = errors or []
         self.headers = headers or {}
+
+
+def problem_body(status: int, code: str, title: str, detail: str, request_id: str | None) -> bytes:
+    """A problem document as bytes, for the middleware that answers outside FastAPI's handlers."""
+    problem = Problem(
+        type=PROBLEM_BASE + code.replace("_", "-"),
+        title=title,
+        status=status,
+        detail=detail,
+        code=code,
+        request_id=request_id,
+    )
+    return json.dumps(problem.model_dump()).encode()
 
 
 def spec_error(field: str, message: str, *, type_: str = "invalid") -> ProblemError:
@@ -162,8 +178,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # Normally RequestContextMiddleware answers first; this covers an app built without it.
     request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
-    logger.exception("unhandled error", extra={"request_id": request_id}, exc_info=exc)
+    logger.error("unhandled error", extra={"request_id": request_id}, exc_info=exc)
     problem = Problem(
         type=PROBLEM_BASE + "internal-error",
         title="Internal server error",

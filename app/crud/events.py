@@ -8,8 +8,12 @@ from sqlalchemy.orm import Session
 from app.models import JobEvent, JobSample
 
 
-def events_after(*, session: Session, job_id: uuid.UUID, after_id: int, limit: int) -> list[JobEvent]:
+def events_after(
+    *, session: Session, job_id: uuid.UUID, after_id: int, limit: int, types: list[str] | None = None
+) -> list[JobEvent]:
     query = select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.id > after_id)
+    if types:
+        query = query.where(JobEvent.type.in_(types))
     return list(session.scalars(query.order_by(JobEvent.id).limit(limit)))
 
 

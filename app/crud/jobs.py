@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.crud.pagination import newest_first_page
+from app.crud.pagination import filter_created_and_name, newest_first_page
 from app.models import Job, JobMetric
 from app.schemas.job import JobStatus
 
@@ -31,12 +31,7 @@ def list_jobs(
     query = select(Job).where(Job.tenant_id == tenant_id)
     if status is not None:
         query = query.where(Job.status == status)
-    if name:
-        query = query.where(Job.name.contains(name, autoescape=True))
-    if created_after is not None:
-        query = query.where(Job.created_at >= created_after)
-    if created_before is not None:
-        query = query.where(Job.created_at < created_before)
+    query = filter_created_and_name(query, Job, name=name, created_after=created_after, created_before=created_before)
     return newest_first_page(session, query, Job, limit=limit, cursor=cursor)
 
 

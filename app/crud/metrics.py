@@ -1,6 +1,5 @@
 """Idempotent writes: one statement per step, upserts keyed by the row's place in the run."""
 
-import functools
 import uuid
 from typing import Any
 
@@ -14,20 +13,16 @@ def upsert(session: Session, model: Any, rows: list[dict[str, Any]], keys: list[
     """INSERT ... ON CONFLICT (keys) DO UPDATE: a step re-run after a resume overwrites, never duplicates."""
     if not rows:
         return
-    statement = _upsert_statement(session.get_bind().dialect.name, model, tuple(keys), tuple(rows[0]))
-    # One cached statement executed with a list of parameter sets: a multi-row VALUES literal would be
-    # compiled afresh on every call (most of a step's write time, measured in bench/durability.py).
-    session.execute(statement, rows)
-
-
-@functools.lru_cache(maxsize=64)
-def _upsert_statement(dialect: str, model: Any, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+    dialect = session.get_bind().dialect.name
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
     if insert is None:
         raise NotImplementedError(f"upsert is not implemented for {dialect}")
+    # One statement without values, executed with the rows as parameters: SQLAlchemy caches its
+    # compiled form and sends the rows in batched VALUES ("insertmanyvalues"), instead of building and
+    # compiling a new statement with a bind parameter per value on every step.
     statement = insert(model.__table__)
-    changed = {column: statement.excluded[column] for column in columns if column not in keys}
-    return statement.on_conflict_do_update(index_elements=list(keys), set_=changed)
+    changed = {column: statement.excluded[column] for column in rows[0] if column not in keys}
+    session.execute(statement.on_conflict_do_update(index_elements=keys, set_=changed), rows)
 
 
 def upsert_step_metrics(*, session: Session, job_id: uuid.UUID, step: int, metrics: dict[str, float]) -> None:

@@ -36,8 +36,13 @@ class Job(TimestampMixin, Base):
     alerts: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     # Seconds spent in training steps so far (for the ETA); excludes queueing and model loading.
     train_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    # Training steps recorded, re-runs after a resume included: with train_seconds, the step-time summary.
+    steps_recorded: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Set while a queued job waits because its tenant runs its maximum of jobs (no message is in the
+    # broker for it then); a finishing job or the watchdog clears it and enqueues the job again.
+    deferred_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

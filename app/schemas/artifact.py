@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.schemas.reward_resource import JobReward
+from app.schemas.storable import MAX_INT32, StorableBody
 
 
 class CheckpointPublic(BaseModel):
@@ -29,14 +30,15 @@ class CheckpointPublic(BaseModel):
 
 class CheckpointsPublic(BaseModel):
     data: list[CheckpointPublic]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null on the last page.")
 
 
-class EvaluationCreate(BaseModel):
+class EvaluationCreate(StorableBody):
     """Evaluate a stored checkpoint on demand. Defaults come from the job's eval section."""
 
     model_config = ConfigDict(extra="forbid")
 
-    step: int | None = Field(None, ge=0, description="Checkpoint step; default the latest checkpoint.")
+    step: int | None = Field(None, ge=0, le=MAX_INT32, description="Checkpoint step; default the latest checkpoint.")
     rows: list[dict[str, Any]] | None = Field(None, min_length=1, description="Held-out rows; default the job's.")
     dataset_id: uuid.UUID | None = None
     rewards: list[JobReward] | None = Field(None, min_length=1, description="Graders; default the job's eval ones.")
@@ -47,6 +49,10 @@ class EvaluationCreate(BaseModel):
     success_threshold: float | None = None
 
 
+EvaluationStatus = Literal["queued", "running", "succeeded", "failed"]
+EvaluationTrigger = Literal["scheduled", "on_demand"]
+
+
 class EvaluationPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -54,8 +60,8 @@ class EvaluationPublic(BaseModel):
     id: uuid.UUID
     job_id: uuid.UUID
     step: int
-    trigger: Literal["scheduled", "on_demand"]
-    status: Literal["queued", "running", "succeeded", "failed"]
+    trigger: EvaluationTrigger
+    status: EvaluationStatus
     metrics: dict[str, float] = Field(
         ..., description="eval/reward_mean, eval/accuracy, eval/pass@k, eval/<component>/mean, ..."
     )
@@ -66,6 +72,7 @@ class EvaluationPublic(BaseModel):
 
 class EvaluationsPublic(BaseModel):
     data: list[EvaluationPublic]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null on the last page.")
 
 
 class SamplePublic(BaseModel):

@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 from app.schemas.grpo import GRPOHyperparameters
 from app.schemas.reward import SafeguardSpec
 from app.schemas.reward_resource import JobReward
+from app.schemas.storable import MAX_INT32, StorableBody
 
 HUB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$"
 
@@ -158,10 +159,12 @@ class InitFrom(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     job_id: uuid.UUID
-    step: int | None = Field(None, ge=0, description="Checkpoint step; default the job's latest checkpoint.")
+    step: int | None = Field(
+        None, ge=0, le=MAX_INT32, description="Checkpoint step; default the job's latest checkpoint."
+    )
 
 
-class JobSpec(BaseModel):
+class JobSpec(StorableBody):
     """Everything needed to run a training job: the same document the API and `grpo-train` accept."""
 
     model_config = ConfigDict(extra="forbid")

@@ -14,6 +14,7 @@ from app.schemas.reward import (
     RewardSpec,
     StringCheckReward,
 )
+from app.schemas.storable import MAX_INT32, StorableBody
 
 
 class RewardRef(BaseModel):
@@ -23,7 +24,9 @@ class RewardRef(BaseModel):
 
     type: Literal["ref"] = "ref"
     reward_id: uuid.UUID = Field(..., description="A reward definition of the caller's tenant.")
-    version: int | None = Field(None, ge=1, description="Version to use; default the latest when the job is created.")
+    version: int | None = Field(
+        None, ge=1, le=MAX_INT32, description="Version to use; default the latest when the job is created."
+    )
     name: str | None = Field(
         None,
         min_length=1,
@@ -72,7 +75,7 @@ def reference_fields(spec: Any) -> set[str]:
     return {field} if isinstance(field, str) else set()
 
 
-class RewardCreate(BaseModel):
+class RewardCreate(StorableBody):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(
@@ -90,7 +93,7 @@ class RewardCreate(BaseModel):
     )
 
 
-class RewardVersionCreate(BaseModel):
+class RewardVersionCreate(StorableBody):
     model_config = ConfigDict(extra="forbid")
 
     spec: RewardSpec
@@ -122,14 +125,14 @@ class RewardsPublic(BaseModel):
     next_cursor: str | None = None
 
 
-class RewardTestRequest(BaseModel):
+class RewardTestRequest(StorableBody):
     model_config = ConfigDict(extra="forbid")
 
     samples: list[RewardSample] = Field(..., min_length=1, max_length=256)
-    version: int | None = Field(None, ge=1, description="Default: the latest version.")
+    version: int | None = Field(None, ge=1, le=MAX_INT32, description="Default: the latest version.")
 
 
-class InlineRewardTestRequest(BaseModel):
+class InlineRewardTestRequest(StorableBody):
     model_config = ConfigDict(extra="forbid")
 
     reward: RewardSpec

@@ -5,6 +5,7 @@ import logging
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from app.core.config import Settings
 from app.core.errors import FieldError, ProblemError
 from app.core.queue import JobQueue, queue_unavailable
 from app.models import Evaluation, Job
@@ -13,6 +14,7 @@ from app.schemas.artifact import EvaluationCreate
 from app.schemas.job import EvalSpec
 from app.services.artifacts import latest_checkpoint
 from app.services.rewards import resolve_references
+from app.services.spec_checks import check_evaluation_limits
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +47,15 @@ def resolve_eval_config(job: Job, evaluation_in: EvaluationCreate) -> EvalSpec:
         raise ProblemError(422, "validation_error", errors[0].message, errors=errors) from exc
 
 
-def request_evaluation(*, session: Session, job: Job, evaluation_in: EvaluationCreate, queue: JobQueue) -> Evaluation:
+def request_evaluation(
+    *, session: Session, job: Job, evaluation_in: EvaluationCreate, queue: JobQueue, settings: Settings
+) -> Evaluation:
     checkpoint = latest_checkpoint(session=session, job_id=job.id, step=evaluation_in.step)
     if checkpoint is None:
         which = f"at step {evaluation_in.step}" if evaluation_in.step is not None else "yet"
         raise ProblemError(409, "no_checkpoint", f"the job has no stored checkpoint {which}")
     config = resolve_eval_config(job, evaluation_in)
+    check_evaluation_limits(config, settings)
     rewards, _ = resolve_references(
         session=session, tenant_id=job.tenant_id, rewards=config.rewards or [], param="rewards"
     )

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.core.errors import ProblemError
+from app.core.logs import bind_log_context
 from app.core.queue import JobQueue
 from app.crud.jobs import count_jobs
 from app.models import Job, JobEvent, JobRewardUse, Tenant
@@ -19,7 +20,7 @@ from app.services.transitions import transition
 logger = logging.getLogger(__name__)
 
 
-def check_queue_quota(*, session: Session, tenant: Tenant) -> None:
+def check_queue_quota(*, session: Session, tenant: Tenant, retry_after_s: int) -> None:
     queued = count_jobs(session=session, tenant_id=tenant.id, statuses={JobStatus.queued})
     if queued >= tenant.max_queued_jobs:
         raise ProblemError(
@@ -27,7 +28,7 @@ def check_queue_quota(*, session: Session, tenant: Tenant) -> None:
             "quota_exceeded",
             f"{queued} jobs are already queued, the limit for this tenant is "
             f"{tenant.max_queued_jobs}; retry when some have started",
-            headers={"Retry-After": "30"},
+            headers={"Retry-After": str(retry_after_s)},
         )
 
 
@@ -49,7 +50,7 @@ def pin_reward_references(
 def create_job(*, session: Session, tenant: Tenant, job_in: JobCreate, settings: Settings, queue: JobQueue) -> Job:
     job_in, reward_uses = pin_reward_references(session=session, tenant=tenant, job_in=job_in)
     check_spec(job_in, settings, session=session, tenant_id=tenant.id)
-    check_queue_quota(session=session, tenant=tenant)
+    check_queue_quota(session=session, tenant=tenant, retry_after_s=settings.quota_retry_after_s)
     job = Job(
         tenant_id=tenant.id,
         name=job_in.name,
@@ -70,6 +71,7 @@ def create_job(*, session: Session, tenant: Tenant, job_in: JobCreate, settings:
     )
     session.add(JobEvent(job_id=job.id, type="status", message="job queued", data={"status": "queued"}))
     session.commit()
+    bind_log_context(job_id=str(job.id))
     try:
         queue.enqueue_training(job.id)
     except Exception as exc:  # the broker is down: say so rather than leave a job nobody will run

@@ -7,7 +7,8 @@ Scoring and validation run the graders of workers/rewards; user code runs only i
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.errors import FieldError, ProblemError, spec_error
@@ -43,29 +44,45 @@ def create_reward(
     if session.scalar(
         select(RewardDefinition.id).where(RewardDefinition.tenant_id == tenant.id, RewardDefinition.name == name)
     ):
-        raise ProblemError(
-            409,
-            "name_taken",
-            f"a reward named {name!r} exists; add a version to it instead",
-            errors=[FieldError(field="name", message="already used in this tenant", type="unique")],
-        )
+        raise _name_taken(name)
     check_reward(spec, sample)
     reward = RewardDefinition(tenant_id=tenant.id, name=name, description=description, latest_version=1)
     session.add(reward)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # a concurrent create took the name between the check and the insert
+        session.rollback()
+        raise _name_taken(name) from exc
     session.add(RewardVersion(reward_id=reward.id, version=1, spec=spec.model_dump(mode="json")))
     session.commit()
     return reward
+
+
+def _name_taken(name: str) -> ProblemError:
+    return ProblemError(
+        409,
+        "name_taken",
+        f"a reward named {name!r} exists; add a version to it instead",
+        errors=[FieldError(field="name", message="already used in this tenant", type="unique")],
+    )
 
 
 def add_version(
     *, session: Session, reward: RewardDefinition, spec: RewardSpec, sample: RewardSample | None
 ) -> RewardVersion:
     check_reward(spec, sample)
-    reward.latest_version += 1
-    version = RewardVersion(reward_id=reward.id, version=reward.latest_version, spec=spec.model_dump(mode="json"))
+    # One UPDATE takes the next number, so concurrent additions get distinct versions (the row lock on
+    # PostgreSQL, the write lock on SQLite) instead of colliding on the primary key.
+    number = session.execute(
+        update(RewardDefinition)
+        .where(RewardDefinition.id == reward.id)
+        .values(latest_version=RewardDefinition.latest_version + 1)
+        .returning(RewardDefinition.latest_version)
+    ).scalar_one()
+    version = RewardVersion(reward_id=reward.id, version=number, spec=spec.model_dump(mode="json"))
     session.add(version)
     session.commit()
+    session.refresh(reward)
     return version
 
 

@@ -9,20 +9,25 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, exists, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from app.crud.metrics import upsert_samples, upsert_step_metrics
 from app.models import Job, JobEvent, JobMetric
 from app.models.base import utcnow
 from app.schemas.job import JobStatus
+from app.services import slots
 from app.services.transitions import transition
 
 logger = logging.getLogger(__name__)
 
 
 def claim_job(*, session: Session, job_id: uuid.UUID, worker_id: str, max_attempts: int) -> Job | None:
-    """queued -> running for exactly one worker; None when the job is not queued (a duplicate delivery)."""
+    """queued -> running for exactly one worker, within the tenant's running-job limit.
+
+    None when the job is not queued (a duplicate delivery) or its tenant has no free slot: the job is
+    then marked deferred and released again when a slot frees (app.services.slots).
+    """
     job = session.get(Job, job_id)
     if job is None or job.status != JobStatus.queued:
         return None
@@ -42,6 +47,7 @@ def claim_job(*, session: Session, job_id: uuid.UUID, worker_id: str, max_attemp
         session.commit()
         return None
     now = utcnow()
+    slots.lock_tenant(session, job.tenant_id)
     claimed = transition(
         session,
         job_id,
@@ -49,11 +55,15 @@ def claim_job(*, session: Session, job_id: uuid.UUID, worker_id: str, max_attemp
         to=JobStatus.running,
         message=f"job running (attempt {job.attempts + 1})",
         event_data={"attempt": job.attempts + 1},
+        conditions=[slots.below_running_limit(job.tenant_id)],
         attempts=Job.attempts + 1,
         worker_id=worker_id,
         heartbeat_at=now,
         started_at=job.started_at or now,
+        deferred_at=None,
     )
+    if not claimed:
+        slots.defer(session, job)  # no-op unless the job is still queued: then the tenant had no free slot
     session.commit()
     if not claimed:
         return None
@@ -74,41 +84,52 @@ def record_step(
     step_seconds: float,
     samples: list[dict[str, Any]] | None = None,
 ) -> StepOutcome:
-    """Write one step's metrics, samples and progress in one transaction.
+    """Write one step's metrics, samples and progress in one transaction (four statements and a commit:
+    this runs every step of every job).
 
     'lost' means this worker no longer owns the job (it was declared dead and requeued while it was
-    stalled): nothing is written and the caller must stop.
+    stalled): nothing is written and the caller must stop. 'cancel': the user asked to stop.
     """
     finite = {name: value for name, value in metrics.items() if math.isfinite(value)}
-    # RETURNING reads the cancel flag in the same statement: no second round trip after the commit.
-    cancel = session.scalar(
+    now = utcnow()
+    owned = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == JobStatus.running)
         .values(
             current_step=step,
             latest_metrics=finite,
-            heartbeat_at=utcnow(),
+            heartbeat_at=now,
             train_seconds=Job.train_seconds + step_seconds,
+            steps_recorded=Job.steps_recorded + 1,
         )
         .returning(Job.cancel_requested)
-    )
-    if cancel is None:
+        .execution_options(synchronize_session=False)
+    ).first()
+    if owned is None:
         session.rollback()
         return "lost"
     upsert_step_metrics(session=session, job_id=job_id, step=step, metrics=finite)
     upsert_samples(session=session, job_id=job_id, step=step, samples=samples or [])
-    # One metrics event per step for the live stream; a step re-run after a resume is not announced twice.
-    already_announced = session.scalar(
-        select(JobEvent.id).where(JobEvent.job_id == job_id, JobEvent.type == "metrics", JobEvent.step == step)
-    )
-    if already_announced is None:
-        session.add(
-            JobEvent(
-                job_id=job_id, type="metrics", step=step, message=f"step {step}", data={"step": step, "values": finite}
-            )
-        )
+    session.execute(_announce_step(job_id, step, finite, now))
     session.commit()
-    return "cancel" if cancel else "continue"
+    return "cancel" if owned.cancel_requested else "continue"
+
+
+def _announce_step(job_id: uuid.UUID, step: int, values: dict[str, float], now: datetime) -> Any:
+    """INSERT the step's 'metrics' event unless it exists: a step re-run after a resume is announced once."""
+    events = JobEvent.__table__
+    announced = select(events.c.id).where(events.c.job_id == job_id, events.c.type == "metrics", events.c.step == step)
+    row = select(
+        bindparam("job_id", job_id, type_=events.c.job_id.type),
+        literal("metrics"),
+        literal("info"),
+        literal(f"step {step}"),
+        bindparam("data", {"step": step, "values": values}, type_=events.c.data.type),
+        literal(step),
+        bindparam("created_at", now, type_=events.c.created_at.type),
+    ).where(~exists(announced))
+    columns = ["job_id", "type", "level", "message", "data", "step", "created_at"]
+    return insert(events).from_select(columns, row)
 
 
 def add_event(

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.core.config import Settings
 from app.core.errors import spec_error
 from app.models import Checkpoint, Dataset, Job
-from app.schemas.job import HUB_ID_PATTERN, DatasetSpec, JobSpec
+from app.schemas.job import HUB_ID_PATTERN, DatasetSpec, EvalSpec, JobSpec
 from app.schemas.reward_resource import concrete_rewards, reference_fields
 
 TINY_DEMO = "tiny-demo"
@@ -45,6 +45,21 @@ def check_model_source(source: str, revision: str | None, settings: Settings) ->
         raise spec_error("model.revision", "not a valid revision name")
 
 
+def _enforce(limits: list[tuple[str, int, int]]) -> None:
+    for field, value, limit in limits:
+        if value > limit:
+            raise spec_error(field, f"{value} exceeds this server's limit of {limit}", type_="limit_exceeded")
+
+
+def eval_limits(spec: EvalSpec, settings: Settings, prefix: str) -> list[tuple[str, int, int]]:
+    """An evaluation generates like training does: the same operator limits apply to it."""
+    return [
+        (f"{prefix}max_new_tokens", spec.max_new_tokens or 0, settings.max_new_tokens_limit),
+        (f"{prefix}samples_per_prompt", spec.samples_per_prompt, settings.max_group_size),
+        (f"{prefix}dataset.rows", len(spec.dataset.rows or []), settings.max_dataset_rows),
+    ]
+
+
 def check_limits(spec: JobSpec, settings: Settings) -> None:
     limits = [
         ("grpo.max_steps", spec.grpo.max_steps, settings.max_steps_limit),
@@ -52,9 +67,14 @@ def check_limits(spec: JobSpec, settings: Settings) -> None:
         ("grpo.max_new_tokens", spec.grpo.max_new_tokens, settings.max_new_tokens_limit),
         ("dataset.rows", len(spec.dataset.rows or []), settings.max_dataset_rows),
     ]
-    for field, value, limit in limits:
-        if value > limit:
-            raise spec_error(field, f"{value} exceeds this server's limit of {limit}", type_="limit_exceeded")
+    if spec.eval is not None:
+        limits += eval_limits(spec.eval, settings, "eval.")
+    _enforce(limits)
+
+
+def check_evaluation_limits(spec: EvalSpec, settings: Settings) -> None:
+    """For on-demand evaluation requests, whose fields sit at the top level of the request body."""
+    _enforce([(field.replace("dataset.", ""), value, limit) for field, value, limit in eval_limits(spec, settings, "")])
 
 
 def _reward_fields(rewards: list[Any]) -> list[str]:

@@ -5,9 +5,10 @@ the same job (the API cancelling while a worker claims it) cannot both win.
 """
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, update
 from sqlalchemy.orm import Session
 
 from app.models import Job, JobEvent
@@ -39,18 +40,21 @@ def transition(
     message: str = "",
     event_data: dict[str, Any] | None = None,
     owned_by: str | None = None,
+    conditions: Sequence[ColumnElement[bool]] = (),
     **values: Any,
 ) -> bool:
     """Move the job to `to` if it is currently in one of `from_`; False if it was not.
 
     With `owned_by`, only if that worker owns the job (a stalled worker must not finish a job that was
-    requeued and handed to another). Adds a status event in the same transaction. Does not commit.
+    requeued and handed to another); `conditions` are further ones checked in the same UPDATE (the
+    tenant's running-job limit). Adds a status event in the same transaction. Does not commit.
     """
     for current in from_:
         check_transition(current, to)
+    ownership = [Job.worker_id == owned_by] if owned_by else []
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(from_), *([Job.worker_id == owned_by] if owned_by else []))
+        .where(Job.id == job_id, Job.status.in_(from_), *ownership, *conditions)
         .values(status=to, **values)
         .execution_options(synchronize_session=False)
     )

@@ -72,10 +72,12 @@ def test_uploads_stream_past_the_request_body_cap(auth, settings):
 
 def test_lines_split_across_chunks_and_the_first_bad_line_deep_in_the_stream(session_factory, settings):
     import asyncio
+    import tempfile
+    from pathlib import Path
 
     from app.core.errors import ProblemError
     from app.core.storage import make_store
-    from app.services.datasets import upload_dataset
+    from app.services.datasets import receive_jsonl, store_dataset
     from app.services.tenants import get_or_create_tenant
 
     async def chunks(body: bytes, size: int):
@@ -83,19 +85,18 @@ def test_lines_split_across_chunks_and_the_first_bad_line_deep_in_the_stream(ses
             yield body[start : start + size]
 
     def upload(body: bytes):
-        with session_factory() as session:
+        with session_factory() as session, tempfile.TemporaryDirectory() as tmp:
             tenant = get_or_create_tenant(session=session, name="streaming")
-            return asyncio.run(
-                upload_dataset(
-                    session=session,
-                    store=make_store(settings),
-                    tenant=tenant,
-                    name="chunks",
+            received = asyncio.run(
+                receive_jsonl(
                     body=chunks(body, 7),  # lines straddle chunk boundaries
+                    path=Path(tmp) / "rows.jsonl",
                     max_bytes=10**7,
                     max_rows=10**6,
                 )
             )
+            store = make_store(settings)
+            return store_dataset(session=session, store=store, tenant=tenant, name="chunks", upload=received)
 
     rows = [{"prompt": f"p{i}", "answer": i} for i in range(3000)]
     assert upload(jsonl(rows)).row_count == 3000

@@ -3,11 +3,14 @@
 import uuid
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.crud.metrics import upsert_step_metrics
+from app.models import ApiKey
 from app.schemas.job import JobStatus
 from app.services import runs
+from app.services.tenants import revoke_api_key
 from tests.conftest import RecordingQueue, tiny_spec
 
 
@@ -145,3 +148,13 @@ def test_queue_outage_fails_the_job_visibly(client, auth):
     assert response.status_code == 503 and response.headers["retry-after"] == "30"
     job = client.get("/v1/jobs", headers=auth).json()["data"][0]
     assert job["status"] == "failed" and job["error"]["code"] == "enqueue_failed"
+
+
+def test_keys_record_their_last_use_and_revoked_keys_stop_working(client, auth, session_factory):
+    assert client.get("/v1/jobs", headers=auth).status_code == 200
+    with session_factory() as session:
+        key = session.scalar(select(ApiKey))
+        assert key.last_used_at is not None
+        revoke_api_key(session=session, key_id=key.id)
+    response = client.get("/v1/jobs", headers=auth)
+    assert response.status_code == 401 and response.json()["detail"] == "invalid or revoked API key"

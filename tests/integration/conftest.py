@@ -1,5 +1,6 @@
 """Real processes: the API under uvicorn and a Celery worker, on the embedded default or PostgreSQL + Redis."""
 
+import contextlib
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -8,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scripts.stack import PROJECT_ROOT, Stack, running_stack
+from scripts.stack import PROJECT_ROOT, Stack, admin, running_stack
 from tests.conftest import POSTGRES_URL, REDIS_URL, _skip_or_fail, fresh_postgres_database
 
 FAST_HEARTBEAT = {"GRPO_HEARTBEAT_INTERVAL_S": "1", "GRPO_HEARTBEAT_TIMEOUT_S": "4"}
@@ -51,3 +52,22 @@ def api(stack: Stack) -> Iterator[httpx.Client]:
     ).stdout.strip()
     with httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
         yield client
+
+
+@contextlib.contextmanager
+def shared_stack(
+    data_dir: Path, *, worker: bool, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[Stack, str]]:
+    """One stack for a whole test module, with an API key of a tenant with generous limits.
+
+    On PostgreSQL when TEST_POSTGRES_URL is set (the stricter backend: NUL bytes, types), else SQLite;
+    the broker is the embedded SQLite transport either way.
+    """
+    with contextlib.ExitStack() as resources:
+        env = dict(extra_env or {})
+        if POSTGRES_URL:
+            env["DATABASE_URL"] = resources.enter_context(fresh_postgres_database())
+        stack = resources.enter_context(running_stack(data_dir, extra_env=env, worker=worker))
+        key = admin(stack.env, "create-key", "--tenant", "live")
+        admin(stack.env, "set-limits", "--tenant", "live", "--max-queued", "10000", "--max-running", "10")
+        yield stack, key

@@ -3,23 +3,27 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 
-from app.api.deps import CurrentTenant, IdempotencyKey, QueueDep, SessionDep, StoreDep
+from app.api.deps import CurrentTenant, IdempotencyKey, QueueDep, SessionDep, SettingsDep, StoreDep
+from app.api.params import CreatedAfter, CreatedBefore, Cursor, Limit, StepPath, StepQuery
 from app.core.errors import ProblemError, not_found, spec_error
 from app.core.tarstream import tar_stream
+from app.crud.artifacts import list_job_evaluations, list_stored_checkpoints
 from app.crud.events import list_samples
 from app.crud.jobs import get_job
-from app.models import Checkpoint, Evaluation, Job
+from app.models import Checkpoint, Job
 from app.schemas.artifact import (
     CheckpointPublic,
     CheckpointsPublic,
     EvaluationCreate,
     EvaluationPublic,
     EvaluationsPublic,
+    EvaluationStatus,
+    EvaluationTrigger,
     SamplePublic,
     SamplesPage,
 )
+from app.schemas.storable import MAX_INT32
 from app.services.artifacts import latest_checkpoint, model_files
 from app.services.evaluations import request_evaluation
 from app.services.idempotency import run_idempotent
@@ -42,18 +46,35 @@ def _checkpoint_public(store: StoreDep, checkpoint: Checkpoint) -> CheckpointPub
 
 
 @router.get("/checkpoints", response_model=CheckpointsPublic)
-def list_checkpoints(job_id: uuid.UUID, session: SessionDep, tenant: CurrentTenant) -> CheckpointsPublic:
+def list_checkpoints(
+    job_id: uuid.UUID,
+    session: SessionDep,
+    tenant: CurrentTenant,
+    step_gte: StepQuery = None,
+    step_lte: StepQuery = None,
+    created_after: CreatedAfter = None,
+    created_before: CreatedBefore = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}$", description="Last step of the previous page.")] = None,
+) -> CheckpointsPublic:
     """Stored checkpoints, oldest first (retention may have removed older ones)."""
     _job(session, tenant, job_id)
-    query = select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.deleted_at.is_(None))
-    checkpoints = session.scalars(query.order_by(Checkpoint.step))
-    return CheckpointsPublic(data=[CheckpointPublic.model_validate(c) for c in checkpoints])
+    page, next_cursor = list_stored_checkpoints(
+        session=session,
+        job_id=job_id,
+        step_gte=step_gte,
+        step_lte=step_lte,
+        created=(created_after, created_before),
+        after_step=int(cursor) if cursor else None,
+        limit=limit,
+    )
+    return CheckpointsPublic(data=[CheckpointPublic.model_validate(c) for c in page], next_cursor=next_cursor)
 
 
 @router.get("/checkpoints/{step}", response_model=CheckpointPublic)
 def read_checkpoint(
     job_id: uuid.UUID,
-    step: int,
+    step: StepPath,
     session: SessionDep,
     tenant: CurrentTenant,
     store: StoreDep,
@@ -74,7 +95,7 @@ def read_checkpoint(
 )
 def download_checkpoint(
     job_id: uuid.UUID,
-    step: int,
+    step: StepPath,
     session: SessionDep,
     tenant: CurrentTenant,
     store: StoreDep,
@@ -134,9 +155,9 @@ def read_samples(
     job_id: uuid.UUID,
     session: SessionDep,
     tenant: CurrentTenant,
-    step: Annotated[int | None, Query(ge=0, description="Only this step.")] = None,
-    step_gte: Annotated[int | None, Query(ge=0)] = None,
-    step_lte: Annotated[int | None, Query(ge=0)] = None,
+    step: Annotated[int | None, Query(ge=0, le=MAX_INT32, description="Only this step.")] = None,
+    step_gte: StepQuery = None,
+    step_lte: StepQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}:\d{1,9}$")] = None,
 ) -> SamplesPage:
@@ -155,13 +176,29 @@ def read_samples(
 
 
 @router.get("/evaluations", response_model=EvaluationsPublic)
-def list_evaluations(job_id: uuid.UUID, session: SessionDep, tenant: CurrentTenant) -> EvaluationsPublic:
+def list_evaluations(
+    job_id: uuid.UUID,
+    session: SessionDep,
+    tenant: CurrentTenant,
+    status: EvaluationStatus | None = None,
+    trigger: EvaluationTrigger | None = None,
+    created_after: CreatedAfter = None,
+    created_before: CreatedBefore = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> EvaluationsPublic:
     """Scheduled and on-demand evaluations, oldest first."""
     _job(session, tenant, job_id)
-    evaluations = session.scalars(
-        select(Evaluation).where(Evaluation.job_id == job_id).order_by(Evaluation.created_at, Evaluation.id)
+    page, next_cursor = list_job_evaluations(
+        session=session,
+        job_id=job_id,
+        status=status,
+        trigger=trigger,
+        created=(created_after, created_before),
+        limit=limit,
+        cursor=cursor,
     )
-    return EvaluationsPublic(data=[EvaluationPublic.model_validate(e) for e in evaluations])
+    return EvaluationsPublic(data=[EvaluationPublic.model_validate(e) for e in page], next_cursor=next_cursor)
 
 
 @router.post("/evaluations", status_code=status.HTTP_202_ACCEPTED, response_model=EvaluationPublic)
@@ -171,6 +208,7 @@ def create_evaluation(
     session: SessionDep,
     tenant: CurrentTenant,
     queue: QueueDep,
+    settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
     """Evaluate a stored checkpoint now (a separate worker task); poll GET .../evaluations for the result."""
@@ -185,6 +223,6 @@ def create_evaluation(
         payload=evaluation_in.model_dump(mode="json"),
         status_code=202,
         create=lambda: EvaluationPublic.model_validate(
-            request_evaluation(session=session, job=job, evaluation_in=evaluation_in, queue=queue)
+            request_evaluation(session=session, job=job, evaluation_in=evaluation_in, queue=queue, settings=settings)
         ),
     )

@@ -1,15 +1,21 @@
+import tempfile
 import uuid
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
-from app.api.deps import CurrentTenant, SessionDep, SettingsDep, StoreDep
+from app.api.deps import CurrentTenant, IdempotencyKey, SessionDep, SettingsDep, StoreDep
+from app.api.params import CreatedAfter, CreatedBefore, Cursor, Limit, NameContains
 from app.core.errors import ProblemError, not_found
-from app.crud.pagination import newest_first_page
+from app.crud.pagination import filter_created_and_name, newest_first_page
 from app.models import Dataset
 from app.schemas.dataset import DatasetPublic, DatasetsPublic
-from app.services.datasets import upload_dataset
+from app.schemas.storable import NO_NUL
+from app.services.datasets import receive_jsonl, store_dataset
+from app.services.idempotency import run_idempotent
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -28,37 +34,59 @@ async def create_dataset(
     tenant: CurrentTenant,
     settings: SettingsDep,
     store: StoreDep,
-    name: Annotated[str, Query(min_length=1, max_length=200)],
-) -> DatasetPublic:
+    name: Annotated[str, Query(min_length=1, max_length=200, pattern=NO_NUL)],
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
     """Upload JSONL (one JSON object per line), e.g. `curl --data-binary @rows.jsonl -H 'Content-Type:
-    application/jsonl' '.../v1/datasets?name=train'`. The first bad line is named in the error."""
+    application/jsonl' '.../v1/datasets?name=train'`. The first bad line is named in the error.
+
+    With an `Idempotency-Key`, a retried upload of the same name and bytes returns the first dataset."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in JSONL_TYPES:
         raise ProblemError(415, "unsupported_media_type", f"send JSONL with Content-Type one of {sorted(JSONL_TYPES)}")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > settings.max_dataset_bytes:  # refuse before reading a byte
         raise ProblemError(413, "payload_too_large", f"datasets are limited to {settings.max_dataset_bytes} bytes")
-    dataset = await upload_dataset(
-        session=session,
-        store=store,
-        tenant=tenant,
-        name=name,
-        body=request.stream(),
-        max_bytes=settings.max_dataset_bytes,
-        max_rows=settings.max_dataset_rows,
-    )
-    return DatasetPublic.model_validate(dataset)
+    with tempfile.TemporaryDirectory() as tmp:
+        upload = await receive_jsonl(
+            body=request.stream(),
+            path=Path(tmp) / "rows.jsonl",
+            max_bytes=settings.max_dataset_bytes,
+            max_rows=settings.max_dataset_rows,
+        )
+        return await run_in_threadpool(
+            lambda: run_idempotent(
+                session=session,
+                tenant_id=tenant.id,
+                key=idempotency_key,
+                scope="POST /v1/datasets",
+                payload={"name": name, "sha256": upload.sha256, "size_bytes": upload.size},
+                status_code=201,
+                create=lambda: DatasetPublic.model_validate(
+                    store_dataset(session=session, store=store, tenant=tenant, name=name, upload=upload)
+                ),
+            )
+        )
 
 
 @router.get("", response_model=DatasetsPublic)
 def list_datasets(
     session: SessionDep,
     tenant: CurrentTenant,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+    name: NameContains = None,
+    created_after: CreatedAfter = None,
+    created_before: CreatedBefore = None,
 ) -> DatasetsPublic:
-    """The tenant's uploaded datasets, newest first (cursor pages)."""
-    query = select(Dataset).where(Dataset.tenant_id == tenant.id)
+    """The caller's datasets, newest first."""
+    query = filter_created_and_name(
+        select(Dataset).where(Dataset.tenant_id == tenant.id),
+        Dataset,
+        name=name,
+        created_after=created_after,
+        created_before=created_before,
+    )
     page, next_cursor = newest_first_page(session, query, Dataset, limit=limit, cursor=cursor)
     return DatasetsPublic(data=[DatasetPublic.model_validate(d) for d in page], next_cursor=next_cursor)
 

@@ -11,12 +11,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from sse_starlette import EventSourceResponse
 
 from app.api.deps import CurrentTenant, SessionDep
+from app.api.params import FilterText
 from app.core.errors import not_found, spec_error
 from app.crud.events import events_after
 from app.crud.jobs import get_job
 from app.models import Job
 from app.schemas.job import TERMINAL_STATUSES
 from app.schemas.metric import JobEventPublic
+from app.schemas.storable import MAX_INT64
 
 router = APIRouter(prefix="/jobs", tags=["events"])
 
@@ -29,18 +31,22 @@ class JobEventsPage(BaseModel):
     next_cursor: str | None = None
 
 
-def _next_batch(sessions: sessionmaker[Session], job_id: uuid.UUID, after_id: int) -> tuple[list[dict[str, Any]], bool]:
+def _next_batch(
+    sessions: sessionmaker[Session], job_id: uuid.UUID, after_id: int, types: list[str] | None
+) -> tuple[list[dict[str, Any]], bool]:
     with sessions() as session:
-        events = events_after(session=session, job_id=job_id, after_id=after_id, limit=BATCH)
+        events = events_after(session=session, job_id=job_id, after_id=after_id, limit=BATCH, types=types)
         finished = session.get(Job, job_id).status in TERMINAL_STATUSES  # type: ignore[union-attr]
         payloads = [JobEventPublic.model_validate(event).model_dump(mode="json") for event in events]
     return payloads, finished
 
 
-async def _stream(request: Request, job_id: uuid.UUID, after_id: int) -> AsyncIterator[dict[str, str]]:
+async def _stream(
+    request: Request, job_id: uuid.UUID, after_id: int, types: list[str] | None
+) -> AsyncIterator[dict[str, str]]:
     sessions = request.app.state.session_factory
     while True:
-        events, finished = await run_in_threadpool(_next_batch, sessions, job_id, after_id)
+        events, finished = await run_in_threadpool(_next_batch, sessions, job_id, after_id, types)
         for event in events:
             after_id = event["id"]
             yield {"id": str(event["id"]), "event": event["type"], "data": json.dumps(event)}
@@ -63,8 +69,12 @@ async def job_events(
     tenant: CurrentTenant,
     accept: Annotated[str | None, Header()] = None,
     last_event_id: Annotated[str | None, Header(description="SSE resume point (sent by EventSource).")] = None,
-    after: Annotated[int | None, Query(ge=0, description="Only events with a larger id.")] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_INT64, description="Only events with a larger id.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    event_types: Annotated[
+        list[FilterText] | None,
+        Query(alias="type", description="Only events of these types (repeat): status, metrics, checkpoint, ..."),
+    ] = None,
 ) -> Any:
     """Status changes, per-step metrics, checkpoints, evaluations and alerts, in order.
 
@@ -75,12 +85,12 @@ async def job_events(
         raise not_found("job")
     start = after or 0
     if last_event_id is not None:
-        if not last_event_id.isdigit():
+        if not last_event_id.isdigit() or int(last_event_id) > MAX_INT64:
             raise spec_error("Last-Event-ID", "must be the id of an event from this stream")
         start = int(last_event_id)
     if accept and "text/event-stream" in accept:
-        return EventSourceResponse(_stream(request, job_id, start), ping=15)
-    events = events_after(session=session, job_id=job_id, after_id=start, limit=limit + 1)
+        return EventSourceResponse(_stream(request, job_id, start, event_types), ping=15)
+    events = events_after(session=session, job_id=job_id, after_id=start, limit=limit + 1, types=event_types)
     page = events[:limit]
     next_cursor = str(page[-1].id) if len(events) > limit else None
     return JobEventsPage(data=[JobEventPublic.model_validate(event) for event in page], next_cursor=next_cursor)

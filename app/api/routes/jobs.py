@@ -1,10 +1,10 @@
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
 from app.api.deps import CurrentTenant, IdempotencyKey, QueueDep, SessionDep, SettingsDep
+from app.api.params import CreatedAfter, CreatedBefore, Cursor, FilterText, Limit, NameContains, StepQuery
 from app.api.presenters import job_public
 from app.core.errors import not_found
 from app.crud import jobs as crud
@@ -46,14 +46,14 @@ def create_job(
 def list_jobs(
     session: SessionDep,
     tenant: CurrentTenant,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Limit = 20,
+    cursor: Cursor = None,
     status: JobStatus | None = None,
-    name: Annotated[str | None, Query(max_length=200, description="Substring of the job name.")] = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    name: NameContains = None,
+    created_after: CreatedAfter = None,
+    created_before: CreatedBefore = None,
 ) -> JobsPublic:
-    """The caller's jobs, newest first."""
+    """The caller's jobs, newest first (ties broken by id, so pages never skip or repeat a job)."""
     jobs, next_cursor = crud.list_jobs(
         session=session,
         tenant_id=tenant.id,
@@ -89,9 +89,9 @@ def read_metrics(
     job_id: uuid.UUID,
     session: SessionDep,
     tenant: CurrentTenant,
-    name: Annotated[list[str] | None, Query(description="Only these metrics (repeat the parameter).")] = None,
-    step_gte: Annotated[int | None, Query(ge=0)] = None,
-    step_lte: Annotated[int | None, Query(ge=0)] = None,
+    name: Annotated[list[FilterText] | None, Query(description="Only these metrics (repeat the parameter).")] = None,
+    step_gte: StepQuery = None,
+    step_lte: StepQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Steps per page.")] = 200,
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}$", description="Last step of the previous page.")] = None,
 ) -> MetricsPage:

@@ -1,13 +1,14 @@
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Response, status
 from pydantic import TypeAdapter
 from sqlalchemy import select
 
 from app.api.deps import CurrentTenant, IdempotencyKey, SessionDep
+from app.api.params import CreatedAfter, CreatedBefore, Cursor, Limit, NameContains, VersionPath
 from app.core.errors import not_found
-from app.crud.pagination import newest_first_page
+from app.crud.pagination import filter_created_and_name, newest_first_page
 from app.models import RewardDefinition
 from app.schemas.reward import RewardSpec
 from app.schemas.reward_resource import (
@@ -79,12 +80,19 @@ def create_reward(
 def list_rewards(
     session: SessionDep,
     tenant: CurrentTenant,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+    name: NameContains = None,
+    created_after: CreatedAfter = None,
+    created_before: CreatedBefore = None,
 ) -> RewardsPublic:
     """The tenant's reward definitions, newest first (cursor pages), each with its latest version's spec."""
-    query = select(RewardDefinition).where(
-        RewardDefinition.tenant_id == tenant.id, RewardDefinition.deleted_at.is_(None)
+    query = filter_created_and_name(
+        select(RewardDefinition).where(RewardDefinition.tenant_id == tenant.id, RewardDefinition.deleted_at.is_(None)),
+        RewardDefinition,
+        name=name,
+        created_after=created_after,
+        created_before=created_before,
     )
     page, next_cursor = newest_first_page(session, query, RewardDefinition, limit=limit, cursor=cursor)
     return RewardsPublic(data=[_public(session, reward) for reward in page], next_cursor=next_cursor)
@@ -104,7 +112,7 @@ def read_reward(reward_id: uuid.UUID, session: SessionDep, tenant: CurrentTenant
 
 @router.get("/{reward_id}/versions/{version}", response_model=RewardVersionPublic)
 def read_reward_version(
-    reward_id: uuid.UUID, version: int, session: SessionDep, tenant: CurrentTenant
+    reward_id: uuid.UUID, version: VersionPath, session: SessionDep, tenant: CurrentTenant
 ) -> RewardVersionPublic:
     """One version of a reward definition, as jobs that pinned it run it (versions never change)."""
     row = service.get_version(session=session, reward=_reward(session, tenant, reward_id), version=version)
@@ -115,14 +123,29 @@ def read_reward_version(
 
 @router.post("/{reward_id}/versions", status_code=status.HTTP_201_CREATED, response_model=RewardVersionPublic)
 def create_reward_version(
-    reward_id: uuid.UUID, version_in: RewardVersionCreate, session: SessionDep, tenant: CurrentTenant
-) -> RewardVersionPublic:
-    """Change a reward by adding a version; jobs already submitted keep the version they pinned."""
+    reward_id: uuid.UUID,
+    version_in: RewardVersionCreate,
+    session: SessionDep,
+    tenant: CurrentTenant,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    """Change a reward by adding a version; jobs already submitted keep the version they pinned.
+
+    With an `Idempotency-Key`, a retry returns the version the first request created instead of adding another."""
     reward = _reward(session, tenant, reward_id)
-    version = service.add_version(
-        session=session, reward=reward, spec=version_in.spec, sample=version_in.validation_sample
+    return run_idempotent(
+        session=session,
+        tenant_id=tenant.id,
+        key=idempotency_key,
+        scope=f"POST /v1/rewards/{reward_id}/versions",
+        payload=version_in.model_dump(mode="json"),
+        status_code=201,
+        create=lambda: RewardVersionPublic.model_validate(
+            service.add_version(
+                session=session, reward=reward, spec=version_in.spec, sample=version_in.validation_sample
+            )
+        ),
     )
-    return RewardVersionPublic.model_validate(version)
 
 
 @router.delete("/{reward_id}", status_code=status.HTTP_204_NO_CONTENT)

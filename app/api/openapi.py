@@ -1,0 +1,54 @@
+"""The OpenAPI document, with errors described as they are sent: RFC 9457 problems, application/problem+json.
+
+FastAPI would document every 422 as its own HTTPValidationError under application/json; this service
+answers every error (401, 404, 405, 409, 413, 415, 422, 429, 500, 503) with one Problem shape, so the
+document says exactly that, and clients and fuzzers can check error bodies against it.
+"""
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from app.core.errors import PROBLEM_MEDIA_TYPE, Problem
+
+REF = "#/components/schemas/"
+_FASTAPI_ERROR_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": REF + "Problem"}}}}
+
+
+def _document_errors(path: str, operation: dict[str, Any]) -> None:
+    responses = operation.setdefault("responses", {})
+    if "422" in responses:
+        responses["422"] = _problem("Invalid request: the `errors` list names each invalid field.")
+    if path.startswith("/v1/"):
+        responses["401"] = _problem("Missing, invalid or revoked API key.")
+        if "{" in path:
+            responses["404"] = _problem(
+                "No such resource for this API key's tenant (another tenant's ids look absent)."
+            )
+    responses["default"] = _problem("Any other error, as a problem document (a 500 carries only a request id).")
+
+
+def problem_openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    problem = Problem.model_json_schema(ref_template=REF + "{model}")
+    components.update(problem.pop("$defs", {}))
+    components["Problem"] = problem
+    for name in _FASTAPI_ERROR_SCHEMAS:
+        components.pop(name, None)
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            _document_errors(path, operation)
+    app.openapi_schema = schema
+    return schema
+
+
+def install_problem_openapi(app: FastAPI) -> None:
+    app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
