@@ -13,6 +13,7 @@ COPY app ./app
 COPY workers ./workers
 COPY migrations ./migrations
 COPY scripts ./scripts
+COPY grpo_client ./grpo_client
 RUN pip install ".[s3]"
 
 VOLUME /data
