@@ -111,7 +111,8 @@ class Settings(BaseSettings):
         None,
         validation_alias=AliasChoices("GRPO_METRICS_TOKEN", "metrics_token"),
         description="When set, GET /metrics needs `Authorization: Bearer <token>` (the Prometheus scrape "
-        "config's bearer token). Unset: /metrics is open; it shows only aggregates, never a tenant's data.",
+        "config's bearer token). Required when GRPO_ENV=production; unset (development): /metrics is open. It "
+        "shows aggregates and the ids and step times of running jobs, never a tenant's names or data.",
     )
     max_job_attempts: int = Field(
         3,
@@ -123,6 +124,9 @@ class Settings(BaseSettings):
     def _no_default_secret_in_production(self) -> "Settings":
         if self.environment == "production" and self.secret_key.get_secret_value() == DEFAULT_SECRET:
             raise ValueError("GRPO_SECRET_KEY must be set to a long random value when GRPO_ENV=production")
+        if self.environment == "production" and self.metrics_token is None:
+            # /metrics labels running jobs by id; an open endpoint would hand ids of every tenant to anyone.
+            raise ValueError("GRPO_METRICS_TOKEN must be set when GRPO_ENV=production (GET /metrics needs it)")
         return self
 
     @cached_property
