@@ -138,7 +138,7 @@ def download_checkpoint(
     responses={409: {"description": "The checkpoint is a full model, not a LoRA adapter."}},
 )
 def merge_checkpoint(
-    job_id: uuid.UUID, step: int, session: SessionDep, tenant: CurrentTenant, store: StoreDep, queue: QueueDep
+    job_id: uuid.UUID, step: StepPath, session: SessionDep, tenant: CurrentTenant, store: StoreDep, queue: QueueDep
 ) -> CheckpointPublic:
     """Merge a LoRA checkpoint's adapters into its base model (a worker task). Poll GET .../checkpoints/{step}
     until `merge_status` is 'ready', then download `?variant=merged`: a plain model for stock from_pretrained.
