@@ -1,11 +1,14 @@
 """Log-probs and rollouts against naive reference computations on the tiny model."""
 
+import itertools
+
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from workers.engine import build_tiny_model, logprobs
-from workers.engine.logprobs import completion_logprobs, selective_log_softmax
+from workers.engine.lm_head import chunked_selected_logprobs
+from workers.engine.logprobs import completion_logprobs, length_buckets, selective_log_softmax
 from workers.engine.rollout import generate, left_pad
 from workers.engine.sampling import SamplingParams
 
@@ -127,3 +130,100 @@ def test_stop_strings_end_a_completion(tiny):
     assert stopped, "with this seed some completions produce the stop string"
     for text in rollout.texts:
         assert "3" not in text[:-1]  # nothing is generated past the first stop string
+
+
+def _full_forward_reference(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature):
+    """One forward of every row's prompt + completion and autograd through a full log-softmax."""
+    hidden = logprobs._full_forward_hidden(
+        model.get_decoder(), prompt_ids, prompt_mask, completion_ids, completion_mask
+    )
+    full = torch.log_softmax(model.lm_head(hidden).float() / temperature, dim=-1)
+    return full.gather(2, completion_ids[:, :, None]).squeeze(2) * completion_mask
+
+
+def _values_and_gradients(model, fn):
+    model.zero_grad()
+    logps = fn()
+    weights = torch.linspace(-1.0, 1.0, logps.numel()).view_as(logps)  # every token gets its own weight
+    (logps * weights).sum().backward()
+    return logps.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}
+
+
+def _grouped_batch(tokenizer, group):
+    prompts = [tokenizer(p)["input_ids"] for p in ("7>", "12+3=", "9")]
+    prompt_ids, prompt_mask = left_pad(prompts, tokenizer.pad_token_id)
+    prompt_ids, prompt_mask = prompt_ids.repeat_interleave(group, 0), prompt_mask.repeat_interleave(group, 0)
+    rows = len(prompts) * group
+    generator = torch.Generator().manual_seed(3)
+    lengths = torch.randint(1, 9, (rows,), generator=generator)
+    completion_ids = torch.randint(3, len(tokenizer), (rows, 8), generator=generator)
+    completion_mask = (torch.arange(8)[None, :] < lengths[:, None]).long()
+    shuffle = torch.randperm(rows, generator=generator)  # groups need not be contiguous
+    return (
+        prompt_ids[shuffle],
+        prompt_mask[shuffle],
+        completion_ids[shuffle] * completion_mask[shuffle],
+        completion_mask[shuffle],
+    )
+
+
+@pytest.mark.parametrize("overhead", [0, 4, 10_000])  # one bucket per length ... a single bucket
+def test_shared_prompts_and_length_buckets_match_the_full_forward(tiny, monkeypatch, overhead):
+    model, tokenizer = tiny
+    model.train()
+    monkeypatch.setattr(logprobs, "BUCKET_OVERHEAD_TOKENS", {"cpu": overhead, "cuda": overhead})
+    monkeypatch.setattr(logprobs, "CHUNK_TOKENS", 5)  # several head chunks
+    batch = _grouped_batch(tokenizer, group=4)
+    ours, ours_grads = _values_and_gradients(model, lambda: completion_logprobs(model, *batch, temperature=0.8)[0])
+    ref, ref_grads = _values_and_gradients(model, lambda: _full_forward_reference(model, *batch, 0.8))
+    model.eval()
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+    assert (ours[batch[3] == 0] == 0).all()
+    for name, grad in ref_grads.items():
+        torch.testing.assert_close(ours_grads[name], grad, atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_gradient_checkpointing_takes_the_full_forward_path(tiny):
+    model, tokenizer = tiny
+    batch = _grouped_batch(tokenizer, group=2)
+    expected = completion_logprobs(model, *batch, temperature=1.0)[0]
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    try:
+        assert not logprobs._shares_prompts(model.get_decoder())
+        torch.testing.assert_close(completion_logprobs(model, *batch, temperature=1.0)[0], expected)
+    finally:
+        model.gradient_checkpointing_disable()
+    assert logprobs._shares_prompts(model.get_decoder())
+
+
+def test_chunked_head_gradients_match_autograd():
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(23, 16, generator=generator, requires_grad=True)
+    head = torch.nn.Linear(16, 50)
+    targets = torch.randint(0, 50, (23,), generator=generator)
+    upstream = torch.randn(23, generator=generator)
+    logp, _ = chunked_selected_logprobs(hidden, head.weight, head.bias, targets, 0.7, False, 6)
+    grads = torch.autograd.grad((logp * upstream).sum(), (hidden, head.weight, head.bias))
+    full = torch.log_softmax(head(hidden) / 0.7, dim=-1).gather(1, targets[:, None]).squeeze(1)
+    expected = torch.autograd.grad((full * upstream).sum(), (hidden, head.weight, head.bias))
+    torch.testing.assert_close(logp, full)
+    for ours, theirs in zip(grads, expected, strict=True):
+        torch.testing.assert_close(ours, theirs)
+
+
+def test_length_buckets_are_an_optimal_partition():
+    lengths = [5, 1, 9, 9, 2, 7, 3, 3]
+    for overhead in (0, 3, 8, 100):
+        buckets = length_buckets(lengths, overhead)
+        assert sorted(r for b in buckets for r in b) == list(range(len(lengths)))
+        cost = sum(overhead + len(b) * max(lengths[r] for r in b) for b in buckets)
+        # Brute force over the cut points of the length-sorted order.
+        order = sorted(range(len(lengths)), key=lambda r: -lengths[r])
+        best = min(
+            sum(overhead + (e - s) * lengths[order[s]] for s, e in zip((0, *cuts), (*cuts, len(order)), strict=True))
+            for k in range(len(order))
+            for cuts in itertools.combinations(range(1, len(order)), k)
+        )
+        assert cost == best
+    assert len(length_buckets(lengths, 0)) == len(set(lengths))
+    assert len(length_buckets(lengths, 100)) == 1

@@ -7,14 +7,13 @@ the decode cost follows the live rows, not the longest one.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from transformers import DynamicCache, PreTrainedTokenizerBase
 
-from workers.engine.logprobs import unwrap
+from workers.engine.logprobs import cache_keyword
 from workers.engine.sampling import SamplingParams, next_tokens
 
 
@@ -44,12 +43,6 @@ def left_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, tor
             ids[row, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
             mask[row, width - len(seq) :] = 1
     return ids, mask
-
-
-def cache_keyword(model: nn.Module) -> str:
-    """transformers 5.2x renamed the forward's `past_key_values` argument to `cache`; accept both."""
-    forward = unwrap(model).forward
-    return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
 
 
 def eos_token_ids(model: nn.Module, tokenizer: PreTrainedTokenizerBase) -> list[int]:
