@@ -167,11 +167,13 @@ def _grouped_batch(tokenizer, group):
     )
 
 
-@pytest.mark.parametrize("overhead", [0, 4, 10_000])  # one bucket per length ... a single bucket
-def test_shared_prompts_and_length_buckets_match_the_full_forward(tiny, monkeypatch, overhead):
+@pytest.mark.parametrize(
+    ("overhead", "max_tokens"), [(0, None), (4, 20), (10_000, None)]
+)  # one bucket per length, buckets of at most 20 tokens, a single bucket
+def test_shared_prompts_and_length_buckets_match_the_full_forward(tiny, monkeypatch, overhead, max_tokens):
     model, tokenizer = tiny
     model.train()
-    monkeypatch.setattr(logprobs, "BUCKET_OVERHEAD_TOKENS", {"cpu": overhead, "cuda": overhead})
+    monkeypatch.setattr(logprobs, "BUCKET_COSTS", {"cpu": logprobs.BucketCosts(overhead, max_tokens)})
     monkeypatch.setattr(logprobs, "CHUNK_TOKENS", 5)  # several head chunks
     batch = _grouped_batch(tokenizer, group=4)
     ours, ours_grads = _values_and_gradients(model, lambda: completion_logprobs(model, *batch, temperature=0.8)[0])
@@ -213,17 +215,23 @@ def test_chunked_head_gradients_match_autograd():
 
 def test_length_buckets_are_an_optimal_partition():
     lengths = [5, 1, 9, 9, 2, 7, 3, 3]
-    for overhead in (0, 3, 8, 100):
-        buckets = length_buckets(lengths, overhead)
+    order = sorted(range(len(lengths)), key=lambda r: -lengths[r])
+
+    def splits():  # every split of the length-sorted order into runs
+        for k in range(len(order)):
+            for cuts in itertools.combinations(range(1, len(order)), k):
+                yield [order[s:e] for s, e in zip((0, *cuts), (*cuts, len(order)), strict=True)]
+
+    def padded(bucket):
+        return len(bucket) * max(lengths[r] for r in bucket)
+
+    for overhead, max_tokens in [(0, None), (3, None), (8, None), (100, None), (100, 20), (3, 9)]:
+        buckets = length_buckets(lengths, overhead, max_tokens)
         assert sorted(r for b in buckets for r in b) == list(range(len(lengths)))
-        cost = sum(overhead + len(b) * max(lengths[r] for r in b) for b in buckets)
-        # Brute force over the cut points of the length-sorted order.
-        order = sorted(range(len(lengths)), key=lambda r: -lengths[r])
-        best = min(
-            sum(overhead + (e - s) * lengths[order[s]] for s, e in zip((0, *cuts), (*cuts, len(order)), strict=True))
-            for k in range(len(order))
-            for cuts in itertools.combinations(range(1, len(order)), k)
-        )
-        assert cost == best
+        allowed = [s for s in splits() if max_tokens is None or all(padded(b) <= max_tokens or len(b) == 1 for b in s)]
+        assert buckets in allowed
+        cost = sum(overhead + padded(b) for b in buckets)
+        assert cost == min(sum(overhead + padded(b) for b in split) for split in allowed)
     assert len(length_buckets(lengths, 0)) == len(set(lengths))
     assert len(length_buckets(lengths, 100)) == 1
+    assert all(padded(b) <= 9 or len(b) == 1 for b in length_buckets(lengths, 0, max_tokens=9))

@@ -14,6 +14,7 @@ checkpointing (which turns the cache off in training) take the plain path: one f
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -23,9 +24,18 @@ from transformers.cache_utils import DynamicLayer
 from workers.engine.lm_head import chunked_selected_logprobs
 
 CHUNK_TOKENS = 512  # rows of the LM head computed at once; bounds the head's memory at 512 x vocab floats
-# A completion bucket costs a forward (and backward) call of its own: worth about this many padded
-# tokens of compute on CPU for a small model; on a GPU a call costs far more than a token.
-BUCKET_OVERHEAD_TOKENS = {"cpu": 64, "cuda": 1024}
+
+
+# Completion buckets, per device type. A bucket costs a forward (and backward) call of its own, worth
+# about `overhead` padded tokens of compute (on a GPU a call costs far more than a token); and at most
+# `max_tokens` (rows x width) run at once, which bounds the activations a training bucket holds.
+@dataclass(frozen=True)
+class BucketCosts:
+    overhead: int
+    max_tokens: int
+
+
+BUCKET_COSTS = {"cpu": BucketCosts(overhead=64, max_tokens=512), "cuda": BucketCosts(overhead=1024, max_tokens=16384)}
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -69,16 +79,20 @@ def selective_log_softmax(
     return logp, entropy
 
 
-def length_buckets(lengths: list[int], overhead: int) -> list[list[int]]:
-    """Split rows into buckets minimising padded tokens + `overhead` per bucket. Each bucket is a run of
-    rows in length order, so an optimal split is found exactly by dynamic programming over that order."""
+def length_buckets(lengths: list[int], overhead: int, max_tokens: int | None = None) -> list[list[int]]:
+    """Split rows into buckets minimising padded tokens + `overhead` per bucket, each bucket holding at
+    most `max_tokens` padded tokens (or one row). Each bucket is a run of rows in length order, so an
+    optimal split is found exactly by dynamic programming over that order."""
     order = sorted(range(len(lengths)), key=lambda row: (-lengths[row], row))  # longest first, stable
     n = len(order)
     best = [0.0] + [float("inf")] * n  # best[i]: cost of the first i rows of `order`
     cut = [0] * (n + 1)
     for end in range(1, n + 1):
         for start in range(end):
-            cost = best[start] + overhead + (end - start) * lengths[order[start]]  # padded to the longest
+            padded = (end - start) * lengths[order[start]]  # rows padded to the longest
+            if max_tokens is not None and padded > max_tokens and end - start > 1:
+                continue
+            cost = best[start] + overhead + padded
             if cost < best[end]:
                 best[end], cut[end] = cost, start
     buckets, end = [], n
@@ -108,11 +122,25 @@ def _full_forward_hidden(
     return hidden[:, prompt_ids.size(1) - 1 : -1]  # position i predicts token i + 1
 
 
-def _prompt_cache(
-    decoder: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, DynamicCache] | None:
-    """Run each distinct prompt once: (inverse (B,) row -> distinct prompt, its mask (U, Lp), its last
-    hidden state (U, H), its cache), or None when the model's cache is not plain DynamicLayers."""
+@dataclass
+class _Prompts:
+    """The distinct prompts of a batch, run once: what the rows that continue them need."""
+
+    inverse: torch.Tensor  # (B,) row -> its distinct prompt
+    mask: torch.Tensor  # (U, Lp) attention mask of the distinct prompts (left-padded)
+    last: torch.Tensor  # (U, H) hidden state of each prompt's last token (predicts completion token 0)
+    keys: list[torch.Tensor]  # per layer (U, kv heads, Lp, head dim)
+    values: list[torch.Tensor]
+    # With backward_per_bucket, the tensors above are detached leaves and these are the originals, into
+    # which the gradients gathered on the leaves are pushed at the end (backward_prompts).
+    originals: list[torch.Tensor] | None = None
+
+    def leaves(self) -> list[torch.Tensor]:
+        return [self.last, *self.keys, *self.values]
+
+
+def _run_prompts(decoder: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> _Prompts | None:
+    """Run each distinct prompt once, or return None when the model's cache is not plain DynamicLayers."""
     width = prompt_ids.size(1)
     distinct, inverse = torch.unique(torch.cat([prompt_ids, prompt_mask], dim=1), dim=0, return_inverse=True)
     ids, mask = distinct[:, :width], distinct[:, width:]
@@ -128,36 +156,109 @@ def _prompt_cache(
     )
     if not all(type(layer) is DynamicLayer for layer in cache.layers):
         return None
-    return inverse, mask, out.last_hidden_state[:, -1], cache  # left padding: the last column is real
+    last = out.last_hidden_state[:, -1]  # left padding: the last column is a real token
+    return _Prompts(inverse, mask, last, [la.keys for la in cache.layers], [la.values for la in cache.layers])
 
 
-def _bucket_hidden(
-    decoder: nn.Module,
-    prompts: tuple[torch.Tensor, torch.Tensor, torch.Tensor, DynamicCache],
-    rows: torch.Tensor,
-    completion_ids: torch.Tensor,
-    completion_mask: torch.Tensor,
-) -> torch.Tensor:
-    """(n, w, H) hidden states predicting completion tokens 0..w-1 of `rows`, w = their longest length:
-    token 0 comes from the prompt's last position, token j from completion token j - 1."""
-    inverse, mask, last, cache = prompts
-    owner = inverse[rows]  # (n,) the distinct prompt of each row
-    width = max(int(completion_mask[rows].sum(dim=1).max()), 1)
-    first = last[owner][:, None]  # (n, 1, H)
-    if width == 1:
-        return first
-    rows_cache = DynamicCache(ddp_cache_data=[(layer.keys[owner], layer.values[owner]) for layer in cache.layers])
-    prompt_mask = mask[owner]
-    attention = torch.cat([prompt_mask, completion_mask[rows, : width - 1]], dim=1)
-    positions = prompt_mask.sum(dim=1, keepdim=True) + torch.arange(width - 1, device=rows.device)
-    out = decoder(
-        input_ids=completion_ids[rows, : width - 1],
-        attention_mask=attention,
-        position_ids=positions,
-        use_cache=True,
-        **{cache_keyword(decoder): rows_cache},
-    ).last_hidden_state  # (n, w - 1, H)
-    return torch.cat([first, out], dim=1)
+class CompletionScorer:
+    """Log-probs of a batch's completions, computed bucket by bucket (see the module docstring).
+
+    With `backward_per_bucket`, each bucket's graph can be backpropagated (and freed) on its own: the
+    prompts' states enter the buckets as detached leaves, and `backward_prompts()` finally carries the
+    gradients gathered on them into the prompt forward. Peak memory is then the prompts' graph plus one
+    bucket's, instead of the whole batch's.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        prompt_ids: torch.Tensor,
+        prompt_mask: torch.Tensor,
+        completion_ids: torch.Tensor,
+        completion_mask: torch.Tensor,
+        *,
+        temperature: float,
+        backward_per_bucket: bool = False,
+    ) -> None:
+        base = unwrap(model)
+        # peft injects its adapters into the base model's layers, so the bare decoder runs them too.
+        self.decoder, self.head = base.get_decoder(), base.get_output_embeddings()
+        self.prompt_ids, self.prompt_mask = prompt_ids, prompt_mask
+        self.completion_ids, self.completion_mask = completion_ids, completion_mask
+        self.temperature = temperature
+        self.prompts = _run_prompts(self.decoder, prompt_ids, prompt_mask) if _shares_prompts(self.decoder) else None
+        if self.prompts is not None and backward_per_bucket and torch.is_grad_enabled():
+            originals = self.prompts.leaves()
+            # (a state that needs no gradient, e.g. keys of a layer without adapters, stays a plain tensor)
+            leaves = [t.detach().requires_grad_(t.requires_grad) for t in originals]
+            n = len(self.prompts.keys)
+            self.prompts = _Prompts(
+                self.prompts.inverse, self.prompts.mask, leaves[0], leaves[1 : 1 + n], leaves[1 + n :], originals
+            )
+
+    def buckets(self) -> list[torch.Tensor]:
+        """Row indices of each bucket; one bucket of every row on the full-forward path."""
+        device = self.completion_ids.device
+        if self.prompts is None:
+            return [torch.arange(self.completion_ids.size(0), device=device)]
+        costs = BUCKET_COSTS[device.type if device.type in BUCKET_COSTS else "cuda"]
+        lengths = self.completion_mask.sum(dim=1).tolist()
+        buckets = length_buckets(lengths, costs.overhead, costs.max_tokens)
+        return [torch.tensor(rows, device=device) for rows in buckets]
+
+    def hidden(self, rows: torch.Tensor) -> torch.Tensor:
+        """(n, w, H) hidden states predicting completion tokens 0..w-1 of `rows` (w: their longest
+        completion; the whole width on the full-forward path): token 0 comes from the prompt's last
+        position, token j from completion token j - 1."""
+        if self.prompts is None:
+            return _full_forward_hidden(
+                self.decoder, self.prompt_ids[rows], self.prompt_mask[rows], self.completion_ids[rows],
+                self.completion_mask[rows],
+            )  # fmt: skip
+        prompts = self.prompts
+        owner = prompts.inverse[rows]  # (n,) the distinct prompt of each row
+        width = max(int(self.completion_mask[rows].sum(dim=1).max()), 1)
+        first = prompts.last[owner][:, None]  # (n, 1, H)
+        if width == 1:
+            return first
+        cache = DynamicCache(
+            ddp_cache_data=[(k[owner], v[owner]) for k, v in zip(prompts.keys, prompts.values, strict=True)]
+        )
+        prompt_mask = prompts.mask[owner]
+        attention = torch.cat([prompt_mask, self.completion_mask[rows, : width - 1]], dim=1)
+        positions = prompt_mask.sum(dim=1, keepdim=True) + torch.arange(width - 1, device=rows.device)
+        out = self.decoder(
+            input_ids=self.completion_ids[rows, : width - 1],
+            attention_mask=attention,
+            position_ids=positions,
+            use_cache=True,
+            **{cache_keyword(self.decoder): cache},
+        ).last_hidden_state  # (n, w - 1, H)
+        return torch.cat([first, out], dim=1)
+
+    def logprobs(self, rows: torch.Tensor, with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(n, w) log-probs of the completion tokens of `rows` (0 on padding), w as in hidden(), and
+        (n, w) entropies when asked."""
+        hidden = self.hidden(rows)
+        scored = self.completion_mask[rows, : hidden.size(1)].bool()  # (n, w)
+        targets = self.completion_ids[rows, : hidden.size(1)][scored]
+        logp, entropy = selective_log_softmax(hidden[scored], self.head, targets, self.temperature, with_entropy)
+        logps = torch.zeros(scored.shape, dtype=torch.float32, device=hidden.device).masked_scatter(scored, logp)
+        if entropy is not None:
+            entropy = torch.zeros_like(logps).masked_scatter(scored, entropy)
+        return logps, entropy
+
+    def backward_prompts(self) -> None:
+        """After every bucket's backward: carry the gradients gathered on the prompt leaves further."""
+        if self.prompts is None or self.prompts.originals is None:
+            return
+        pairs = [
+            (o, t.grad)
+            for o, t in zip(self.prompts.originals, self.prompts.leaves(), strict=True)
+            if t.grad is not None
+        ]
+        if pairs:
+            torch.autograd.backward([o for o, _ in pairs], [g for _, g in pairs])
 
 
 def completion_logprobs(
@@ -172,37 +273,15 @@ def completion_logprobs(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(B, Lp) left-padded prompts + (B, C) right-padded completions -> (B, C) log-probs of each
     completion token under softmax(logits / temperature) (0 where completion_mask is 0), and (B, C)
-    entropies when asked. Positions count real tokens only, as during rollout."""
-    base = unwrap(model)
-    # peft injects its adapters into the base model's layers, so the bare decoder runs them too.
-    decoder = base.get_decoder()
+    entropies when asked. Positions count real tokens only, as during rollout. Differentiable as one
+    graph (for separate backward passes per bucket, use CompletionScorer)."""
+    scorer = CompletionScorer(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature=temperature)
     B, C = completion_ids.shape
-    prompts = _prompt_cache(decoder, prompt_ids, prompt_mask) if _shares_prompts(decoder) else None
-    if prompts is None:
-        hidden = _full_forward_hidden(decoder, prompt_ids, prompt_mask, completion_ids, completion_mask)
-        parts = [(torch.arange(B, device=completion_ids.device), hidden)]
-    else:
-        device = completion_ids.device.type
-        overhead = BUCKET_OVERHEAD_TOKENS[device if device in BUCKET_OVERHEAD_TOKENS else "cuda"]
-        lengths = completion_mask.sum(dim=1).tolist()
-        parts = []
-        for bucket in length_buckets(lengths, overhead):
-            rows = torch.tensor(bucket, device=completion_ids.device)
-            parts.append((rows, _bucket_hidden(decoder, prompts, rows, completion_ids, completion_mask)))
-    # Scored positions of every part, as flat indices into (B, C).
-    selected, targets, flat = [], [], []
-    for rows, hidden in parts:
-        width = hidden.size(1)
-        scored = completion_mask[rows, :width].bool()  # (n, w)
-        selected.append(hidden[scored])
-        targets.append(completion_ids[rows, :width][scored])
-        flat.append((rows[:, None] * C + torch.arange(width, device=rows.device))[scored])
-    logp, entropy = selective_log_softmax(
-        torch.cat(selected), base.get_output_embeddings(), torch.cat(targets), temperature, with_entropy
-    )
-    index = torch.cat(flat)
-    zeros = torch.zeros(B * C, dtype=torch.float32, device=completion_ids.device)
-    logps = zeros.scatter(0, index, logp).view(B, C)
-    if entropy is not None:
-        entropy = zeros.scatter(0, index, entropy).view(B, C)
+    logps = torch.zeros((B, C), dtype=torch.float32, device=completion_ids.device)
+    entropy = torch.zeros_like(logps) if with_entropy else None
+    for rows in scorer.buckets():
+        part, part_entropy = scorer.logprobs(rows, with_entropy)
+        logps = logps.index_put((rows[:, None], torch.arange(part.size(1), device=rows.device)), part)
+        if entropy is not None:
+            entropy[rows, : part.size(1)] = part_entropy
     return logps, entropy
