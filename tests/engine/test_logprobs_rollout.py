@@ -198,15 +198,19 @@ def test_gradient_checkpointing_takes_the_full_forward_path(tiny):
     assert logprobs._shares_prompts(model.get_decoder())
 
 
-def test_chunked_head_gradients_match_autograd():
+@pytest.mark.parametrize("chunk", [6, 64])  # several chunks (recomputed in backward), one chunk (kept)
+@pytest.mark.parametrize("temperature", [0.7, 1.0])
+def test_chunked_head_gradients_match_autograd(chunk, temperature):
     generator = torch.Generator().manual_seed(0)
     hidden = torch.randn(23, 16, generator=generator, requires_grad=True)
     head = torch.nn.Linear(16, 50)
     targets = torch.randint(0, 50, (23,), generator=generator)
     upstream = torch.randn(23, generator=generator)
-    logp, _ = chunked_selected_logprobs(hidden, head.weight, head.bias, targets, 0.7, False, 6)
+    logp, entropy = chunked_selected_logprobs(hidden, head.weight, head.bias, targets, temperature, True, chunk)
     grads = torch.autograd.grad((logp * upstream).sum(), (hidden, head.weight, head.bias))
-    full = torch.log_softmax(head(hidden) / 0.7, dim=-1).gather(1, targets[:, None]).squeeze(1)
+    full = torch.log_softmax(head(hidden) / temperature, dim=-1)
+    torch.testing.assert_close(entropy, -(full.exp() * full).sum(-1).detach())
+    full = full.gather(1, targets[:, None]).squeeze(1)
     expected = torch.autograd.grad((full * upstream).sum(), (hidden, head.weight, head.bias))
     torch.testing.assert_close(logp, full)
     for ours, theirs in zip(grads, expected, strict=True):

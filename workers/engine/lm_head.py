@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 
 def _compute_dtype(hidden: torch.Tensor) -> torch.dtype:
@@ -23,10 +22,28 @@ def _compute_dtype(hidden: torch.Tensor) -> torch.dtype:
     return hidden.dtype
 
 
-def _chunk_logits(
-    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, temperature: float
-) -> torch.Tensor:
-    return F.linear(hidden, weight, bias).float() / temperature  # (t, V)
+class _Head:
+    """The head's matmul for one chunk at a time, into one reused buffer: a fresh (tokens x vocabulary)
+    tensor per chunk and per element-wise step would be allocated (and page-faulted) again and again."""
+
+    def __init__(self, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, chunk: int):
+        self.dtype = _compute_dtype(hidden)
+        self.weight = weight.to(self.dtype)
+        self.bias = None if bias is None else bias.to(self.dtype)
+        rows = min(chunk, hidden.size(0))
+        self.buffer = torch.empty(rows, weight.size(0), dtype=self.dtype, device=hidden.device)
+
+    def logits(self, hidden: torch.Tensor, temperature: float) -> torch.Tensor:
+        """(t, H) -> (t, V) float32 logits / temperature (in the reused buffer when computing in float32)."""
+        out = self.buffer[: hidden.size(0)]
+        if self.bias is None:
+            torch.mm(hidden.to(self.dtype), self.weight.t(), out=out)
+        else:
+            torch.addmm(self.bias, hidden.to(self.dtype), self.weight.t(), out=out)
+        out = out.float()
+        if temperature != 1.0:  # x / 1.0 is x: skip a pass over the logits
+            out.div_(temperature)
+        return out
 
 
 class _SelectedLogProbs(torch.autograd.Function):
@@ -41,22 +58,24 @@ class _SelectedLogProbs(torch.autograd.Function):
         with_entropy: bool,
         chunk: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        dtype = _compute_dtype(hidden)
-        w, b = weight.to(dtype), None if bias is None else bias.to(dtype)
-        logps, normalisers, entropies = [], [], []
-        for start in range(0, hidden.size(0), chunk):
-            logits = _chunk_logits(hidden[start : start + chunk].to(dtype), w, b, temperature)
-            normaliser = torch.logsumexp(logits, dim=-1)  # (t,)
-            chosen = logits.gather(1, targets[start : start + chunk, None]).squeeze(1)
-            logps.append(chosen - normaliser)
-            normalisers.append(normaliser)
-            if with_entropy:
-                entropies.append(normaliser - (torch.softmax(logits, dim=-1) * logits).sum(dim=-1))
-        empty = hidden.new_zeros(0, dtype=torch.float32)
-        logp = torch.cat(logps) if logps else empty
-        entropy = torch.cat(entropies) if entropies else empty
-        ctx.save_for_backward(hidden, weight, bias, targets, torch.cat(normalisers) if normalisers else empty)
-        ctx.temperature, ctx.chunk, ctx.dtype = temperature, chunk, dtype
+        head = _Head(hidden, weight, bias, chunk)
+        total = hidden.size(0)
+        logp = torch.empty(total, dtype=torch.float32, device=hidden.device)
+        normaliser = torch.empty_like(logp)
+        entropy = torch.empty_like(logp) if with_entropy else logp.new_empty(0)
+        logits = None
+        for start in range(0, total, chunk):
+            part = slice(start, start + chunk)
+            logits = head.logits(hidden[part], temperature)  # (t, V)
+            normaliser[part] = torch.logsumexp(logits, dim=-1)
+            logp[part] = logits.gather(1, targets[part, None]).squeeze(1) - normaliser[part]
+            if with_entropy:  # H = logsumexp - sum(p * logits), p = exp(logits - logsumexp)
+                probs = torch.exp(logits - normaliser[part, None])
+                entropy[part] = normaliser[part] - probs.mul_(logits).sum(dim=-1)
+        ctx.save_for_backward(hidden, weight, bias, targets, normaliser)
+        ctx.temperature, ctx.chunk = temperature, chunk
+        # One chunk only (a small batch): keep its logits, the backward then needs no recomputation.
+        ctx.kept = logits if total <= chunk and head.dtype == torch.float32 else None
         ctx.mark_non_differentiable(entropy)
         ctx.set_materialize_grads(False)
         return logp, entropy
@@ -66,24 +85,30 @@ class _SelectedLogProbs(torch.autograd.Function):
         hidden, weight, bias, targets, normaliser = ctx.saved_tensors
         if grad_logp is None:
             return None, None, None, None, None, None, None
-        dtype, chunk, temperature = ctx.dtype, ctx.chunk, ctx.temperature
-        w, b = weight.to(dtype), None if bias is None else bias.to(dtype)
+        chunk, temperature = ctx.chunk, ctx.temperature
+        head = _Head(hidden, weight, bias, chunk)
         need_hidden, need_weight, need_bias = ctx.needs_input_grad[:3]
         grad_hidden = torch.empty_like(hidden) if need_hidden else None
-        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_weight else None
+        grad_weight = torch.zeros(weight.shape, dtype=head.dtype, device=weight.device) if need_weight else None
         grad_bias = torch.zeros(bias.shape, dtype=torch.float32, device=bias.device) if need_bias else None
         for start in range(0, hidden.size(0), chunk):
-            h = hidden[start : start + chunk].to(dtype)
-            g = grad_logp[start : start + chunk, None]  # (t, 1)
-            logits = _chunk_logits(h, w, b, temperature)
-            # d(chosen - logsumexp) / d logits = onehot(target) - softmax, times the incoming gradient.
-            grad_logits = (-g) * torch.exp(logits - normaliser[start : start + chunk, None])
-            grad_logits.scatter_add_(1, targets[start : start + chunk, None], g)
-            grad_logits = (grad_logits / temperature).to(dtype)  # (t, V), through the division and upcast
+            part = slice(start, start + chunk)
+            g = grad_logp[part, None]  # (t, 1)
+            # d(chosen - logsumexp) / d logits = onehot(target) - softmax, times the incoming gradient;
+            # computed in place in the logits' buffer.
+            logits, ctx.kept = (
+                (ctx.kept, None) if ctx.kept is not None else (head.logits(hidden[part], temperature), None)
+            )
+            grad_logits = logits.sub_(normaliser[part, None]).exp_().mul_(-g)
+            grad_logits.scatter_add_(1, targets[part, None], g)
+            if temperature != 1.0:
+                grad_logits.div_(temperature)  # through logits / temperature
+            grad_logits = grad_logits.to(head.dtype)  # through the float32 upcast
+            h = hidden[part].to(head.dtype)
             if grad_hidden is not None:
-                grad_hidden[start : start + chunk] = (grad_logits @ w).to(hidden.dtype)
+                grad_hidden[part] = (grad_logits @ head.weight).to(hidden.dtype)
             if grad_weight is not None:
-                grad_weight += grad_logits.t() @ h
+                grad_weight.addmm_(grad_logits.t(), h)
             if grad_bias is not None:
                 grad_bias += grad_logits.sum(dim=0)
         return (
