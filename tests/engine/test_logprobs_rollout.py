@@ -4,9 +4,12 @@ import itertools
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers.cache_utils import DynamicLayer
 
-from workers.engine import build_tiny_model, logprobs
+from workers.engine import build_tiny_model, logprobs, rollout
+from workers.engine.fast_decode import lean_decode_step
+from workers.engine.kv_cache import PreallocatedLayer, rollout_cache
 from workers.engine.lm_head import chunked_selected_logprobs
 from workers.engine.logprobs import completion_logprobs, length_buckets, selective_log_softmax
 from workers.engine.rollout import generate, left_pad
@@ -239,3 +242,90 @@ def test_length_buckets_are_an_optimal_partition():
     assert len(length_buckets(lengths, 0)) == len(set(lengths))
     assert len(length_buckets(lengths, 100)) == 1
     assert all(padded(b) <= 9 or len(b) == 1 for b in length_buckets(lengths, 0, max_tokens=9))
+
+
+@pytest.mark.parametrize("lean", [True, False])
+def test_rollout_is_the_same_however_finished_rows_leave_the_batch(tiny, monkeypatch, lean):
+    model, tokenizer = tiny
+    if not lean:
+        monkeypatch.setattr(rollout, "lean_decode_step", lambda *_: None)  # transformers' forward
+    prompts = [tokenizer(p)["input_ids"] for p in ("1>", "22>", "333>", "4")]
+    results = []
+    for compact_every in (1, 8, 10**9):  # drop each finished row at once, in groups, never
+        monkeypatch.setattr(rollout, "COMPACT_EVERY", compact_every)
+        results.append(
+            generate(
+                model,
+                tokenizer,
+                prompts,
+                group_size=8,
+                max_new_tokens=20,
+                params=SamplingParams(),
+                generator=torch.Generator().manual_seed(0),
+            )  # fmt: skip
+        )
+    for other in results[1:]:
+        assert torch.equal(other.completion_ids, results[0].completion_ids)
+        assert torch.equal(other.truncated, results[0].truncated)
+
+
+def test_lean_decode_step_matches_the_transformers_forward(tiny):
+    model, tokenizer = tiny
+    prompts = [tokenizer(p)["input_ids"] for p in ("7>", "12+3=", "9")]
+    prompt_ids, prompt_mask = left_pad(prompts, tokenizer.pad_token_id)
+    rows, width = prompt_ids.shape
+    positions = (prompt_mask.cumsum(1) - 1).clamp(min=0)
+    caches = {"lean": rollout_cache(model, width + 6), "hf": DynamicCache()}
+    with torch.no_grad():
+        for cache in caches.values():
+            model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions, cache=cache, use_cache=True)
+        step = lean_decode_step(model, caches["lean"])
+        assert step is not None
+        attention = prompt_mask
+        tokens = torch.tensor([4, 5, 6])
+        for t in range(5):
+            attention = torch.cat([attention, torch.ones(rows, 1, dtype=torch.long)], dim=1)
+            pos = prompt_mask.sum(1) + t
+            ours = step(tokens, pos, attention, caches["lean"])
+            theirs = model(
+                input_ids=tokens[:, None], attention_mask=attention, position_ids=pos[:, None],
+                cache=caches["hf"], use_cache=True,
+            ).logits[:, -1]  # fmt: skip
+            torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+            tokens = theirs.argmax(-1)
+        for lean_layer, hf_layer in zip(caches["lean"].layers, caches["hf"].layers, strict=True):
+            torch.testing.assert_close(lean_layer.keys, hf_layer.keys)
+            torch.testing.assert_close(lean_layer.values, hf_layer.values)
+
+
+def test_lean_decode_step_is_not_used_where_it_would_not_be_exact(tiny):
+    model, _ = tiny
+    cache = rollout_cache(model, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert lean_decode_step(model, cache) is None  # bf16 autocast: transformers' own dtype flow
+    assert lean_decode_step(model, DynamicCache()) is None  # not a preallocated cache
+    from peft import LoraConfig, get_peft_model
+
+    lora = get_peft_model(AutoModelForCausalLM.from_pretrained(model.config._name_or_path), LoraConfig(r=2))
+    assert lean_decode_step(lora, rollout_cache(lora, 8)) is None  # adapters live in the projections
+
+
+def test_preallocated_cache_holds_what_a_dynamic_cache_holds():
+    generator = torch.Generator().manual_seed(0)
+    ours, theirs = PreallocatedLayer(capacity=10), DynamicLayer()
+    prefill = [torch.randn(2, 2, 3, 4, generator=generator) for _ in range(2)]
+    for layer in (ours, theirs):
+        layer.update(*prefill)
+        layer.batch_repeat_interleave(3)  # 2 rows -> 6
+    for step in range(4):
+        new = [torch.randn(ours.keys.size(0), 2, 1, 4, generator=generator) for _ in range(2)]
+        for layer in (ours, theirs):
+            layer.update(*new)
+        if step == 1:
+            keep = torch.tensor([0, 2, 5])
+            ours.batch_select_indices(keep)
+            theirs.batch_select_indices(keep)
+        assert torch.equal(ours.keys, theirs.keys) and torch.equal(ours.values, theirs.values)
+        assert ours.get_seq_length() == theirs.get_seq_length()
+    with pytest.raises(RuntimeError, match="capacity"):
+        ours.update(torch.zeros(3, 2, 4, 4), torch.zeros(3, 2, 4, 4))

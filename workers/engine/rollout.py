@@ -1,8 +1,9 @@
 """Rollout: sample G completions for each of P prompts with the model's KV cache.
 
 Each prompt is prefilled once and its KV cache shared by the G members of its group (repeat after
-prefill, not before), and a row leaves the batch as soon as it finishes (EOS or a stop string), so
-the decode cost follows the live rows, not the longest one.
+prefill, not before). A row is no longer sampled once it finishes (EOS or a stop string) and leaves the
+batch with the next few finished rows, so the decode cost follows the live rows, not the longest one.
+The cache is preallocated for the whole rollout (kv_cache.py): appending a step copies nothing.
 """
 
 from __future__ import annotations
@@ -11,10 +12,16 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import DynamicCache, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
+from workers.engine.fast_decode import lean_decode_step
+from workers.engine.kv_cache import rollout_cache
 from workers.engine.logprobs import cache_keyword
 from workers.engine.sampling import SamplingParams, next_tokens
+
+# Finished rows leave the batch once they are at least 1 / COMPACT_EVERY of it: each drop copies the
+# live rows' cache, and a finished row left in the batch costs a row of every decode step's compute.
+COMPACT_EVERY = 8
 
 
 @dataclass
@@ -75,7 +82,7 @@ def generate(
     prompt_lengths = prompt_mask.sum(dim=1)  # (P,)
 
     # 1) prefill each prompt once; positions count real tokens so left padding does not shift them
-    cache, cache_arg = DynamicCache(), cache_keyword(model)
+    cache, cache_arg = rollout_cache(model, prompt_ids.size(1) + max_new_tokens), cache_keyword(model)
     positions = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)
     logits = model(
         input_ids=prompt_ids,
@@ -89,45 +96,65 @@ def generate(
     # 2) share the prompt's cache across its group: P rows -> N = P * G rows
     cache.batch_repeat_interleave(group_size)
     logits = logits.repeat_interleave(group_size, dim=0)  # (N, V)
-    attention = prompt_mask.repeat_interleave(group_size, dim=0)  # (N, Lp)
+    num_rows = logits.size(0)
+    # the attention mask of the whole rollout, (N, Lp + max_new_tokens); step t reads its first Lp + t + 1
+    attention = torch.cat(
+        [prompt_mask.repeat_interleave(group_size, dim=0), prompt_mask.new_ones(num_rows, max_new_tokens)], dim=1
+    )
     row_lengths = prompt_lengths.repeat_interleave(group_size)  # (N,)
     history = _penalty_history(prompt_ids, prompt_mask, params)  # (N, Lp) or None
     history = history.repeat_interleave(group_size, dim=0) if history is not None else None
-    num_rows = logits.size(0)
-    completion = torch.full(
-        (num_rows, max_new_tokens), tokenizer.pad_token_id, dtype=torch.long, device=device
-    )
+    completion = torch.full((num_rows, max_new_tokens), tokenizer.pad_token_id, dtype=torch.long, device=device)
     lengths = torch.full((num_rows,), max_new_tokens, dtype=torch.long, device=device)
     finished = torch.zeros(num_rows, dtype=torch.bool, device=device)
-    live = torch.arange(num_rows, device=device)  # original row index of each live row
+    lean_step = lean_decode_step(model, cache)  # the transformers forward without its overhead, if exact
+    batch = torch.arange(num_rows, device=device)  # original row of each row still in the batch
+    sampling = torch.ones(num_rows, dtype=torch.bool, device=device)  # batch rows not finished yet
 
-    # 3) decode; finished rows leave the batch (and the cache) at once
+    # 3) decode. A finished row is not sampled again; it leaves the batch (and the cache) once enough
+    #    rows have finished, since dropping rows copies the cache. Live rows are sampled in row order,
+    #    so the draws are the same as if every finished row left at once.
     for t in range(max_new_tokens):
-        tokens = next_tokens(logits, params, generator, history)  # (R,)
-        completion[live, t] = tokens
+        live = sampling.nonzero().squeeze(1)  # (R,) batch positions still sampling
+        all_live = live.numel() == batch.numel()
+        tokens = next_tokens(
+            logits if all_live else logits[live],
+            params,
+            generator,
+            history if history is None or all_live else history[live],
+        )  # (R,)
+        rows = batch[live]  # (R,) original rows
+        completion[rows, t] = tokens
         done = torch.isin(tokens, eos)
         if stop:
-            done |= _hit_stop(tokenizer, completion[live, : t + 1], stop)
-        lengths[live[done]] = t + 1
-        finished[live[done]] = True
+            done |= _hit_stop(tokenizer, completion[rows, : t + 1], stop)
+        lengths[rows[done]] = t + 1
+        finished[rows[done]] = True
         if t == max_new_tokens - 1 or bool(done.all()):
             break
-        keep = (~done).nonzero().squeeze(1)
-        if keep.numel() < live.numel():
-            cache.batch_select_indices(keep)
-            live, tokens, attention = live[keep], tokens[keep], attention[keep]
-            history = history[keep] if history is not None else None
-        attention = torch.cat([attention, attention.new_ones(live.numel(), 1)], dim=1)  # (R, Lp + t + 1)
+        sampling[live[done]] = False
+        step_tokens = (
+            tokens if all_live else torch.full_like(batch, tokenizer.pad_token_id).index_copy_(0, live, tokens)
+        )
         if history is not None:
-            history = torch.cat([history, tokens[:, None]], dim=1)
-        step_positions = (row_lengths[live] + t)[:, None]  # (R, 1)
-        logits = model(
-            input_ids=tokens[:, None],
-            attention_mask=attention,
-            position_ids=step_positions,
-            **{cache_arg: cache},
-            use_cache=True,
-        ).logits[:, -1]
+            history = torch.cat([history, step_tokens[:, None]], dim=1)
+        finished_in_batch = batch.numel() - live.numel() + int(done.sum())
+        if finished_in_batch * COMPACT_EVERY >= batch.numel():
+            keep = sampling.nonzero().squeeze(1)
+            cache.batch_select_indices(keep)
+            batch, sampling, step_tokens, attention = batch[keep], sampling[keep], step_tokens[keep], attention[keep]
+            history = history[keep] if history is not None else None
+        step_attention, step_positions = attention[:, : prompt_ids.size(1) + t + 1], row_lengths[batch] + t
+        if lean_step is not None:
+            logits = lean_step(step_tokens, step_positions, step_attention, cache)
+        else:
+            logits = model(
+                input_ids=step_tokens[:, None],
+                attention_mask=step_attention,
+                position_ids=step_positions[:, None],
+                **{cache_arg: cache},
+                use_cache=True,
+            ).logits[:, -1]
 
     width = int(lengths.max())
     completion_mask = (torch.arange(width, device=device)[None, :] < lengths[:, None]).long()  # (N, C)
