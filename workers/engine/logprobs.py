@@ -187,7 +187,8 @@ class CompletionScorer:
         self.completion_ids, self.completion_mask = completion_ids, completion_mask
         self.temperature = temperature
         self.prompts = _run_prompts(self.decoder, prompt_ids, prompt_mask) if _shares_prompts(self.decoder) else None
-        if self.prompts is not None and backward_per_bucket and torch.is_grad_enabled():
+        self.backward_per_bucket = backward_per_bucket and torch.is_grad_enabled()
+        if self.prompts is not None and self.backward_per_bucket:
             originals = self.prompts.leaves()
             # (a state that needs no gradient, e.g. keys of a layer without adapters, stays a plain tensor)
             leaves = [t.detach().requires_grad_(t.requires_grad) for t in originals]
@@ -203,7 +204,8 @@ class CompletionScorer:
             return [torch.arange(self.completion_ids.size(0), device=device)]
         costs = BUCKET_COSTS[device.type if device.type in BUCKET_COSTS else "cuda"]
         lengths = self.completion_mask.sum(dim=1).tolist()
-        buckets = length_buckets(lengths, costs.overhead, costs.max_tokens)
+        # The token cap bounds the graph a bucket holds until its own backward; without one, nothing to bound.
+        buckets = length_buckets(lengths, costs.overhead, costs.max_tokens if self.backward_per_bucket else None)
         return [torch.tensor(rows, device=device) for rows in buckets]
 
     def hidden(self, rows: torch.Tensor) -> torch.Tensor:
