@@ -104,7 +104,7 @@ def run_trainers(args: argparse.Namespace, model_dir: Path, scratch: Path) -> di
             out = scratch / f"{trainer}-{beta}.json"
             command = worker_command(args, trainer, beta, model_dir, out)
             # The worker's stdout (TRL prints its logs there) goes to our stderr: stdout is the report.
-            process = subprocess.Popen(command, cwd=REPO, env=env, stdout=sys.stderr)
+            process = subprocess.Popen(command, cwd=REPO, env=env, stdout=2)  # fd 2: our stderr
             if not args.quick:  # measurements run one at a time; the smoke run overlaps them
                 process.wait()
             jobs.append((trainer, process, out))
@@ -129,16 +129,19 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"preset {preset.name!r} runs in bf16 and needs a CUDA device")
     model_dir = build_workload(preset, args.cache_dir)
     shape = Shape.from_config(AutoConfig.from_pretrained(model_dir))
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    rate = matmul_rate(device, dtype, sizes=(256,) if args.quick else (512, 1024, 2048))
+    threads = torch.get_num_threads()
+    try:  # the matmul rate with the workers' thread count
+        torch.set_num_threads(args.threads or threads)
+        rate = matmul_rate(device, dtype, sizes=(256,) if args.quick else (512, 1024, 2048))
+    finally:
+        torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         results = run_trainers(args, model_dir, Path(scratch))
     setting = {
         "preset": preset.name,
         "device": str(device),
         "dtype": preset.dtype,
-        "threads": torch.get_num_threads(),
+        "threads": args.threads or threads,
         "workload": args.shape.describe(),
         "matmul_gflops": rate,
         "warmup_steps": args.warmup,
