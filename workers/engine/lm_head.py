@@ -63,19 +63,25 @@ class _SelectedLogProbs(torch.autograd.Function):
         logp = torch.empty(total, dtype=torch.float32, device=hidden.device)
         normaliser = torch.empty_like(logp)
         entropy = torch.empty_like(logp) if with_entropy else logp.new_empty(0)
-        logits = None
+        probs = None
         for start in range(0, total, chunk):
             part = slice(start, start + chunk)
             logits = head.logits(hidden[part], temperature)  # (t, V)
-            normaliser[part] = torch.logsumexp(logits, dim=-1)
+            # logsumexp by hand, keeping exp(logits - max): it gives the entropy and, normalised, the
+            # softmax the backward needs, without another pass of exp over the logits.
+            top = logits.amax(dim=-1, keepdim=True)
+            probs = torch.sub(logits, top).exp_()  # (t, V), unnormalised
+            mass = probs.sum(dim=-1, keepdim=True)  # (t, 1)
+            normaliser[part] = (top + mass.log()).squeeze(1)
             logp[part] = logits.gather(1, targets[part, None]).squeeze(1) - normaliser[part]
-            if with_entropy:  # H = logsumexp - sum(p * logits), p = exp(logits - logsumexp)
-                probs = torch.exp(logits - normaliser[part, None])
-                entropy[part] = normaliser[part] - probs.mul_(logits).sum(dim=-1)
+            if with_entropy:  # H = logsumexp - sum(p * logits), the sum as a batched dot product
+                dot = torch.bmm(probs.unsqueeze(1), logits.unsqueeze(2)).view(-1, 1)
+                entropy[part] = normaliser[part] - (dot / mass).squeeze(1)
+            probs.div_(mass)  # softmax
         ctx.save_for_backward(hidden, weight, bias, targets, normaliser)
         ctx.temperature, ctx.chunk = temperature, chunk
-        # One chunk only (a small batch): keep its logits, the backward then needs no recomputation.
-        ctx.kept = logits if total <= chunk and head.dtype == torch.float32 else None
+        # One chunk only (a small batch): keep its softmax, the backward then needs no recomputation.
+        ctx.kept = probs if total <= chunk else None
         ctx.mark_non_differentiable(entropy)
         ctx.set_materialize_grads(False)
         return logp, entropy
@@ -96,10 +102,11 @@ class _SelectedLogProbs(torch.autograd.Function):
             g = grad_logp[part, None]  # (t, 1)
             # d(chosen - logsumexp) / d logits = onehot(target) - softmax, times the incoming gradient;
             # computed in place in the logits' buffer.
-            logits, ctx.kept = (
-                (ctx.kept, None) if ctx.kept is not None else (head.logits(hidden[part], temperature), None)
-            )
-            grad_logits = logits.sub_(normaliser[part, None]).exp_().mul_(-g)
+            if ctx.kept is not None:
+                grad_logits, ctx.kept = ctx.kept.mul_(-g), None
+            else:
+                logits = head.logits(hidden[part], temperature)
+                grad_logits = logits.sub_(normaliser[part, None]).exp_().mul_(-g)
             grad_logits.scatter_add_(1, targets[part, None], g)
             if temperature != 1.0:
                 grad_logits.div_(temperature)  # through logits / temperature
