@@ -123,7 +123,9 @@ class LeanDecodeStep:
         hidden = self.embed(tokens)  # (R, H)
         cos, sin = self.rotary(hidden[:, None], positions[:, None])  # (R, 1, hd) each
         cos, sin = cos[:, None], sin[:, None]  # (R, 1, 1, hd): broadcast over heads
-        mask = attention.bool()[:, None, None, :]  # (R, 1, 1, L)
+        # (R, 1, 1, L) additive mask: 0 where a key is attended, -inf on padding
+        mask = torch.zeros(attention.shape, dtype=hidden.dtype, device=hidden.device)
+        mask = mask.masked_fill_(attention == 0, float("-inf"))[:, None, None, :]
         sizes = [self.heads * hd, self.kv_heads * hd, self.kv_heads * hd]
         for layer, layer_cache in zip(self.layers, cache.layers, strict=True):
             x = _rms_norm(hidden, layer.input_norm.weight, layer.input_norm.variance_epsilon)
@@ -135,7 +137,10 @@ class LeanDecodeStep:
             keys, values = layer_cache.update(k, v)  # (R, kv heads, L, hd)
             # One query per row: the query heads of a KV head share its keys (grouped-query attention).
             q = q.view(rows, self.kv_heads, self.heads // self.kv_heads, hd)
-            out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=self.scaling)
+            # Attention written out as transformers' eager path computes it: for a single query, two
+            # small batched matmuls beat SDPA's flash kernel on CPU (its blocking is built for long queries).
+            scores = torch.matmul(q, keys.transpose(-1, -2)).mul_(self.scaling).add_(mask)  # (R, kv, rep, L)
+            out = torch.matmul(torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype), values)
             hidden = hidden + layer.o_proj(out.reshape(rows, self.heads * hd))
             x = _rms_norm(hidden, layer.post_norm.weight, layer.post_norm.variance_epsilon)
             gate, up = F.linear(x, layer.gate_up_weight, layer.gate_up_bias).chunk(2, dim=-1)
