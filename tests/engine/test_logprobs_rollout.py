@@ -327,3 +327,20 @@ def test_preallocated_cache_holds_what_a_dynamic_cache_holds():
         assert ours.get_seq_length() == theirs.get_seq_length()
     with pytest.raises(RuntimeError, match="capacity"):
         ours.update(torch.zeros(3, 2, 4, 4), torch.zeros(3, 2, 4, 4))
+
+
+@pytest.mark.parametrize("chunk", [6, 64])
+def test_chunked_head_under_bf16_autocast_computes_like_autograd(chunk):
+    generator = torch.Generator().manual_seed(1)
+    hidden = torch.randn(23, 16, generator=generator, requires_grad=True)
+    head = torch.nn.Linear(16, 50, bias=False)
+    targets = torch.randint(0, 50, (23,), generator=generator)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logp, _ = chunked_selected_logprobs(hidden, head.weight, None, targets, 1.0, False, chunk)
+        full = torch.log_softmax(head(hidden).float(), dim=-1).gather(1, targets[:, None]).squeeze(1)
+    ours = torch.autograd.grad(logp.sum(), (hidden, head.weight))
+    theirs = torch.autograd.grad(full.sum(), (hidden, head.weight))
+    torch.testing.assert_close(logp, full)  # the same bf16 logits, upcast
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.dtype == b.dtype == torch.float32
+        torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-2)  # bf16 products

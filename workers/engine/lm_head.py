@@ -95,7 +95,8 @@ class _SelectedLogProbs(torch.autograd.Function):
         head = _Head(hidden, weight, bias, chunk)
         need_hidden, need_weight, need_bias = ctx.needs_input_grad[:3]
         grad_hidden = torch.empty_like(hidden) if need_hidden else None
-        grad_weight = torch.zeros(weight.shape, dtype=head.dtype, device=weight.device) if need_weight else None
+        # float32 accumulator across chunks (each chunk's product in the compute dtype, as autograd does)
+        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_weight else None
         grad_bias = torch.zeros(bias.shape, dtype=torch.float32, device=bias.device) if need_bias else None
         for start in range(0, hidden.size(0), chunk):
             part = slice(start, start + chunk)
@@ -114,8 +115,10 @@ class _SelectedLogProbs(torch.autograd.Function):
             h = hidden[part].to(head.dtype)
             if grad_hidden is not None:
                 grad_hidden[part] = (grad_logits @ head.weight).to(hidden.dtype)
-            if grad_weight is not None:
-                grad_weight.addmm_(grad_logits.t(), h)
+            if grad_weight is not None and head.dtype == torch.float32:
+                grad_weight.addmm_(grad_logits.t(), h)  # in place: no (V, H) temporary
+            elif grad_weight is not None:
+                grad_weight += grad_logits.t() @ h
             if grad_bias is not None:
                 grad_bias += grad_logits.sum(dim=0)
         return (
