@@ -40,6 +40,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     parser.add_argument("--steps", type=int, default=10, help="measured steps per trainer (median over them)")
     parser.add_argument("--warmup", type=int, default=2, help="steps run first and not measured")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="run each trainer this many times per beta, alternating the order; steps are pooled",
+    )
     parser.add_argument("--betas", default="0,0.04", help="comma-separated KL coefficients, one run each")
     parser.add_argument("--trainers", default=",".join(TRAINERS), help="comma-separated subset of engine,trl")
     parser.add_argument("--cache-dir", type=Path, default=REPO / ".bench-cache", help="built workloads")
@@ -63,8 +69,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.trainer_list = [t for t in args.trainers.split(",") if t]
     if unknown := set(args.trainer_list) - set(TRAINERS):
         parser.error(f"unknown trainers {sorted(unknown)}; choose from {TRAINERS}")
-    if args.steps < 1 or args.warmup < 0 or (args.threads is not None and args.threads < 1):
-        parser.error("--steps and --threads must be >= 1, --warmup >= 0")
+    if args.quick:
+        args.repeats = 1
+    if min(args.steps, args.repeats) < 1 or args.warmup < 0 or (args.threads is not None and args.threads < 1):
+        parser.error("--steps, --repeats and --threads must be >= 1, --warmup >= 0")
     return args
 
 
@@ -95,24 +103,30 @@ def worker_command(args: argparse.Namespace, trainer: str, beta: float, model_di
     return command
 
 
-def run_trainers(args: argparse.Namespace, model_dir: Path, scratch: Path) -> dict[float, dict[str, WorkerResult]]:
+def run_trainers(
+    args: argparse.Namespace, model_dir: Path, scratch: Path
+) -> dict[float, dict[str, list[WorkerResult]]]:
+    """Every trainer for every beta, `--repeats` times; repeats alternate which trainer goes first, so
+    a slow spell of a shared machine does not fall on one side only."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "PYTHONPATH": str(REPO)}
-    results: dict[float, dict[str, WorkerResult]] = {}
+    results: dict[float, dict[str, list[WorkerResult]]] = {}
     for beta in args.beta_list:
-        jobs = []
-        for trainer in args.trainer_list:
-            out = scratch / f"{trainer}-{beta}.json"
-            command = worker_command(args, trainer, beta, model_dir, out)
-            # The worker's stdout (TRL prints its logs there) goes to our stderr: stdout is the report.
-            process = subprocess.Popen(command, cwd=REPO, env=env, stdout=2)  # fd 2: our stderr
-            if not args.quick:  # measurements run one at a time; the smoke run overlaps them
-                process.wait()
-            jobs.append((trainer, process, out))
-        failed = [trainer for trainer, process, _ in jobs if process.wait() != 0]
-        if failed:
-            raise SystemExit(f"the {', '.join(failed)} worker(s) failed (beta {beta}); see the log above")
-        for trainer, _, out in jobs:
-            results.setdefault(beta, {})[trainer] = WorkerResult.load(out)
+        for repeat in range(args.repeats):
+            order = args.trainer_list if repeat % 2 == 0 else args.trainer_list[::-1]
+            jobs = []
+            for trainer in order:
+                out = scratch / f"{trainer}-{beta}-{repeat}.json"
+                command = worker_command(args, trainer, beta, model_dir, out)
+                # The worker's stdout (TRL prints its logs there) goes to our stderr: stdout is the report.
+                process = subprocess.Popen(command, cwd=REPO, env=env, stdout=2)  # fd 2: our stderr
+                if not args.quick:  # measurements run one at a time; the smoke run overlaps them
+                    process.wait()
+                jobs.append((trainer, process, out))
+            failed = [trainer for trainer, process, _ in jobs if process.wait() != 0]
+            if failed:
+                raise SystemExit(f"the {', '.join(failed)} worker(s) failed (beta {beta}); see the log above")
+            for trainer, _, out in sorted(jobs, key=lambda job: args.trainer_list.index(job[0])):
+                results.setdefault(beta, {}).setdefault(trainer, []).append(WorkerResult.load(out))
     return results
 
 
@@ -146,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "matmul_gflops": rate,
         "warmup_steps": args.warmup,
         "measured_steps": args.steps,
+        "repeats": args.repeats,
     }
     summaries = {
         beta: {name: summarise(result, args.warmup, shape, rate) for name, result in by_trainer.items()}
@@ -153,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     write_report(sys.stdout, setting, summaries, quick=args.quick)
     if args.json:
-        raw = {str(b): {n: asdict(r) for n, r in t.items()} for b, t in results.items()}
+        raw = {str(b): {n: [asdict(r) for r in runs] for n, runs in t.items()} for b, t in results.items()}
         args.json.write_text(json.dumps({"setting": setting, "summaries": summaries, "raw": raw}, indent=1))
     return 0
 

@@ -24,8 +24,11 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
 
 
-def summarise(result: WorkerResult, warmup: int, shape: Shape, gflops: float) -> dict[str, Any]:
-    measured = result.steps[warmup:] or result.steps[-1:]
+def summarise(results: list[WorkerResult], warmup: int, shape: Shape, gflops: float) -> dict[str, Any]:
+    """Figures of one trainer at one beta, its repeats' measured steps pooled (memory: the largest peak)."""
+    runs = [result.steps[warmup:] or result.steps[-1:] for result in results]
+    measured = [step for run in runs for step in run]
+    result = max(results, key=lambda r: r.steps[-1].peak_rss_mb)  # the repeat with the highest peak
     step_s = [s.step_s for s in measured]
     phases = {p: _median([s.phases[p] for s in measured]) for p in PHASES}
     phases["other"] = _median([s.step_s - sum(s.phases.values()) for s in measured])
@@ -33,17 +36,18 @@ def summarise(result: WorkerResult, warmup: int, shape: Shape, gflops: float) ->
     flops = [ideal_step_flops(shape, s.prompt_lengths, s.completion_lengths, group, result.beta) for s in measured]
     floor = {k: _median([f[k] for f in flops]) / (gflops * 1e9) for k in flops[0]}
     lengths = [n for s in measured for n in s.completion_lengths]
-    peak = measured[-1].peak_rss_mb
+    peak = result.steps[-1].peak_rss_mb
     return {
         "steps_measured": len(measured),
         "step_s": _median(step_s),
+        "step_s_per_repeat": [_median([s.step_s for s in run]) for run in runs],
         "step_s_min": min(step_s),
         "step_s_max": max(step_s),
         "phases_s": phases,
         "peak_rss_mb": peak,
         "rss_after_load_mb": result.rss_after_load_mb,
         "rss_increase_mb": peak - result.rss_after_load_mb,
-        "peak_gpu_mb": measured[-1].peak_gpu_mb,
+        "peak_gpu_mb": result.steps[-1].peak_gpu_mb,
         "length_mean": statistics.fmean(lengths),
         "length_min": min(lengths),
         "length_max": max(lengths),
@@ -67,7 +71,7 @@ def _one_trainer(out: TextIO, name: str, s: dict[str, Any]) -> None:
 
 
 def write_beta(out: TextIO, beta: float, ours: dict[str, Any], theirs: dict[str, Any], quick: bool) -> None:
-    out.write(f"\nbeta = {beta:g}   ({ours['steps_measured']} measured steps each)\n")
+    out.write(f"\nbeta = {beta:g}   ({ours['steps_measured']} measured steps each, pooled over repeats)\n")
     out.write(f"{'':<34}{'engine':>12}{'TRL':>12}{'engine/TRL':>12}\n")
     _row(out, "seconds per step (median)", ours["step_s"], theirs["step_s"])
     _row(out, "  fastest step", ours["step_s_min"], theirs["step_s_min"])
@@ -99,6 +103,11 @@ def write_beta(out: TextIO, beta: float, ours: dict[str, Any], theirs: dict[str,
     out.write(f"engine mean length per step: {lengths}\n")
     lengths = ", ".join(f"{m:.1f}" for m in theirs["length_step_means"])
     out.write(f"TRL mean length per step:    {lengths}\n")
+    if len(ours["step_s_per_repeat"]) > 1:
+        per_repeat = ", ".join(
+            f"{t / o:.2f}x" for o, t in zip(ours["step_s_per_repeat"], theirs["step_s_per_repeat"], strict=True)
+        )
+        out.write(f"steps/s ratio of each repeat (engine / TRL): {per_repeat}\n")
     speed = theirs["step_s"] / ours["step_s"]
     memory = ours["peak_rss_mb"] / theirs["peak_rss_mb"]
     increase = ours["rss_increase_mb"] / theirs["rss_increase_mb"] if theirs["rss_increase_mb"] > 0 else float("nan")
@@ -121,7 +130,8 @@ def write_report(
         f"GRPO step: this engine vs TRL GRPOTrainer | preset {setting['preset']} on {setting['device']}, "
         f"{setting['dtype']}, {setting['threads']} threads\n{setting['workload']}\n"
         f"matmul rate of this machine: {setting['matmul_gflops']:.1f} GFLOP/s ({setting['dtype']}, best square matmul)"
-        f"; warm-up {setting['warmup_steps']} steps, then {setting['measured_steps']} measured\n"
+        f"; per run: warm-up {setting['warmup_steps']} steps, then {setting['measured_steps']} measured; "
+        f"{setting['repeats']} run(s) per trainer and beta\n"
         "memory: peak RSS = the worker process's lifetime peak resident set (ru_maxrss) at the last measured step; "
         "RSS after load = its resident set once the model(s) are loaded\n"
     )

@@ -27,6 +27,6 @@ def test_quick_mode_runs_both_trainers_and_reports(tmp_path, capsys):
         assert summary["peak_rss_mb"] >= summary["rss_after_load_mb"] > 0
         assert 1 <= summary["length_min"] <= summary["length_max"] <= 16
         assert summary["ideal_gflop"] > 0 and summary["floor_distance"] > 1
-        raw = data["raw"]["0.04"][trainer]
+        (raw,) = data["raw"]["0.04"][trainer]  # one run per trainer
         assert len(raw["steps"]) == 2  # one warm-up step, one measured
         assert all(len(s["completion_lengths"]) == 8 for s in raw["steps"])  # 2 prompts x 4
