@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import PreTrainedTokenizerBase
+from transformers import DynamicCache, PreTrainedTokenizerBase
 
 from workers.engine.fast_decode import lean_decode_step
 from workers.engine.kv_cache import rollout_cache
@@ -63,6 +63,40 @@ def eos_token_ids(model: nn.Module, tokenizer: PreTrainedTokenizerBase) -> list[
     return sorted(i for i in ids if i is not None)
 
 
+@dataclass
+class _DecodeBatch:
+    """The rows in the decode batch, aligned with the cache's rows. A finished row stays (unsampled)
+    until the next compaction: dropping rows copies the cache, so it is done for several at once."""
+
+    rows: torch.Tensor  # (R,) original row of each batch row
+    sampling: torch.Tensor  # (R,) bool: not finished yet
+    attention: torch.Tensor  # (R, Lp + max_new_tokens) attention mask of the whole rollout
+    history: torch.Tensor | None  # (R, Lp + t) token ids for the repetition penalty, or None
+
+    def keep(self, index: torch.Tensor, cache: DynamicCache) -> None:
+        cache.batch_select_indices(index)
+        self.rows, self.sampling, self.attention = self.rows[index], self.sampling[index], self.attention[index]
+        self.history = self.history[index] if self.history is not None else None
+
+
+def _prefill(
+    model: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cache: DynamicCache, group_size: int
+) -> torch.Tensor:
+    """Run each prompt once into `cache`, then share it across the prompt's group: P rows -> N = P * G.
+    Returns the (N, V) logits of the first completion token."""
+    positions = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)  # count real tokens: left padding shifts nothing
+    logits = model(
+        input_ids=prompt_ids,
+        attention_mask=prompt_mask,
+        position_ids=positions,
+        **{cache_keyword(model): cache},
+        use_cache=True,
+        logits_to_keep=1,
+    ).logits[:, -1]  # (P, V)
+    cache.batch_repeat_interleave(group_size)
+    return logits.repeat_interleave(group_size, dim=0)
+
+
 @torch.no_grad()
 def generate(
     model: nn.Module,
@@ -79,51 +113,35 @@ def generate(
     eos = torch.tensor(eos_token_ids(model, tokenizer), device=device)
     prompt_ids, prompt_mask = left_pad(prompts, tokenizer.pad_token_id)  # (P, Lp)
     prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
-    prompt_lengths = prompt_mask.sum(dim=1)  # (P,)
+    width = prompt_ids.size(1)
 
-    # 1) prefill each prompt once; positions count real tokens so left padding does not shift them
-    cache, cache_arg = rollout_cache(model, prompt_ids.size(1) + max_new_tokens), cache_keyword(model)
-    positions = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)
-    logits = model(
-        input_ids=prompt_ids,
-        attention_mask=prompt_mask,
-        position_ids=positions,
-        **{cache_arg: cache},
-        use_cache=True,
-        logits_to_keep=1,
-    ).logits[:, -1]  # (P, V)
-
-    # 2) share the prompt's cache across its group: P rows -> N = P * G rows
-    cache.batch_repeat_interleave(group_size)
-    logits = logits.repeat_interleave(group_size, dim=0)  # (N, V)
+    # 1) prefill each prompt once and share its cache across its group
+    cache = rollout_cache(model, width + max_new_tokens)
+    logits = _prefill(model, prompt_ids, prompt_mask, cache, group_size)  # (N, V)
     num_rows = logits.size(0)
-    # the attention mask of the whole rollout, (N, Lp + max_new_tokens); step t reads its first Lp + t + 1
-    attention = torch.cat(
-        [prompt_mask.repeat_interleave(group_size, dim=0), prompt_mask.new_ones(num_rows, max_new_tokens)], dim=1
+    row_lengths = prompt_mask.sum(dim=1).repeat_interleave(group_size)  # (N,) real prompt tokens
+    history = _penalty_history(prompt_ids, prompt_mask, params)  # (P, Lp) or None
+    batch = _DecodeBatch(
+        rows=torch.arange(num_rows, device=device),
+        sampling=torch.ones(num_rows, dtype=torch.bool, device=device),
+        attention=torch.cat(
+            [prompt_mask.repeat_interleave(group_size, dim=0), prompt_mask.new_ones(num_rows, max_new_tokens)], dim=1
+        ),
+        history=history.repeat_interleave(group_size, dim=0) if history is not None else None,
     )
-    row_lengths = prompt_lengths.repeat_interleave(group_size)  # (N,)
-    history = _penalty_history(prompt_ids, prompt_mask, params)  # (N, Lp) or None
-    history = history.repeat_interleave(group_size, dim=0) if history is not None else None
     completion = torch.full((num_rows, max_new_tokens), tokenizer.pad_token_id, dtype=torch.long, device=device)
     lengths = torch.full((num_rows,), max_new_tokens, dtype=torch.long, device=device)
     finished = torch.zeros(num_rows, dtype=torch.bool, device=device)
     lean_step = lean_decode_step(model, cache)  # the transformers forward without its overhead, if exact
-    batch = torch.arange(num_rows, device=device)  # original row of each row still in the batch
-    sampling = torch.ones(num_rows, dtype=torch.bool, device=device)  # batch rows not finished yet
 
-    # 3) decode. A finished row is not sampled again; it leaves the batch (and the cache) once enough
-    #    rows have finished, since dropping rows copies the cache. Live rows are sampled in row order,
-    #    so the draws are the same as if every finished row left at once.
+    # 2) decode. Live rows are sampled in row order, so the draws are the same whenever finished rows
+    #    leave the batch.
     for t in range(max_new_tokens):
-        live = sampling.nonzero().squeeze(1)  # (R,) batch positions still sampling
-        all_live = live.numel() == batch.numel()
-        tokens = next_tokens(
-            logits if all_live else logits[live],
-            params,
-            generator,
-            history if history is None or all_live else history[live],
-        )  # (R,)
-        rows = batch[live]  # (R,) original rows
+        live = batch.sampling.nonzero().squeeze(1)  # (R,) batch positions still sampling
+        all_live = live.numel() == batch.rows.numel()
+        history = batch.history if batch.history is None or all_live else batch.history[live]
+        tokens = next_tokens(logits if all_live else logits[live], params, generator, history)  # (R,)
+        rows = batch.rows[live]  # (R,) original rows
         completion[rows, t] = tokens
         done = torch.isin(tokens, eos)
         if stop:
@@ -132,32 +150,45 @@ def generate(
         finished[rows[done]] = True
         if t == max_new_tokens - 1 or bool(done.all()):
             break
-        sampling[live[done]] = False
+        batch.sampling[live[done]] = False
         step_tokens = (
-            tokens if all_live else torch.full_like(batch, tokenizer.pad_token_id).index_copy_(0, live, tokens)
+            tokens if all_live else torch.full_like(batch.rows, tokenizer.pad_token_id).index_copy_(0, live, tokens)
         )
-        if history is not None:
-            history = torch.cat([history, step_tokens[:, None]], dim=1)
-        finished_in_batch = batch.numel() - live.numel() + int(done.sum())
-        if finished_in_batch * COMPACT_EVERY >= batch.numel():
-            keep = sampling.nonzero().squeeze(1)
-            cache.batch_select_indices(keep)
-            batch, sampling, step_tokens, attention = batch[keep], sampling[keep], step_tokens[keep], attention[keep]
-            history = history[keep] if history is not None else None
-        step_attention, step_positions = attention[:, : prompt_ids.size(1) + t + 1], row_lengths[batch] + t
-        if lean_step is not None:
-            logits = lean_step(step_tokens, step_positions, step_attention, cache)
-        else:
-            logits = model(
-                input_ids=step_tokens[:, None],
-                attention_mask=step_attention,
-                position_ids=step_positions[:, None],
-                **{cache_arg: cache},
-                use_cache=True,
-            ).logits[:, -1]
+        if batch.history is not None:
+            batch.history = torch.cat([batch.history, step_tokens[:, None]], dim=1)
+        if (batch.rows.numel() - live.numel() + int(done.sum())) * COMPACT_EVERY >= batch.rows.numel():
+            keep = batch.sampling.nonzero().squeeze(1)
+            batch.keep(keep, cache)
+            step_tokens = step_tokens[keep]
+        step = (step_tokens, row_lengths[batch.rows] + t, batch.attention[:, : width + t + 1])
+        logits = lean_step(*step, cache) if lean_step is not None else _model_step(model, *step, cache)
+    return _assemble(tokenizer, prompt_ids, prompt_mask, group_size, completion, lengths, finished)
 
+
+def _model_step(
+    model: nn.Module, tokens: torch.Tensor, positions: torch.Tensor, attention: torch.Tensor, cache: DynamicCache
+) -> torch.Tensor:
+    """(R,) tokens at (R,) positions -> (R, V) next-token logits, through the model's own forward."""
+    return model(
+        input_ids=tokens[:, None],
+        attention_mask=attention,
+        position_ids=positions[:, None],
+        **{cache_keyword(model): cache},
+        use_cache=True,
+    ).logits[:, -1]
+
+
+def _assemble(
+    tokenizer: PreTrainedTokenizerBase,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    group_size: int,
+    completion: torch.Tensor,
+    lengths: torch.Tensor,
+    finished: torch.Tensor,
+) -> Rollout:
     width = int(lengths.max())
-    completion_mask = (torch.arange(width, device=device)[None, :] < lengths[:, None]).long()  # (N, C)
+    completion_mask = (torch.arange(width, device=completion.device)[None, :] < lengths[:, None]).long()  # (N, C)
     completion_ids = completion[:, :width].masked_fill(completion_mask == 0, tokenizer.pad_token_id)
     texts = tokenizer.batch_decode(
         [ids[:n].tolist() for ids, n in zip(completion_ids, lengths, strict=True)], skip_special_tokens=True
