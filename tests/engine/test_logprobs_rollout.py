@@ -1,11 +1,17 @@
 """Log-probs and rollouts against naive reference computations on the tiny model."""
 
+import itertools
+
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers.cache_utils import DynamicLayer
 
-from workers.engine import build_tiny_model, logprobs
-from workers.engine.logprobs import completion_logprobs, selective_log_softmax
+from workers.engine import build_tiny_model, logprobs, rollout
+from workers.engine.fast_decode import lean_decode_step
+from workers.engine.kv_cache import PreallocatedLayer, rollout_cache
+from workers.engine.lm_head import chunked_selected_logprobs
+from workers.engine.logprobs import completion_logprobs, length_buckets, selective_log_softmax
 from workers.engine.rollout import generate, left_pad
 from workers.engine.sampling import SamplingParams
 
@@ -127,3 +133,214 @@ def test_stop_strings_end_a_completion(tiny):
     assert stopped, "with this seed some completions produce the stop string"
     for text in rollout.texts:
         assert "3" not in text[:-1]  # nothing is generated past the first stop string
+
+
+def _full_forward_reference(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature):
+    """One forward of every row's prompt + completion and autograd through a full log-softmax."""
+    hidden = logprobs._full_forward_hidden(
+        model.get_decoder(), prompt_ids, prompt_mask, completion_ids, completion_mask
+    )
+    full = torch.log_softmax(model.lm_head(hidden).float() / temperature, dim=-1)
+    return full.gather(2, completion_ids[:, :, None]).squeeze(2) * completion_mask
+
+
+def _values_and_gradients(model, fn):
+    model.zero_grad()
+    logps = fn()
+    weights = torch.linspace(-1.0, 1.0, logps.numel()).view_as(logps)  # every token gets its own weight
+    (logps * weights).sum().backward()
+    return logps.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}
+
+
+def _grouped_batch(tokenizer, group):
+    prompts = [tokenizer(p)["input_ids"] for p in ("7>", "12+3=", "9")]
+    prompt_ids, prompt_mask = left_pad(prompts, tokenizer.pad_token_id)
+    prompt_ids, prompt_mask = prompt_ids.repeat_interleave(group, 0), prompt_mask.repeat_interleave(group, 0)
+    rows = len(prompts) * group
+    generator = torch.Generator().manual_seed(3)
+    lengths = torch.randint(1, 9, (rows,), generator=generator)
+    completion_ids = torch.randint(3, len(tokenizer), (rows, 8), generator=generator)
+    completion_mask = (torch.arange(8)[None, :] < lengths[:, None]).long()
+    shuffle = torch.randperm(rows, generator=generator)  # groups need not be contiguous
+    return (
+        prompt_ids[shuffle],
+        prompt_mask[shuffle],
+        completion_ids[shuffle] * completion_mask[shuffle],
+        completion_mask[shuffle],
+    )
+
+
+@pytest.mark.parametrize("overhead", [0, 4, 10_000])  # one bucket per length ... a single bucket
+def test_shared_prompts_and_length_buckets_match_the_full_forward(tiny, monkeypatch, overhead):
+    model, tokenizer = tiny
+    model.train()
+    monkeypatch.setattr(logprobs, "BUCKET_COSTS", {"cpu": logprobs.BucketCosts(overhead, max_tokens=20)})
+    monkeypatch.setattr(logprobs, "CHUNK_TOKENS", 5)  # several head chunks
+    batch = _grouped_batch(tokenizer, group=4)
+    ours, ours_grads = _values_and_gradients(model, lambda: completion_logprobs(model, *batch, temperature=0.8)[0])
+    ref, ref_grads = _values_and_gradients(model, lambda: _full_forward_reference(model, *batch, 0.8))
+    model.eval()
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+    assert (ours[batch[3] == 0] == 0).all()
+    for name, grad in ref_grads.items():
+        torch.testing.assert_close(ours_grads[name], grad, atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_gradient_checkpointing_takes_the_full_forward_path(tiny):
+    model, tokenizer = tiny
+    batch = _grouped_batch(tokenizer, group=2)
+    expected = completion_logprobs(model, *batch, temperature=1.0)[0]
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    try:
+        assert not logprobs._shares_prompts(model.get_decoder())
+        torch.testing.assert_close(completion_logprobs(model, *batch, temperature=1.0)[0], expected)
+    finally:
+        model.gradient_checkpointing_disable()
+    assert logprobs._shares_prompts(model.get_decoder())
+
+
+@pytest.mark.parametrize("chunk", [6, 64])  # several chunks (recomputed in backward), one chunk (kept)
+@pytest.mark.parametrize("temperature", [0.7, 1.0])
+def test_chunked_head_gradients_match_autograd(chunk, temperature):
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(23, 16, generator=generator, requires_grad=True)
+    head = torch.nn.Linear(16, 50)
+    targets = torch.randint(0, 50, (23,), generator=generator)
+    upstream = torch.randn(23, generator=generator)
+    logp, entropy = chunked_selected_logprobs(hidden, head.weight, head.bias, targets, temperature, True, chunk)
+    grads = torch.autograd.grad((logp * upstream).sum(), (hidden, head.weight, head.bias))
+    full = torch.log_softmax(head(hidden) / temperature, dim=-1)
+    torch.testing.assert_close(entropy, -(full.exp() * full).sum(-1).detach())
+    full = full.gather(1, targets[:, None]).squeeze(1)
+    expected = torch.autograd.grad((full * upstream).sum(), (hidden, head.weight, head.bias))
+    torch.testing.assert_close(logp, full)
+    for ours, theirs in zip(grads, expected, strict=True):
+        torch.testing.assert_close(ours, theirs)
+
+
+def test_length_buckets_are_an_optimal_partition():
+    lengths = [5, 1, 9, 9, 2, 7, 3, 3]
+    order = sorted(range(len(lengths)), key=lambda r: -lengths[r])
+
+    def splits():  # every split of the length-sorted order into runs
+        for k in range(len(order)):
+            for cuts in itertools.combinations(range(1, len(order)), k):
+                yield [order[s:e] for s, e in zip((0, *cuts), (*cuts, len(order)), strict=True)]
+
+    def padded(bucket):
+        return len(bucket) * max(lengths[r] for r in bucket)
+
+    for overhead, max_tokens in [(0, None), (3, None), (8, None), (100, None), (100, 20), (3, 9)]:
+        buckets = length_buckets(lengths, overhead, max_tokens)
+        assert sorted(r for b in buckets for r in b) == list(range(len(lengths)))
+        allowed = [s for s in splits() if max_tokens is None or all(padded(b) <= max_tokens or len(b) == 1 for b in s)]
+        assert buckets in allowed
+        cost = sum(overhead + padded(b) for b in buckets)
+        assert cost == min(sum(overhead + padded(b) for b in split) for split in allowed)
+    assert len(length_buckets(lengths, 0)) == len(set(lengths))
+    assert len(length_buckets(lengths, 100)) == 1
+    assert all(padded(b) <= 9 or len(b) == 1 for b in length_buckets(lengths, 0, max_tokens=9))
+
+
+@pytest.mark.parametrize("lean", [True, False])
+def test_rollout_is_the_same_however_finished_rows_leave_the_batch(tiny, monkeypatch, lean):
+    model, tokenizer = tiny
+    if not lean:
+        monkeypatch.setattr(rollout, "lean_decode_step", lambda *_: None)  # transformers' forward
+    prompts = [tokenizer(p)["input_ids"] for p in ("1>", "22>", "333>", "4")]
+    results = []
+    for compact_every in (1, 8, 10**9):  # drop each finished row at once, in groups, never
+        monkeypatch.setattr(rollout, "COMPACT_EVERY", compact_every)
+        results.append(
+            generate(
+                model,
+                tokenizer,
+                prompts,
+                group_size=8,
+                max_new_tokens=20,
+                params=SamplingParams(),
+                generator=torch.Generator().manual_seed(0),
+            )  # fmt: skip
+        )
+    for other in results[1:]:
+        assert torch.equal(other.completion_ids, results[0].completion_ids)
+        assert torch.equal(other.truncated, results[0].truncated)
+
+
+def test_lean_decode_step_matches_the_transformers_forward(tiny):
+    model, tokenizer = tiny
+    prompts = [tokenizer(p)["input_ids"] for p in ("7>", "12+3=", "9")]
+    prompt_ids, prompt_mask = left_pad(prompts, tokenizer.pad_token_id)
+    rows, width = prompt_ids.shape
+    positions = (prompt_mask.cumsum(1) - 1).clamp(min=0)
+    caches = {"lean": rollout_cache(model, width + 6), "hf": DynamicCache()}
+    with torch.no_grad():
+        for cache in caches.values():
+            model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions, cache=cache, use_cache=True)
+        step = lean_decode_step(model, caches["lean"])
+        assert step is not None
+        attention = prompt_mask
+        tokens = torch.tensor([4, 5, 6])
+        for t in range(5):
+            attention = torch.cat([attention, torch.ones(rows, 1, dtype=torch.long)], dim=1)
+            pos = prompt_mask.sum(1) + t
+            ours = step(tokens, pos, attention, caches["lean"])
+            theirs = model(
+                input_ids=tokens[:, None], attention_mask=attention, position_ids=pos[:, None],
+                cache=caches["hf"], use_cache=True,
+            ).logits[:, -1]  # fmt: skip
+            torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+            tokens = theirs.argmax(-1)
+        for lean_layer, hf_layer in zip(caches["lean"].layers, caches["hf"].layers, strict=True):
+            torch.testing.assert_close(lean_layer.keys, hf_layer.keys)
+            torch.testing.assert_close(lean_layer.values, hf_layer.values)
+
+
+def test_lean_decode_step_is_not_used_where_it_would_not_be_exact(tiny):
+    model, _ = tiny
+    cache = rollout_cache(model, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert lean_decode_step(model, cache) is None  # bf16 autocast: transformers' own dtype flow
+    assert lean_decode_step(model, DynamicCache()) is None  # not a preallocated cache
+    from peft import LoraConfig, get_peft_model
+
+    lora = get_peft_model(AutoModelForCausalLM.from_pretrained(model.config._name_or_path), LoraConfig(r=2))
+    assert lean_decode_step(lora, rollout_cache(lora, 8)) is None  # adapters live in the projections
+
+
+def test_preallocated_cache_holds_what_a_dynamic_cache_holds():
+    generator = torch.Generator().manual_seed(0)
+    ours, theirs = PreallocatedLayer(capacity=10), DynamicLayer()
+    prefill = [torch.randn(2, 2, 3, 4, generator=generator) for _ in range(2)]
+    for layer in (ours, theirs):
+        layer.update(*prefill)
+        layer.batch_repeat_interleave(3)  # 2 rows -> 6
+    for step in range(4):
+        new = [torch.randn(ours.keys.size(0), 2, 1, 4, generator=generator) for _ in range(2)]
+        for layer in (ours, theirs):
+            layer.update(*new)
+        if step == 1:
+            keep = torch.tensor([0, 2, 5])
+            ours.batch_select_indices(keep)
+            theirs.batch_select_indices(keep)
+        assert torch.equal(ours.keys, theirs.keys) and torch.equal(ours.values, theirs.values)
+        assert ours.get_seq_length() == theirs.get_seq_length()
+    with pytest.raises(RuntimeError, match="capacity"):
+        ours.update(torch.zeros(3, 2, 4, 4), torch.zeros(3, 2, 4, 4))
+
+
+@pytest.mark.parametrize("chunk", [6, 64])
+def test_chunked_head_under_bf16_autocast_computes_like_autograd(chunk):
+    generator = torch.Generator().manual_seed(1)
+    hidden = torch.randn(23, 16, generator=generator, requires_grad=True)
+    head = torch.nn.Linear(16, 50, bias=False)
+    targets = torch.randint(0, 50, (23,), generator=generator)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logp, _ = chunked_selected_logprobs(hidden, head.weight, None, targets, 1.0, False, chunk)
+        full = torch.log_softmax(head(hidden).float(), dim=-1).gather(1, targets[:, None]).squeeze(1)
+    ours = torch.autograd.grad(logp.sum(), (hidden, head.weight))
+    theirs = torch.autograd.grad(full.sum(), (hidden, head.weight))
+    torch.testing.assert_close(logp, full)  # the same bf16 logits, upcast
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.dtype == b.dtype == torch.float32
+        torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-2)  # bf16 products

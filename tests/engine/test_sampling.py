@@ -11,6 +11,7 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
+from workers.engine import sampling
 from workers.engine.sampling import SamplingParams, inverse_cdf_sample, next_tokens, process_logits
 
 
@@ -109,3 +110,37 @@ def test_greedy_is_argmax_after_penalty():
     history = torch.tensor([[1]])
     token = next_tokens(logits, SamplingParams(greedy=True, repetition_penalty=2.0), torch.Generator(), history)
     assert token.tolist() == [2]  # 3.0 / 2 = 1.5 < 2.0
+
+
+def full_cdf_reference(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The textbook inverse-CDF draw: the whole vocabulary's CDF in float64, same uniforms."""
+    probs = torch.softmax(logits, dim=-1).double()
+    cdf = probs.cumsum(dim=-1)
+    uniform = torch.rand(logits.size(0), 1, generator=generator, dtype=torch.float64)
+    return torch.searchsorted(cdf, uniform * cdf[:, -1:], right=True).squeeze(1).clamp(max=logits.size(1) - 1)
+
+
+@pytest.mark.parametrize("vocab", [20, 128, 1000, 8192])
+def test_two_level_search_draws_what_the_full_cdf_draws(vocab):
+    logits = torch.randn(500, vocab, generator=torch.Generator().manual_seed(vocab)) * 3
+    logits[:, ::7] = float("-inf")  # zero-probability tokens inside blocks
+    if vocab > 300:
+        logits[:, :300] = float("-inf")  # whole blocks of zero probability
+    ours = inverse_cdf_sample(logits, torch.Generator().manual_seed(9))
+    expected = full_cdf_reference(logits, torch.Generator().manual_seed(9))
+    assert torch.equal(ours, expected)
+    assert torch.isfinite(logits.gather(1, ours[:, None])).all()
+
+
+def test_two_level_search_matches_softmax_across_blocks(monkeypatch):
+    monkeypatch.setattr(sampling, "SAMPLE_BLOCK", 8)  # 20 tokens: blocks of 8, 8 and a partial 4
+    logits = torch.randn(20, generator=torch.Generator().manual_seed(0)) * 2
+    counts = torch.bincount(draw(logits, 50_000, seed=1), minlength=20).double()
+    assert chi_square(counts, torch.softmax(logits, dim=-1).double()) < CHI2_CRITICAL_DF19_P001
+
+
+def test_a_value_past_the_end_falls_back_to_the_last_possible_token():
+    cdf = torch.tensor([[0.2, 0.5, 1.0, 1.0]], dtype=torch.float64)
+    mass = torch.tensor([[0.2, 0.3, 0.5, 0.0]])
+    assert sampling._first_above(cdf, torch.tensor([[1.0]], dtype=torch.float64), mass).tolist() == [2]
+    assert sampling._first_above(cdf, torch.tensor([[0.2]], dtype=torch.float64), mass).tolist() == [1]

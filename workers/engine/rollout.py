@@ -1,21 +1,27 @@
 """Rollout: sample G completions for each of P prompts with the model's KV cache.
 
 Each prompt is prefilled once and its KV cache shared by the G members of its group (repeat after
-prefill, not before), and a row leaves the batch as soon as it finishes (EOS or a stop string), so
-the decode cost follows the live rows, not the longest one.
+prefill, not before). A row is no longer sampled once it finishes (EOS or a stop string) and leaves the
+batch with the next few finished rows, so the decode cost follows the live rows, not the longest one.
+The cache is preallocated for the whole rollout (kv_cache.py): appending a step copies nothing.
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from transformers import DynamicCache, PreTrainedTokenizerBase
 
-from workers.engine.logprobs import unwrap
+from workers.engine.fast_decode import lean_decode_step
+from workers.engine.kv_cache import rollout_cache
+from workers.engine.logprobs import cache_keyword
 from workers.engine.sampling import SamplingParams, next_tokens
+
+# Finished rows leave the batch once they are at least 1 / COMPACT_EVERY of it: each drop copies the
+# live rows' cache, and a finished row left in the batch costs a row of every decode step's compute.
+COMPACT_EVERY = 8
 
 
 @dataclass
@@ -46,12 +52,6 @@ def left_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, tor
     return ids, mask
 
 
-def cache_keyword(model: nn.Module) -> str:
-    """transformers 5.2x renamed the forward's `past_key_values` argument to `cache`; accept both."""
-    forward = unwrap(model).forward
-    return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
-
-
 def eos_token_ids(model: nn.Module, tokenizer: PreTrainedTokenizerBase) -> list[int]:
     """The tokenizer's EOS plus any the model's generation config declares (chat models have several)."""
     ids = {tokenizer.eos_token_id}
@@ -61,6 +61,40 @@ def eos_token_ids(model: nn.Module, tokenizer: PreTrainedTokenizerBase) -> list[
     elif generation_eos:
         ids.update(generation_eos)
     return sorted(i for i in ids if i is not None)
+
+
+@dataclass
+class _DecodeBatch:
+    """The rows in the decode batch, aligned with the cache's rows. A finished row stays (unsampled)
+    until the next compaction: dropping rows copies the cache, so it is done for several at once."""
+
+    rows: torch.Tensor  # (R,) original row of each batch row
+    sampling: torch.Tensor  # (R,) bool: not finished yet
+    attention: torch.Tensor  # (R, Lp + max_new_tokens) attention mask of the whole rollout
+    history: torch.Tensor | None  # (R, Lp + t) token ids for the repetition penalty, or None
+
+    def keep(self, index: torch.Tensor, cache: DynamicCache) -> None:
+        cache.batch_select_indices(index)
+        self.rows, self.sampling, self.attention = self.rows[index], self.sampling[index], self.attention[index]
+        self.history = self.history[index] if self.history is not None else None
+
+
+def _prefill(
+    model: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cache: DynamicCache, group_size: int
+) -> torch.Tensor:
+    """Run each prompt once into `cache`, then share it across the prompt's group: P rows -> N = P * G.
+    Returns the (N, V) logits of the first completion token."""
+    positions = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)  # count real tokens: left padding shifts nothing
+    logits = model(
+        input_ids=prompt_ids,
+        attention_mask=prompt_mask,
+        position_ids=positions,
+        **{cache_keyword(model): cache},
+        use_cache=True,
+        logits_to_keep=1,
+    ).logits[:, -1]  # (P, V)
+    cache.batch_repeat_interleave(group_size)
+    return logits.repeat_interleave(group_size, dim=0)
 
 
 @torch.no_grad()
@@ -79,65 +113,82 @@ def generate(
     eos = torch.tensor(eos_token_ids(model, tokenizer), device=device)
     prompt_ids, prompt_mask = left_pad(prompts, tokenizer.pad_token_id)  # (P, Lp)
     prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
-    prompt_lengths = prompt_mask.sum(dim=1)  # (P,)
+    width = prompt_ids.size(1)
 
-    # 1) prefill each prompt once; positions count real tokens so left padding does not shift them
-    cache, cache_arg = DynamicCache(), cache_keyword(model)
-    positions = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)
-    logits = model(
-        input_ids=prompt_ids,
-        attention_mask=prompt_mask,
-        position_ids=positions,
-        **{cache_arg: cache},
-        use_cache=True,
-        logits_to_keep=1,
-    ).logits[:, -1]  # (P, V)
-
-    # 2) share the prompt's cache across its group: P rows -> N = P * G rows
-    cache.batch_repeat_interleave(group_size)
-    logits = logits.repeat_interleave(group_size, dim=0)  # (N, V)
-    attention = prompt_mask.repeat_interleave(group_size, dim=0)  # (N, Lp)
-    row_lengths = prompt_lengths.repeat_interleave(group_size)  # (N,)
-    history = _penalty_history(prompt_ids, prompt_mask, params)  # (N, Lp) or None
-    history = history.repeat_interleave(group_size, dim=0) if history is not None else None
+    # 1) prefill each prompt once and share its cache across its group
+    cache = rollout_cache(model, width + max_new_tokens)
+    logits = _prefill(model, prompt_ids, prompt_mask, cache, group_size)  # (N, V)
     num_rows = logits.size(0)
-    completion = torch.full(
-        (num_rows, max_new_tokens), tokenizer.pad_token_id, dtype=torch.long, device=device
+    row_lengths = prompt_mask.sum(dim=1).repeat_interleave(group_size)  # (N,) real prompt tokens
+    history = _penalty_history(prompt_ids, prompt_mask, params)  # (P, Lp) or None
+    batch = _DecodeBatch(
+        rows=torch.arange(num_rows, device=device),
+        sampling=torch.ones(num_rows, dtype=torch.bool, device=device),
+        attention=torch.cat(
+            [prompt_mask.repeat_interleave(group_size, dim=0), prompt_mask.new_ones(num_rows, max_new_tokens)], dim=1
+        ),
+        history=history.repeat_interleave(group_size, dim=0) if history is not None else None,
     )
+    completion = torch.full((num_rows, max_new_tokens), tokenizer.pad_token_id, dtype=torch.long, device=device)
     lengths = torch.full((num_rows,), max_new_tokens, dtype=torch.long, device=device)
     finished = torch.zeros(num_rows, dtype=torch.bool, device=device)
-    live = torch.arange(num_rows, device=device)  # original row index of each live row
+    lean_step = lean_decode_step(model, cache)  # the transformers forward without its overhead, if exact
 
-    # 3) decode; finished rows leave the batch (and the cache) at once
+    # 2) decode. Live rows are sampled in row order, so the draws are the same whenever finished rows
+    #    leave the batch.
     for t in range(max_new_tokens):
-        tokens = next_tokens(logits, params, generator, history)  # (R,)
-        completion[live, t] = tokens
+        live = batch.sampling.nonzero().squeeze(1)  # (R,) batch positions still sampling
+        all_live = live.numel() == batch.rows.numel()
+        history = batch.history if batch.history is None or all_live else batch.history[live]
+        tokens = next_tokens(logits if all_live else logits[live], params, generator, history)  # (R,)
+        rows = batch.rows[live]  # (R,) original rows
+        completion[rows, t] = tokens
         done = torch.isin(tokens, eos)
         if stop:
-            done |= _hit_stop(tokenizer, completion[live, : t + 1], stop)
-        lengths[live[done]] = t + 1
-        finished[live[done]] = True
+            done |= _hit_stop(tokenizer, completion[rows, : t + 1], stop)
+        lengths[rows[done]] = t + 1
+        finished[rows[done]] = True
         if t == max_new_tokens - 1 or bool(done.all()):
             break
-        keep = (~done).nonzero().squeeze(1)
-        if keep.numel() < live.numel():
-            cache.batch_select_indices(keep)
-            live, tokens, attention = live[keep], tokens[keep], attention[keep]
-            history = history[keep] if history is not None else None
-        attention = torch.cat([attention, attention.new_ones(live.numel(), 1)], dim=1)  # (R, Lp + t + 1)
-        if history is not None:
-            history = torch.cat([history, tokens[:, None]], dim=1)
-        step_positions = (row_lengths[live] + t)[:, None]  # (R, 1)
-        logits = model(
-            input_ids=tokens[:, None],
-            attention_mask=attention,
-            position_ids=step_positions,
-            **{cache_arg: cache},
-            use_cache=True,
-        ).logits[:, -1]
+        batch.sampling[live[done]] = False
+        step_tokens = (
+            tokens if all_live else torch.full_like(batch.rows, tokenizer.pad_token_id).index_copy_(0, live, tokens)
+        )
+        if batch.history is not None:
+            batch.history = torch.cat([batch.history, step_tokens[:, None]], dim=1)
+        if (batch.rows.numel() - live.numel() + int(done.sum())) * COMPACT_EVERY >= batch.rows.numel():
+            keep = batch.sampling.nonzero().squeeze(1)
+            batch.keep(keep, cache)
+            step_tokens = step_tokens[keep]
+        step = (step_tokens, row_lengths[batch.rows] + t, batch.attention[:, : width + t + 1])
+        logits = lean_step(*step, cache) if lean_step is not None else _model_step(model, *step, cache)
+    return _assemble(tokenizer, prompt_ids, prompt_mask, group_size, completion, lengths, finished)
 
+
+def _model_step(
+    model: nn.Module, tokens: torch.Tensor, positions: torch.Tensor, attention: torch.Tensor, cache: DynamicCache
+) -> torch.Tensor:
+    """(R,) tokens at (R,) positions -> (R, V) next-token logits, through the model's own forward."""
+    return model(
+        input_ids=tokens[:, None],
+        attention_mask=attention,
+        position_ids=positions[:, None],
+        **{cache_keyword(model): cache},
+        use_cache=True,
+    ).logits[:, -1]
+
+
+def _assemble(
+    tokenizer: PreTrainedTokenizerBase,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    group_size: int,
+    completion: torch.Tensor,
+    lengths: torch.Tensor,
+    finished: torch.Tensor,
+) -> Rollout:
     width = int(lengths.max())
-    completion_mask = (torch.arange(width, device=device)[None, :] < lengths[:, None]).long()  # (N, C)
+    completion_mask = (torch.arange(width, device=completion.device)[None, :] < lengths[:, None]).long()  # (N, C)
     completion_ids = completion[:, :width].masked_fill(completion_mask == 0, tokenizer.pad_token_id)
     texts = tokenizer.batch_decode(
         [ids[:n].tolist() for ids, n in zip(completion_ids, lengths, strict=True)], skip_special_tokens=True

@@ -3,8 +3,9 @@
 The logit processors follow transformers' order and definitions (repetition penalty, then
 temperature, top-k, top-p), so a job means the same thing here as with `generate`. The draw itself is
 inverse-CDF sampling: one uniform number per row, located in the cumulative distribution with a
-binary search. It samples exactly the softmax distribution (the CDF is accumulated in float64, so
-rounding distorts no probability above ~1e-15) at a fraction of `torch.multinomial`'s CPU cost.
+binary search (two-level: blocks, then one block). It samples exactly the softmax distribution (the
+CDF is accumulated in float64, so rounding distorts no probability above ~1e-15) at a fraction of
+`torch.multinomial`'s CPU cost.
 """
 
 from __future__ import annotations
@@ -49,9 +50,7 @@ def apply_top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return logits.masked_fill(remove, float("-inf"))
 
 
-def process_logits(
-    logits: torch.Tensor, params: SamplingParams, history: torch.Tensor | None
-) -> torch.Tensor:
+def process_logits(logits: torch.Tensor, params: SamplingParams, history: torch.Tensor | None) -> torch.Tensor:
     """(R, V) raw next-token logits -> (R, V) float32 logits of the sampling distribution."""
     logits = logits.float()
     if params.repetition_penalty != 1.0 and history is not None:
@@ -67,20 +66,44 @@ def process_logits(
     return logits
 
 
-def inverse_cdf_sample(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Draw one token per row of (R, V) logits from softmax(logits). Returns (R,) int64."""
-    probs = torch.softmax(logits, dim=-1)  # (R, V) float32; -inf logits get exactly 0
-    cdf = probs.cumsum(dim=-1, dtype=torch.float64)  # (R, V) nondecreasing
-    uniform = torch.rand(logits.size(0), 1, generator=generator, device=logits.device, dtype=torch.float64)
-    # First index whose CDF exceeds u * total: token i is hit with probability probs[i] / total.
-    # Zero-probability tokens have cdf[i] == cdf[i - 1], so they can never be the first to exceed it.
-    tokens = torch.searchsorted(cdf, uniform * cdf[:, -1:], right=True).squeeze(1)  # (R,)
-    # u * total can round up to total itself; fall back to the last token with nonzero probability.
-    overflow = tokens >= logits.size(-1)
+SAMPLE_BLOCK = 128  # tokens per block of the two-level search
+
+
+def _first_above(cdf: torch.Tensor, value: torch.Tensor, mass: torch.Tensor) -> torch.Tensor:
+    """(R, n) nondecreasing cdf, (R, 1) values -> (R,) first index whose cdf exceeds the value. When
+    rounding puts the value at or past the end, the last index with nonzero `mass` (R, n) instead."""
+    index = torch.searchsorted(cdf, value, right=True).squeeze(1)  # (R,)
+    overflow = index >= cdf.size(1)
     if bool(overflow.any()):
-        last_nonzero = logits.size(-1) - 1 - (probs.flip(-1) > 0).int().argmax(dim=-1)
-        tokens = torch.where(overflow, last_nonzero, tokens)
-    return tokens
+        last_nonzero = cdf.size(1) - 1 - (mass.flip(-1) > 0).int().argmax(dim=-1)
+        index = torch.where(overflow, last_nonzero, index)
+    return index
+
+
+def inverse_cdf_sample(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Draw one token per row of (R, V) logits from softmax(logits). Returns (R,) int64.
+
+    One uniform number u per row picks the first token whose cumulative probability exceeds u times
+    the total: token i is hit with probability probs[i] / total. The search runs in two levels, over
+    blocks of SAMPLE_BLOCK tokens and then inside the chosen block, so only the block masses and one
+    block per row are accumulated (in float64) instead of the whole vocabulary. Zero-probability tokens
+    and blocks add nothing to the cumulative sums, so they can never be the first to exceed u.
+    """
+    probs = torch.softmax(logits, dim=-1)  # (R, V) float32; -inf logits get exactly 0
+    rows, vocab = probs.shape
+    blocks = -(-vocab // SAMPLE_BLOCK)
+    if blocks * SAMPLE_BLOCK != vocab:
+        probs = torch.nn.functional.pad(probs, (0, blocks * SAMPLE_BLOCK - vocab))  # zero probability
+    probs = probs.view(rows, blocks, SAMPLE_BLOCK)
+    block_mass = probs.sum(dim=-1, dtype=torch.float64)  # (R, blocks)
+    block_cdf = block_mass.cumsum(dim=-1)
+    uniform = torch.rand(rows, 1, generator=generator, device=logits.device, dtype=torch.float64)
+    target = uniform * block_cdf[:, -1:]  # (R, 1)
+    block = _first_above(block_cdf, target, block_mass)  # (R,)
+    before = torch.where(block > 0, block_cdf.gather(1, (block - 1).clamp(min=0)[:, None]).squeeze(1), 0.0)
+    inside = probs[torch.arange(rows, device=logits.device), block]  # (R, SAMPLE_BLOCK)
+    offset = _first_above(inside.cumsum(dim=-1, dtype=torch.float64), (target.squeeze(1) - before)[:, None], inside)
+    return block * SAMPLE_BLOCK + offset
 
 
 def next_tokens(

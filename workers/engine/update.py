@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from workers.engine.logprobs import completion_logprobs
+from workers.engine.logprobs import CompletionScorer, completion_logprobs
 from workers.engine.loss import LossSettings, StepTotals, aggregate, per_token_loss
 from workers.engine.optim import clip_and_step
 
@@ -59,9 +59,7 @@ class PolicyBatch:
 
 
 @torch.no_grad()
-def score_batch(
-    model: nn.Module, batch: PolicyBatch, micro_batch_size: int | None, temperature: float
-) -> torch.Tensor:
+def score_batch(model: nn.Module, batch: PolicyBatch, micro_batch_size: int | None, temperature: float) -> torch.Tensor:
     """(N, C) log-probs of the batch's completions under `model`, without gradients (old / reference)."""
     logps = torch.zeros(batch.completion_ids.shape, dtype=torch.float32, device=batch.completion_ids.device)
     for index in batch.micro_batches(micro_batch_size):
@@ -76,6 +74,59 @@ def score_batch(
         )
         logps[index, : mb_logps.size(1)] = mb_logps
     return logps
+
+
+def loss_weights(mask: torch.Tensor, settings: LossSettings, totals: StepTotals) -> torch.Tensor:
+    """(B, C) d(step loss) / d(per-token loss) of a micro-batch. loss.aggregate is linear in the per-token
+    loss (a weighted sum for every loss_type), so this gradient is exact whatever the per-token losses
+    are, and sum(per-token loss * weights) over any split of the rows adds up to the micro-batch's loss."""
+    probe = torch.zeros_like(mask, requires_grad=True)
+    with torch.enable_grad():
+        (weights,) = torch.autograd.grad(aggregate(probe, mask, settings, totals), probe)
+    return weights
+
+
+def _cut(t: torch.Tensor | None, rows: torch.Tensor, width: int) -> torch.Tensor | None:
+    return None if t is None else t[rows, :width]
+
+
+def _backward(
+    model: nn.Module,
+    mb: PolicyBatch,
+    settings: LossSettings,
+    totals: StepTotals,
+    temperature: float,
+    *,
+    with_entropy: bool,
+    sums: dict[str, float],
+) -> None:
+    """Accumulate one micro-batch's gradients, one length bucket at a time (each bucket's graph is freed
+    after its backward, see logprobs.CompletionScorer), and add its metrics to `sums`."""
+    weights = loss_weights(mb.loss_mask, settings, totals)
+    scorer = CompletionScorer(
+        model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids, mb.completion_mask,
+        temperature=temperature, backward_per_bucket=True,
+    )  # fmt: skip
+    for rows in scorer.buckets():
+        logps, entropy = scorer.logprobs(rows, with_entropy)  # (n, w), w: the bucket's longest completion
+        width = logps.size(1)
+        # mu = 1: the rollout policy is the current one, so ratio = 1 with the gradient of logp.
+        old = _cut(mb.old_logps, rows, width) if mb.old_logps is not None else logps.detach()
+        mask = mb.loss_mask[rows, :width]
+        ref = _cut(mb.ref_logps, rows, width)
+        token_loss, parts = per_token_loss(logps, old, mb.advantages[rows], mask, settings, ref)
+        loss = (token_loss * weights[rows, :width]).sum()  # this bucket's share of the step loss
+        loss.backward()
+        with torch.no_grad():
+            sums["loss"] += float(loss)
+            if parts.kl is not None:
+                sums["kl"] += float((parts.kl * mask).sum())
+            if entropy is not None:
+                sums["entropy"] += float((entropy * mask).sum())
+            sums["low"] += float((parts.low_clipped * mask).sum())
+            sums["high"] += float((parts.high_clipped * mask).sum())
+            sums["region"] += float(((parts.low_clipped | parts.high_clipped) * mask).sum())
+    scorer.backward_prompts()
 
 
 def update_policy(
@@ -106,32 +157,7 @@ def update_policy(
         started = time.perf_counter()
         for index in chunks:
             mb = batch.rows(index)
-            logps, entropy = completion_logprobs(
-                model,
-                mb.prompt_ids,
-                mb.prompt_mask,
-                mb.completion_ids,
-                mb.completion_mask,
-                temperature=temperature,
-                with_entropy=iteration == 0,
-            )
-            # mu = 1: the rollout policy is the current one, so ratio = 1 with the gradient of logp.
-            old = mb.old_logps if mb.old_logps is not None else logps.detach()
-            token_loss, parts = per_token_loss(
-                logps, old, mb.advantages, mb.loss_mask, settings, mb.ref_logps
-            )
-            loss = aggregate(token_loss, mb.loss_mask, settings, totals)
-            loss.backward()
-            with torch.no_grad():
-                sums["loss"] += float(loss)
-                mask = mb.loss_mask
-                if parts.kl is not None:
-                    sums["kl"] += float((parts.kl * mask).sum())
-                if entropy is not None:
-                    sums["entropy"] += float((entropy * mask).sum())
-                sums["low"] += float((parts.low_clipped * mask).sum())
-                sums["high"] += float((parts.high_clipped * mask).sum())
-                sums["region"] += float(((parts.low_clipped | parts.high_clipped) * mask).sum())
+            _backward(model, mb, settings, totals, temperature, with_entropy=iteration == 0, sums=sums)
         stepped = time.perf_counter()
         sums["grad_norm"] += clip_and_step(parameters, optimizer, scheduler, max_grad_norm)
         training_s += stepped - started
