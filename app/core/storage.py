@@ -43,6 +43,15 @@ def _check_key(key: str) -> str:
     return "/".join(parts)
 
 
+def _put_files(store: ObjectStore, prefix: str, local_dir: Path) -> int:
+    """Every file of `local_dir` through `store.put_file`, in a stable order; the bytes stored."""
+    total = 0
+    for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
+        store.put_file(f"{prefix}/{path.relative_to(local_dir).as_posix()}", path)
+        total += path.stat().st_size
+    return total
+
+
 class LocalStore:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
@@ -61,11 +70,7 @@ class LocalStore:
         os.replace(partial, target)
 
     def put_dir(self, prefix: str, local_dir: Path) -> int:
-        total = 0
-        for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
-            self.put_file(f"{prefix}/{path.relative_to(local_dir).as_posix()}", path)
-            total += path.stat().st_size
-        return total
+        return _put_files(self, prefix, local_dir)
 
     def get_dir(self, prefix: str, local_dir: Path) -> None:
         for relative, _ in self.list(prefix):
@@ -111,11 +116,7 @@ class S3Store:
         self.client.upload_file(str(local_path), self.bucket, self._key(key))
 
     def put_dir(self, prefix: str, local_dir: Path) -> int:
-        total = 0
-        for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
-            self.put_file(f"{prefix}/{path.relative_to(local_dir).as_posix()}", path)
-            total += path.stat().st_size
-        return total
+        return _put_files(self, prefix, local_dir)
 
     def get_dir(self, prefix: str, local_dir: Path) -> None:
         for relative, _ in self.list(prefix):
