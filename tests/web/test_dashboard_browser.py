@@ -229,7 +229,15 @@ def test_a_running_job_charts_live_resumes_its_stream_shows_alerts_and_can_be_ca
         expect(page.locator('[data-chart="reward"] line.marker').first).to_be_attached()
         shot(page, "job-alerts")
         page.click("#cancel-job")
-        page.click("#confirm-cancel")
+        # The header is redrawn on every refresh while the job runs; the open confirmation must survive it.
+        confirm = page.locator("#confirm-cancel")
+        first_step = api.get(f"/v1/jobs/{job['id']}").json()["progress"]["step"]
+        deadline = time.monotonic() + 30
+        while api.get(f"/v1/jobs/{job['id']}").json()["progress"]["step"] < first_step + 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        page.wait_for_timeout(1500)  # past the page's 1 s refresh throttle
+        expect(confirm).to_be_visible()
+        confirm.click()
         expect(status).to_have_text("cancelled", timeout=60_000)
         done = api.get(f"/v1/jobs/{job['id']}").json()
     assert done["status"] == "cancelled" and done["progress"]["step"] < 500

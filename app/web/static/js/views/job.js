@@ -31,32 +31,46 @@ function throttle(fn, ms) {
   };
 }
 
-function cancelControls(job, onCancelled) {
+/** The cancel button and its confirmation. One per page, kept across header re-renders (the header is
+ * redrawn on every refresh), so a confirmation the user is looking at is not reset under them. */
+function cancelControls(jobId, onCancelled) {
   const el = h('div', { class: 'cancel', id: 'cancel-controls' });
-  const ask = () =>
+  let asking = false;
+  const ask = () => {
+    asking = true;
     replace(
       el,
       h('span', {}, 'Stop this job at the next step boundary? '),
       h('button', { type: 'button', class: 'danger small', id: 'confirm-cancel', onclick: confirm }, 'Yes, cancel it'),
       h('button', { type: 'button', class: 'secondary small', onclick: idle }, 'Keep running'),
     );
+  };
   async function confirm() {
+    asking = false;
     try {
-      onCancelled(await post(`v1/jobs/${job.id}/cancel`));
+      onCancelled(await post(`v1/jobs/${jobId}/cancel`));
     } catch (err) {
       replace(el, h('span', { class: 'error' }, err.message));
     }
   }
   function idle() {
+    asking = false;
     replace(el, h('button', { type: 'button', class: 'danger', id: 'cancel-job', onclick: ask }, 'Cancel job'));
   }
-  if (TERMINAL.has(job.status)) replace(el);
-  else if (job.cancel_requested) replace(el, h('span', { class: 'muted' }, 'Cancel requested: stopping at the next step.'));
-  else idle();
-  return el;
+  /** Show what the job allows now; an open confirmation stays while the job can still be cancelled. */
+  function update(job) {
+    if (TERMINAL.has(job.status)) {
+      asking = false;
+      replace(el);
+    } else if (job.cancel_requested) {
+      asking = false;
+      replace(el, h('span', { class: 'muted' }, 'Cancel requested: stopping at the next step.'));
+    } else if (!asking && !el.querySelector('#cancel-job')) idle();
+  }
+  return { el, update };
 }
 
-function header(job, stream, onCancelled) {
+function header(job, stream, cancel) {
   const times = [`created ${fmtTime(job.created_at)}`, job.started_at && `started ${fmtTime(job.started_at)}`, job.finished_at && `finished ${fmtTime(job.finished_at)}`];
   return h(
     'div',
@@ -65,7 +79,7 @@ function header(job, stream, onCancelled) {
       'div',
       { class: 'page-head' },
       h('h1', {}, job.name, ' ', statusBadge(job.status)),
-      h('div', { class: 'toolbar' }, h('a', { href: `#/new?from=${job.id}`, class: 'button secondary' }, 'Clone'), cancelControls(job, onCancelled)),
+      h('div', { class: 'toolbar' }, h('a', { href: `#/new?from=${job.id}`, class: 'button secondary' }, 'Clone'), cancel.el),
     ),
     h('div', { class: 'muted mono' }, job.id, '  ·  ', times.filter(Boolean).join(' · ')),
     h('div', { class: 'job-progress' }, progressBar(job.progress), job.progress.eta_seconds ? h('span', { class: 'muted' }, `ETA ${fmtDuration(job.progress.eta_seconds)}`) : '', h('span', { class: `stream-state ${stream}`, id: 'stream-state' }, stream)),
@@ -83,6 +97,7 @@ class JobPage {
     this.stream = TERMINAL.has(job.status) ? 'finished' : 'connecting';
     this.streamedStatus = job.status;
     this.head = h('div');
+    this.cancel = cancelControls(job.id, (updated) => ((this.job = updated), this.show()));
     this.charts = jobCharts();
     this.alerts = alertsPanel();
     this.samples = samplesPanel(job.id, signal);
@@ -107,7 +122,8 @@ class JobPage {
   }
 
   show() {
-    replace(this.head, header(this.job, this.stream, (updated) => ((this.job = updated), this.show())));
+    this.cancel.update(this.job);
+    replace(this.head, header(this.job, this.stream, this.cancel));
     this.alerts.show(this.allAlerts());
   }
 
