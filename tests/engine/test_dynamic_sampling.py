@@ -28,7 +28,7 @@ def rows(tied: list[bool]) -> list[dict[str, Any]]:
     return [{"prompt": f"{d}>", "tied": t} for d, t in enumerate(tied)]
 
 
-def tie_reward(_prompts: list[str], completions: list[str], batch_rows: list[dict[str, Any]]) -> RewardBatch:
+def tie_reward(_prompts: list[str], _completions: list[str], batch_rows: list[dict[str, Any]]) -> RewardBatch:
     """Rows marked tied score 1 whatever the completion; the others score each completion differently
     (its position in the batch), so their group's rewards never tie."""
     total = [1.0 if row["tied"] else float(i) for i, row in enumerate(batch_rows)]

@@ -231,9 +231,11 @@ def test_a_running_job_charts_live_resumes_its_stream_shows_alerts_and_can_be_ca
         page.click("#cancel-job")
         # The header is redrawn on every refresh while the job runs; the open confirmation must survive it.
         confirm = page.locator("#confirm-cancel")
-        first_step = api.get(f"/v1/jobs/{job['id']}").json()["progress"]["step"]
-        deadline = time.monotonic() + 30
-        while api.get(f"/v1/jobs/{job['id']}").json()["progress"]["step"] < first_step + 3 and time.monotonic() < deadline:
+        def step() -> int:
+            return int(api.get(f"/v1/jobs/{job['id']}").json()["progress"]["step"])
+
+        first_step, deadline = step(), time.monotonic() + 30
+        while step() < first_step + 3 and time.monotonic() < deadline:
             time.sleep(0.2)
         page.wait_for_timeout(1500)  # past the page's 1 s refresh throttle
         expect(confirm).to_be_visible()
