@@ -5,14 +5,13 @@ python -m scripts.demo --keep-running   # leave the service up afterwards for cu
 """
 
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
 
-from scripts.stack import PROJECT_ROOT, free_port, port_is_free, running_stack
+from scripts.stack import PROJECT_ROOT, admin, free_port, port_is_free, running_stack
 from workers.demo import demo_spec
 
 PRINT_EVERY = 20  # steps between progress lines when stdout is not a terminal
@@ -26,15 +25,7 @@ SHOWN = [  # (label, metric, format)
 
 
 def create_key(env: dict[str, str]) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "create-key", "--tenant", "demo", "--name", "demo"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return result.stdout.strip()
+    return admin(env, "create-key", "--tenant", "demo", "--name", "demo")
 
 
 def progress_line(job: dict) -> str:

@@ -111,6 +111,14 @@ def make_checkpoint_dir(path, marker: str):
     return path
 
 
+def store_checkpoint(session_factory, settings, job_id, step: int, local_dir) -> None:
+    """Register (and store) `local_dir` as the job's checkpoint at `step`, as the worker's sink does."""
+    with session_factory() as session:
+        artifacts.register_checkpoint(
+            session=session, store=make_store(settings), job_id=job_id, step=step, local_dir=local_dir, metrics={}
+        )
+
+
 def test_checkpoints_listing_retention_and_download(client, auth, session_factory, settings, tmp_path):
     job_id = running_job(client, auth, session_factory)
     store = make_store(settings)
@@ -161,10 +169,7 @@ def test_merge_requests_are_queued_until_ready_and_a_lost_one_can_be_asked_again
     job_id = running_job(client, auth, session_factory)
     local = make_checkpoint_dir(tmp_path / "lora", marker="lora")
     (local / "adapter_config.json").write_text("{}")
-    with session_factory() as session:
-        artifacts.register_checkpoint(
-            session=session, store=make_store(settings), job_id=job_id, step=4, local_dir=local, metrics={}
-        )
+    store_checkpoint(session_factory, settings, job_id, 4, local)
     first = client.post(f"/v1/jobs/{job_id}/checkpoints/4/merge", headers=auth)
     assert (first.status_code, first.json()["merge_status"], first.json()["is_adapter"]) == (202, "queued", True)
     with session_factory() as session:
@@ -214,15 +219,7 @@ def test_progress_reports_throughput(client, auth, session_factory):
 def test_on_demand_evaluation_needs_a_checkpoint_and_data(client, auth, session_factory, settings, tmp_path, queue):
     job_id = running_job(client, auth, session_factory)
     assert client.post(f"/v1/jobs/{job_id}/evaluations", json={}, headers=auth).status_code == 409
-    with session_factory() as session:
-        artifacts.register_checkpoint(
-            session=session,
-            store=make_store(settings),
-            job_id=job_id,
-            step=5,
-            local_dir=make_checkpoint_dir(tmp_path / "ck", "5"),
-            metrics={},
-        )
+    store_checkpoint(session_factory, settings, job_id, 5, make_checkpoint_dir(tmp_path / "ck", "5"))
     no_data = client.post(f"/v1/jobs/{job_id}/evaluations", json={}, headers=auth)
     assert no_data.status_code == 422 and no_data.json()["errors"][0]["field"] == "rows"
     bad = client.post(
@@ -294,10 +291,7 @@ def test_queue_outage_fails_evaluation_and_merge_requests_visibly(client, auth, 
     job_id = running_job(client, auth, session_factory)
     local = make_checkpoint_dir(tmp_path / "lora", marker="lora")
     (local / "adapter_config.json").write_text("{}")
-    with session_factory() as session:
-        artifacts.register_checkpoint(
-            session=session, store=make_store(settings), job_id=job_id, step=4, local_dir=local, metrics={}
-        )
+    store_checkpoint(session_factory, settings, job_id, 4, local)
     client.app.state.queue = BrokenQueue()
     evaluation = client.post(f"/v1/jobs/{job_id}/evaluations", json={"rows": [{"prompt": "x"}]}, headers=auth)
     assert evaluation.status_code == 503 and evaluation.headers["retry-after"] == "30"

@@ -11,11 +11,9 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from app.core.errors import ProblemError
-from app.core.storage import make_store
 from app.models import Tenant
-from app.services import artifacts
 from app.services.idempotency import run_idempotent
-from tests.api.test_artifacts import make_checkpoint_dir, running_job
+from tests.api.test_artifacts import make_checkpoint_dir, running_job, store_checkpoint
 from tests.conftest import tiny_spec
 
 JSONL_TYPE = {"Content-Type": "application/jsonl"}
@@ -121,15 +119,7 @@ def test_every_create_replays_and_refuses_a_different_body(client, auth, session
     assert client.post(versions, json={"spec": {"type": "exact_match"}}, headers=auth | key).status_code == 409
 
     job_id = running_job(client, auth, session_factory)
-    with session_factory() as session:
-        artifacts.register_checkpoint(
-            session=session,
-            store=make_store(settings),
-            job_id=job_id,
-            step=1,
-            local_dir=make_checkpoint_dir(tmp_path / "ck", "1"),
-            metrics={},
-        )
+    store_checkpoint(session_factory, settings, job_id, 1, make_checkpoint_dir(tmp_path / "ck", "1"))
     key = {"Idempotency-Key": "create-4"}
     body = {"rows": [{"prompt": "x", "answer": "1"}]}
     first = client.post(f"/v1/jobs/{job_id}/evaluations", json=body, headers=auth | key)
@@ -202,15 +192,7 @@ def test_operator_limits_cover_evaluation_too(client, auth, session_factory, set
         "type": "limit_exceeded",
     }
     job_id = running_job(client, auth, session_factory)
-    with session_factory() as session:
-        artifacts.register_checkpoint(
-            session=session,
-            store=make_store(settings),
-            job_id=job_id,
-            step=1,
-            local_dir=make_checkpoint_dir(tmp_path / "ck", "1"),
-            metrics={},
-        )
+    store_checkpoint(session_factory, settings, job_id, 1, make_checkpoint_dir(tmp_path / "ck", "1"))
     rows = [{"prompt": "x", "answer": "1"}]
     for body, field in [
         ({"rows": rows, "max_new_tokens": 100}, "max_new_tokens"),

@@ -1,15 +1,13 @@
 """Real processes: the API under uvicorn and a Celery worker, on the embedded default or PostgreSQL + Redis."""
 
 import contextlib
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from scripts.stack import PROJECT_ROOT, Stack, admin, running_stack
+from scripts.stack import Stack, admin, running_stack
 from tests.conftest import POSTGRES_URL, REDIS_URL, _skip_or_fail, fresh_postgres_database
 
 FAST_HEARTBEAT = {"GRPO_HEARTBEAT_INTERVAL_S": "1", "GRPO_HEARTBEAT_TIMEOUT_S": "4"}
@@ -42,14 +40,7 @@ def _fresh_redis_db() -> str:
 
 @pytest.fixture
 def api(stack: Stack) -> Iterator[httpx.Client]:
-    key = subprocess.run(
-        [sys.executable, "-m", "app.cli", "create-key", "--tenant", "it"],
-        cwd=PROJECT_ROOT,
-        env=stack.env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    key = admin(stack.env, "create-key", "--tenant", "it")
     with httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
         yield client
 

@@ -5,15 +5,13 @@ Without Chromium or Playwright the browser tests skip, or fail under GRPO_REQUIR
 Screenshots go to test-artifacts/ (gitignored).
 """
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from scripts.browser import CHROMIUM, CHROMIUM_ARGS
-from scripts.stack import PROJECT_ROOT, Stack, running_stack
+from scripts.stack import PROJECT_ROOT, Stack, admin, running_stack
 from tests.conftest import _skip_or_fail
 from tests.integration.conftest import FAST_HEARTBEAT
 
@@ -43,14 +41,7 @@ def web_stack(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 @pytest.fixture(scope="module")
 def api_key(web_stack: Stack) -> str:
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", "create-key", "--tenant", "web"],
-        cwd=PROJECT_ROOT,
-        env=web_stack.env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    return admin(web_stack.env, "create-key", "--tenant", "web")
 
 
 @pytest.fixture
