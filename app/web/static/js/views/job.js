@@ -35,18 +35,14 @@ function throttle(fn, ms) {
  * redrawn on every refresh), so a confirmation the user is looking at is not reset under them. */
 function cancelControls(jobId, onCancelled) {
   const el = h('div', { class: 'cancel', id: 'cancel-controls' });
-  let asking = false;
-  const ask = () => {
-    asking = true;
+  const ask = () =>
     replace(
       el,
       h('span', {}, 'Stop this job at the next step boundary? '),
       h('button', { type: 'button', class: 'danger small', id: 'confirm-cancel', onclick: confirm }, 'Yes, cancel it'),
       h('button', { type: 'button', class: 'secondary small', onclick: idle }, 'Keep running'),
     );
-  };
   async function confirm() {
-    asking = false;
     try {
       onCancelled(await post(`v1/jobs/${jobId}/cancel`));
     } catch (err) {
@@ -54,18 +50,14 @@ function cancelControls(jobId, onCancelled) {
     }
   }
   function idle() {
-    asking = false;
     replace(el, h('button', { type: 'button', class: 'danger', id: 'cancel-job', onclick: ask }, 'Cancel job'));
   }
-  /** Show what the job allows now; an open confirmation stays while the job can still be cancelled. */
+  /** Show what the job allows now; the button or an open confirmation stays while the job can still be
+   * cancelled (what is showing is read off the DOM, so there is no second copy of that state). */
   function update(job) {
-    if (TERMINAL.has(job.status)) {
-      asking = false;
-      replace(el);
-    } else if (job.cancel_requested) {
-      asking = false;
-      replace(el, h('span', { class: 'muted' }, 'Cancel requested: stopping at the next step.'));
-    } else if (!asking && !el.querySelector('#cancel-job')) idle();
+    if (TERMINAL.has(job.status)) replace(el);
+    else if (job.cancel_requested) replace(el, h('span', { class: 'muted' }, 'Cancel requested: stopping at the next step.'));
+    else if (!el.querySelector('#cancel-job, #confirm-cancel')) idle();
   }
   return { el, update };
 }
