@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from workers.engine import build_tiny_model, logprobs, rollout
+from workers.engine import build_tiny_model, logprobs, packed_linear, rollout
 from workers.engine.fast_decode import lean_decode_step
 from workers.engine.kv_cache import PreallocatedLayer, rollout_cache
 from workers.engine.lm_head import chunked_selected_logprobs
@@ -199,15 +199,20 @@ def test_gradient_checkpointing_takes_the_full_forward_path(tiny):
     assert logprobs._shares_prompts(model.get_decoder())
 
 
+@pytest.mark.parametrize("packed", [True, False])  # logits from the oneDNN-packed weight, or torch.mm
 @pytest.mark.parametrize("chunk", [6, 64])  # several chunks (recomputed in backward), one chunk (kept)
 @pytest.mark.parametrize("temperature", [0.7, 1.0])
-def test_chunked_head_gradients_match_autograd(chunk, temperature):
+def test_chunked_head_gradients_match_autograd(chunk, temperature, packed):
     generator = torch.Generator().manual_seed(0)
     hidden = torch.randn(23, 16, generator=generator, requires_grad=True)
     head = torch.nn.Linear(16, 50)
     targets = torch.randint(0, 50, (23,), generator=generator)
     upstream = torch.randn(23, generator=generator)
-    logp, entropy = chunked_selected_logprobs(hidden, head.weight, head.bias, targets, temperature, True, chunk)
+    packed_head = logprobs.pack_head(head) if packed else None
+    assert (packed_head is not None) == packed
+    logp, entropy = chunked_selected_logprobs(
+        hidden, head.weight, head.bias, targets, temperature, True, chunk, packed_head
+    )
     grads = torch.autograd.grad((logp * upstream).sum(), (hidden, head.weight, head.bias))
     full = torch.log_softmax(head(hidden) / temperature, dim=-1)
     torch.testing.assert_close(entropy, -(full.exp() * full).sum(-1).detach())
@@ -267,8 +272,11 @@ def test_rollout_is_the_same_however_finished_rows_leave_the_batch(tiny, monkeyp
         assert torch.equal(other.truncated, results[0].truncated)
 
 
-def test_lean_decode_step_matches_the_transformers_forward(tiny):
+@pytest.mark.parametrize("packed", [True, False])
+def test_lean_decode_step_matches_the_transformers_forward(tiny, monkeypatch, packed):
     model, tokenizer = tiny
+    if not packed:  # plain F.linear where oneDNN is missing
+        monkeypatch.setattr(packed_linear, "onednn_packing_available", lambda _: False)
     prompts = [tokenizer(p)["input_ids"] for p in ("7>", "12+3=", "9")]
     prompt_ids, prompt_mask = left_pad(prompts, tokenizer.pad_token_id)
     rows, width = prompt_ids.shape
@@ -277,7 +285,7 @@ def test_lean_decode_step_matches_the_transformers_forward(tiny):
     with torch.no_grad():
         for cache in caches.values():
             model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions, cache=cache, use_cache=True)
-        step = lean_decode_step(model, caches["lean"])
+        step = lean_decode_step(model, caches["lean"], rows)
         assert step is not None
         attention = prompt_mask
         tokens = torch.tensor([4, 5, 6])
@@ -300,12 +308,12 @@ def test_lean_decode_step_is_not_used_where_it_would_not_be_exact(tiny):
     model, _ = tiny
     cache = rollout_cache(model, 8)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert lean_decode_step(model, cache) is None  # bf16 autocast: transformers' own dtype flow
-    assert lean_decode_step(model, DynamicCache()) is None  # not a preallocated cache
+        assert lean_decode_step(model, cache, 4) is None  # bf16 autocast: transformers' own dtype flow
+    assert lean_decode_step(model, DynamicCache(), 4) is None  # not a preallocated cache
     from peft import LoraConfig, get_peft_model
 
     lora = get_peft_model(AutoModelForCausalLM.from_pretrained(model.config._name_or_path), LoraConfig(r=2))
-    assert lean_decode_step(lora, rollout_cache(lora, 8)) is None  # adapters live in the projections
+    assert lean_decode_step(lora, rollout_cache(lora, 8), 4) is None  # adapters live in the projections
 
 
 def test_preallocated_cache_holds_what_a_dynamic_cache_holds():

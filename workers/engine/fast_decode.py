@@ -22,6 +22,7 @@ from torch import nn
 from transformers import DynamicCache
 
 from workers.engine.kv_cache import PreallocatedLayer
+from workers.engine.packed_linear import FrozenLinear
 
 _FAMILIES = {"llama": "Llama", "qwen2": "Qwen2"}  # model_type -> class name prefix
 
@@ -93,13 +94,13 @@ class LeanDecodeStep:
     """(R,) tokens, (R,) positions, (R, L) attention mask over the cache + this token, the cache ->
     (R, V) next-token logits, appending this token's keys and values to the cache."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, rows: int) -> None:
         decoder = model.model
         self.embed, self.rotary, self.norm = decoder.embed_tokens, decoder.rotary_emb, decoder.norm
-        # The head's weight transposed once: (R, H) @ (H, V) runs 10-50% faster than against (V, H)^T
-        # for the few rows of a decode step (measured on CPU; the head is the largest matmul there).
-        self.head_weight = model.lm_head.weight.t().contiguous()
-        self.head_bias = model.lm_head.bias
+        # The head, the largest matmul of a decode step, with its weight packed once per rollout (where
+        # oneDNN is there: 1.6-2.2x faster for 16-64 rows). The layers' projections stay plain: packing
+        # them too gained ~6% of a rollout here and cost ~100 MB of oneDNN state (packed_linear.py).
+        self.head = FrozenLinear(model.lm_head.weight, model.lm_head.bias, rows)
         first = decoder.layers[0].self_attn
         self.head_dim, self.scaling = first.head_dim, first.scaling
         self.heads = model.config.num_attention_heads
@@ -146,16 +147,15 @@ class LeanDecodeStep:
             gate, up = F.linear(x, layer.gate_up_weight, layer.gate_up_bias).chunk(2, dim=-1)
             hidden = hidden + layer.down_proj(F.silu(gate) * up)
         hidden = _rms_norm(hidden, self.norm.weight, self.norm.variance_epsilon)
-        logits = hidden @ self.head_weight
-        return logits if self.head_bias is None else logits + self.head_bias
+        return self.head(hidden)
 
 
-def lean_decode_step(model: nn.Module, cache: DynamicCache) -> DecodeStep | None:
-    """The lean step for `model` decoding into `cache`, or None where it would not be exact."""
+def lean_decode_step(model: nn.Module, cache: DynamicCache, rows: int) -> DecodeStep | None:
+    """The lean step for `model` decoding `rows` rows into `cache`, or None where it would not be exact."""
     device = next(model.parameters()).device
     if torch.is_autocast_enabled(device.type) or not _supported(model):
         return None
     layers = cache.layers
     if len(layers) != len(model.model.layers) or not all(type(layer) is PreallocatedLayer for layer in layers):
         return None
-    return LeanDecodeStep(model)
+    return LeanDecodeStep(model, rows)

@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from workers.engine.packed_linear import FrozenLinear
+
 
 def _compute_dtype(hidden: torch.Tensor) -> torch.dtype:
     """The dtype nn.Linear would compute in here: the autocast dtype when autocast is on."""
@@ -26,20 +28,31 @@ class _Head:
     """The head's matmul for one chunk at a time, into one reused buffer: a fresh (tokens x vocabulary)
     tensor per chunk and per element-wise step would be allocated (and page-faulted) again and again."""
 
-    def __init__(self, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, chunk: int):
+    def __init__(
+        self,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        chunk: int,
+        packed: FrozenLinear | None,
+    ):
         self.dtype = _compute_dtype(hidden)
         self.weight = weight.to(self.dtype)
         self.bias = None if bias is None else bias.to(self.dtype)
+        # The same weight pre-packed for oneDNN (packed_linear.py), used where it computes in float32
+        usable = packed is not None and packed.packed is not None and self.dtype == torch.float32
+        self.packed = packed if usable else None
         rows = min(chunk, hidden.size(0))
-        self.buffer = torch.empty(rows, weight.size(0), dtype=self.dtype, device=hidden.device)
+        self.buffer = None if usable else torch.empty(rows, weight.size(0), dtype=self.dtype, device=hidden.device)
 
     def logits(self, hidden: torch.Tensor, temperature: float) -> torch.Tensor:
         """(t, H) -> (t, V) float32 logits / temperature (in the reused buffer when computing in float32)."""
-        out = self.buffer[: hidden.size(0)]
-        if self.bias is None:
-            torch.mm(hidden.to(self.dtype), self.weight.t(), out=out)
+        if self.packed is not None:
+            out = self.packed(hidden)
+        elif self.bias is None:
+            out = torch.mm(hidden.to(self.dtype), self.weight.t(), out=self.buffer[: hidden.size(0)])
         else:
-            torch.addmm(self.bias, hidden.to(self.dtype), self.weight.t(), out=out)
+            out = torch.addmm(self.bias, hidden.to(self.dtype), self.weight.t(), out=self.buffer[: hidden.size(0)])
         out = out.float()
         if temperature != 1.0:  # x / 1.0 is x: skip a pass over the logits
             out.div_(temperature)
@@ -57,8 +70,9 @@ class _SelectedLogProbs(torch.autograd.Function):
         temperature: float,
         with_entropy: bool,
         chunk: int,
+        packed: FrozenLinear | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        head = _Head(hidden, weight, bias, chunk)
+        head = _Head(hidden, weight, bias, chunk, packed)
         total = hidden.size(0)
         logp = torch.empty(total, dtype=torch.float32, device=hidden.device)
         normaliser = torch.empty_like(logp)
@@ -79,7 +93,7 @@ class _SelectedLogProbs(torch.autograd.Function):
                 entropy[part] = normaliser[part] - (dot / mass).squeeze(1)
             probs.div_(mass)  # softmax
         ctx.save_for_backward(hidden, weight, bias, targets, normaliser)
-        ctx.temperature, ctx.chunk = temperature, chunk
+        ctx.temperature, ctx.chunk, ctx.packed = temperature, chunk, packed
         # One chunk only (a small batch): keep its softmax, the backward then needs no recomputation.
         ctx.kept = probs if total <= chunk else None
         ctx.mark_non_differentiable(entropy)
@@ -90,9 +104,9 @@ class _SelectedLogProbs(torch.autograd.Function):
     def backward(ctx: Any, grad_logp: torch.Tensor | None, _grad_entropy: Any) -> tuple[Any, ...]:
         hidden, weight, bias, targets, normaliser = ctx.saved_tensors
         if grad_logp is None:
-            return None, None, None, None, None, None, None
+            return None, None, None, None, None, None, None, None
         chunk, temperature = ctx.chunk, ctx.temperature
-        head = _Head(hidden, weight, bias, chunk)
+        head = _Head(hidden, weight, bias, chunk, ctx.packed)
         need_hidden, need_weight, need_bias = ctx.needs_input_grad[:3]
         grad_hidden = torch.empty_like(hidden) if need_hidden else None
         # float32 accumulator across chunks (each chunk's product in the compute dtype, as autograd does)
@@ -129,6 +143,7 @@ class _SelectedLogProbs(torch.autograd.Function):
             None,
             None,
             None,
+            None,
         )
 
 
@@ -140,8 +155,11 @@ def chunked_selected_logprobs(
     temperature: float,
     with_entropy: bool,
     chunk: int,
+    packed: FrozenLinear | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(T, H) hidden, (V, H) head weight, (T,) targets -> (T,) log p(target) under softmax(logits /
-    temperature), differentiable in hidden, weight and bias; and (T,) entropies (no grad) if asked."""
-    logp, entropy = _SelectedLogProbs.apply(hidden, weight, bias, targets, temperature, with_entropy, chunk)
+    temperature), differentiable in hidden, weight and bias; and (T,) entropies (no grad) if asked.
+    `packed`: the same weight and bias as a FrozenLinear, for computing the logits (forward and their
+    recomputation in backward); the weight must not change until the backward has run."""
+    logp, entropy = _SelectedLogProbs.apply(hidden, weight, bias, targets, temperature, with_entropy, chunk, packed)
     return logp, entropy if with_entropy else None

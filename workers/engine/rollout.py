@@ -132,7 +132,7 @@ def generate(
     completion = torch.full((num_rows, max_new_tokens), tokenizer.pad_token_id, dtype=torch.long, device=device)
     lengths = torch.full((num_rows,), max_new_tokens, dtype=torch.long, device=device)
     finished = torch.zeros(num_rows, dtype=torch.bool, device=device)
-    lean_step = lean_decode_step(model, cache)  # the transformers forward without its overhead, if exact
+    lean_step = lean_decode_step(model, cache, num_rows)  # the transformers forward without its overhead, if exact
 
     # 2) decode. Live rows are sampled in row order, so the draws are the same whenever finished rows
     #    leave the batch.
