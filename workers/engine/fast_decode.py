@@ -4,8 +4,9 @@ transformers forward, without its per-call machinery.
 A decode step of a small model is mostly fixed cost: the transformers forward (mask building,
 decorators, output objects, seven projections per layer) takes ~8 ms on CPU for a single row of the
 5M-parameter bench model, against ~14 ms for 64 rows. This step runs the same operations on the
-module's own weights, with q/k/v and gate/up each fused into one matmul, writing keys and values into
-the rollout's preallocated cache (kv_cache.py). It is used only where it reproduces the model
+module's own weights, with q/k/v and gate/up each fused into one matmul whose weight is packed once
+per rollout for oneDNN (packed_linear.py), writing keys and values into the rollout's preallocated
+cache (kv_cache.py). It is used only where it reproduces the model
 exactly: Llama / Qwen2 layers with full attention, SiLU MLPs, plain nn.Linear projections (no
 adapters), an sdpa or eager attention, and no autocast (the bf16 path keeps transformers' forward,
 whose dtype flow under autocast this step does not mirror). Anything else decodes with model(...).
@@ -46,18 +47,22 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 class _Layer:
     input_norm: nn.Module
     post_norm: nn.Module
-    qkv_weight: torch.Tensor  # (q + k + v, H): q_proj, k_proj, v_proj stacked
-    qkv_bias: torch.Tensor | None
-    o_proj: nn.Linear
-    gate_up_weight: torch.Tensor  # (2 I, H): gate_proj, up_proj stacked
-    gate_up_bias: torch.Tensor | None
-    down_proj: nn.Linear
+    qkv: FrozenLinear  # H -> q + k + v: q_proj, k_proj, v_proj stacked
+    o_proj: FrozenLinear
+    gate_up: FrozenLinear  # H -> 2 I: gate_proj, up_proj stacked
+    down_proj: FrozenLinear
 
 
-def _stack(linears: list[nn.Linear]) -> tuple[torch.Tensor, torch.Tensor | None]:
+# Decode batches are padded to a multiple of this many rows for the packed matmuls (packed_linear.py):
+# oneDNN then keeps state for R / 8 shapes instead of R.
+ROW_MULTIPLE = 8
+
+
+def _frozen(linears: list[nn.Linear], rows: int) -> FrozenLinear:
+    """One matmul for the projections `linears` of the same input, their weights stacked."""
     weight = torch.cat([linear.weight for linear in linears])
     bias = None if linears[0].bias is None else torch.cat([linear.bias for linear in linears])
-    return weight, bias
+    return FrozenLinear(weight, bias, rows, ROW_MULTIPLE)
 
 
 def _supported(model: nn.Module) -> bool:
@@ -97,10 +102,9 @@ class LeanDecodeStep:
     def __init__(self, model: nn.Module, rows: int) -> None:
         decoder = model.model
         self.embed, self.rotary, self.norm = decoder.embed_tokens, decoder.rotary_emb, decoder.norm
-        # The head, the largest matmul of a decode step, with its weight packed once per rollout (where
-        # oneDNN is there: 1.6-2.2x faster for 16-64 rows). The layers' projections stay plain: packing
-        # them too gained ~6% of a rollout here and cost ~100 MB of oneDNN state (packed_linear.py).
-        self.head = FrozenLinear(model.lm_head.weight, model.lm_head.bias, rows)
+        # The head and every projection with its weight packed once per rollout, where oneDNN is there
+        # (packed_linear.py; the head, the largest matmul here, runs 1.6-2.2x faster for 16-64 rows).
+        self.head = _frozen([model.lm_head], rows)
         first = decoder.layers[0].self_attn
         self.head_dim, self.scaling = first.head_dim, first.scaling
         self.heads = model.config.num_attention_heads
@@ -108,12 +112,13 @@ class LeanDecodeStep:
         self.layers = []
         for layer in decoder.layers:
             attention, mlp = layer.self_attn, layer.mlp
-            qkv_weight, qkv_bias = _stack([attention.q_proj, attention.k_proj, attention.v_proj])
-            gate_up_weight, gate_up_bias = _stack([mlp.gate_proj, mlp.up_proj])
             self.layers.append(
                 _Layer(
-                    layer.input_layernorm, layer.post_attention_layernorm, qkv_weight, qkv_bias,
-                    attention.o_proj, gate_up_weight, gate_up_bias, mlp.down_proj,
+                    layer.input_layernorm, layer.post_attention_layernorm,
+                    qkv=_frozen([attention.q_proj, attention.k_proj, attention.v_proj], rows),
+                    o_proj=_frozen([attention.o_proj], rows),
+                    gate_up=_frozen([mlp.gate_proj, mlp.up_proj], rows),
+                    down_proj=_frozen([mlp.down_proj], rows),
                 )
             )  # fmt: skip
 
@@ -130,7 +135,7 @@ class LeanDecodeStep:
         sizes = [self.heads * hd, self.kv_heads * hd, self.kv_heads * hd]
         for layer, layer_cache in zip(self.layers, cache.layers, strict=True):
             x = _rms_norm(hidden, layer.input_norm.weight, layer.input_norm.variance_epsilon)
-            q, k, v = F.linear(x, layer.qkv_weight, layer.qkv_bias).split(sizes, dim=-1)
+            q, k, v = layer.qkv(x).split(sizes, dim=-1)
             q = q.view(rows, self.heads, 1, hd)
             k, v = k.view(rows, self.kv_heads, 1, hd), v.view(rows, self.kv_heads, 1, hd)
             q = q * cos + _rotate_half(q) * sin
@@ -144,7 +149,7 @@ class LeanDecodeStep:
             out = torch.matmul(torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype), values)
             hidden = hidden + layer.o_proj(out.reshape(rows, self.heads * hd))
             x = _rms_norm(hidden, layer.post_norm.weight, layer.post_norm.variance_epsilon)
-            gate, up = F.linear(x, layer.gate_up_weight, layer.gate_up_bias).chunk(2, dim=-1)
+            gate, up = layer.gate_up(x).chunk(2, dim=-1)
             hidden = hidden + layer.down_proj(F.silu(gate) * up)
         hidden = _rms_norm(hidden, self.norm.weight, self.norm.variance_epsilon)
         return self.head(hidden)

@@ -94,7 +94,7 @@ def pack_head(head: nn.Module) -> FrozenLinear | None:
         return None
     if torch.is_autocast_enabled(weight.device.type):
         return None
-    return FrozenLinear(weight, head.bias, CHUNK_TOKENS, round_rows=True)
+    return FrozenLinear(weight, head.bias, CHUNK_TOKENS, row_multiple=64)
 
 
 def length_buckets(lengths: list[int], overhead: int, max_tokens: int | None = None) -> list[list[int]]:

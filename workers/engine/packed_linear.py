@@ -11,20 +11,16 @@ that of torch.mm.
 Packing copies the weight, so a FrozenLinear holds for as long as the weight does not change (one
 rollout, one scoring pass). With no oneDNN (or off CPU / float32) it multiplies by the weight
 transposed once: for a few rows, (R, in) @ (in, out) runs 10-50% faster than against (out, in)^T.
-oneDNN keeps state for every distinct row count it has multiplied. A decode step's row counts are
-at most the rollout's rows; the scorer's chunks (up to 512 rows, any count) grew the bench process by
-~100 MB over 8 steps, so with `round_rows` counts above SMALL_ROWS are rounded up to a multiple of
-ROW_STEP (zero rows, dropped from the result), and the growth stopped. Likewise only the head is
-worth packing in a decode step: packing every projection as well gained ~6% of a rollout here and
-cost ~100 MB.
+
+oneDNN keeps state for every distinct row count it has multiplied: a rollout's decode steps with
+every row count from 64 down grew the bench process by ~110 MB, the scorer's chunks (any count up to
+512) by ~100 MB over 8 steps. So row counts are rounded up to a multiple of `row_multiple` (zero
+rows, dropped from the result), which keeps that state to a few shapes; the growth stopped.
 """
 
 from __future__ import annotations
 
 import torch
-
-SMALL_ROWS = 64  # with round_rows, row counts up to this are used as they are,
-ROW_STEP = 128  # larger ones padded to a multiple of this
 
 
 def onednn_packing_available(weight: torch.Tensor) -> bool:
@@ -40,11 +36,11 @@ def onednn_packing_available(weight: torch.Tensor) -> bool:
 
 class FrozenLinear:
     """x (T, in) -> x @ weight.T + bias (T, out), without gradients, for a weight that stays as it is
-    while this object is used. `rows` is the typical T, which oneDNN picks its layout for; `round_rows`
-    for callers whose T takes many values (see the module docstring)."""
+    while this object is used. `rows` is the typical T, which oneDNN picks its layout for; T is padded
+    to a multiple of `row_multiple` (see the module docstring)."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, rows: int, round_rows: bool = False) -> None:
-        self.round_rows = round_rows
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, rows: int, row_multiple: int) -> None:
+        self.row_multiple = row_multiple
         weight = weight.detach()
         self.bias = None if bias is None else bias.detach().contiguous()
         self.packed: torch.Tensor | None = None
@@ -61,7 +57,7 @@ class FrozenLinear:
         rows = x.size(0)
         if rows == 0:
             return x.new_zeros(0, self.packed.size(0))
-        padded = -(-rows // ROW_STEP) * ROW_STEP if self.round_rows and rows > SMALL_ROWS else rows
+        padded = -(-rows // self.row_multiple) * self.row_multiple
         if padded != rows:
             x = torch.cat([x, x.new_zeros(padded - rows, x.size(1))])
         return torch.ops.mkldnn._linear_pointwise(x.contiguous(), self.packed, self.bias, "none", [], "")[:rows]
