@@ -240,11 +240,18 @@ class CompletionScorer:
         prompts = self.prompts
         owner = prompts.inverse[rows]  # (n,) the distinct prompt of each row
         width = max(int(self.completion_mask[rows].sum(dim=1).max()), 1)
-        first = prompts.last[owner][:, None]  # (n, 1, H)
+        # index_select, not [owner]: rows share a prompt, so the backward sums several gradients into one
+        # prompt row, and indexing's backward (index_put_ with accumulate) adds them with atomics in
+        # thread order on CPU, which made two identical runs differ in the last bits after one step;
+        # index_select's backward (index_add_) adds them in a fixed order.
+        first = prompts.last.index_select(0, owner)[:, None]  # (n, 1, H)
         if width == 1:
             return first
         cache = DynamicCache(
-            ddp_cache_data=[(k[owner], v[owner]) for k, v in zip(prompts.keys, prompts.values, strict=True)]
+            ddp_cache_data=[
+                (k.index_select(0, owner), v.index_select(0, owner))
+                for k, v in zip(prompts.keys, prompts.values, strict=True)
+            ]
         )
         prompt_mask = prompts.mask[owner]
         attention = torch.cat([prompt_mask, self.completion_mask[rows, : width - 1]], dim=1)
