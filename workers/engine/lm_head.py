@@ -26,7 +26,8 @@ def _compute_dtype(hidden: torch.Tensor) -> torch.dtype:
 
 class _Head:
     """The head's matmul for one chunk at a time, into one reused buffer: a fresh (tokens x vocabulary)
-    tensor per chunk and per element-wise step would be allocated (and page-faulted) again and again."""
+    tensor per chunk and per element-wise step would be allocated (and page-faulted) again and again.
+    With a packed weight (oneDNN allocates its output), the element-wise steps still run in place."""
 
     def __init__(
         self,

@@ -1,8 +1,9 @@
 """Linear maps with the weight pre-packed for oneDNN: the no-grad fp32 CPU matmuls of decoding and
 of the LM head.
 
-A CPU matmul with few rows (a decode step has 1-64) spends much of its time re-laying-out the weight
-on every call; MKL does so per call. oneDNN can lay the weight out once, in the blocked format its
+A CPU matmul with few rows (a decode step has 1-64) runs far below the machine's matmul rate: the
+GEMM re-lays-out (packs) the weight on every call, which costs about as much as the product itself
+when there are few rows. oneDNN can lay the weight out once, in the blocked format its
 kernel reads, and then multiply straight from it: the bench model's LM head (256 x 8192) runs 1.6-2.2x
 faster for 16-64 rows and ~1.25x for 512 (2-core CPU, `python -m bench.packed_matmul`). The product
 is the same matmul with another summation order (float32 rounding, ~1e-6 relative), not bitwise
