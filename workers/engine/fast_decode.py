@@ -59,7 +59,10 @@ ROW_MULTIPLE = 8
 
 
 def _frozen(linears: list[nn.Linear], rows: int) -> FrozenLinear:
-    """One matmul for the projections `linears` of the same input, their weights stacked."""
+    """One matmul for the projections `linears` of the same input, their weights stacked (a single
+    projection's weight is used as it is: FrozenLinear copies it anyway)."""
+    if len(linears) == 1:
+        return FrozenLinear(linears[0].weight, linears[0].bias, rows, ROW_MULTIPLE)
     weight = torch.cat([linear.weight for linear in linears])
     bias = None if linears[0].bias is None else torch.cat([linear.bias for linear in linears])
     return FrozenLinear(weight, bias, rows, ROW_MULTIPLE)

@@ -40,14 +40,16 @@ class _Head:
         self.dtype = _compute_dtype(hidden)
         self.weight = weight.to(self.dtype)
         self.bias = None if bias is None else bias.to(self.dtype)
-        # The same weight pre-packed for oneDNN (packed_linear.py), used where it computes in float32
-        usable = packed is not None and packed.packed is not None and self.dtype == torch.float32
-        self.packed = packed if usable else None
+        # The same weight pre-packed (packed_linear.py), used where the head computes in float32
+        self.packed = packed if self.dtype == torch.float32 else None
         rows = min(chunk, hidden.size(0))
-        self.buffer = None if usable else torch.empty(rows, weight.size(0), dtype=self.dtype, device=hidden.device)
+        self.buffer = (
+            torch.empty(rows, weight.size(0), dtype=self.dtype, device=hidden.device) if self.packed is None else None
+        )
 
     def logits(self, hidden: torch.Tensor, temperature: float) -> torch.Tensor:
-        """(t, H) -> (t, V) float32 logits / temperature (in the reused buffer when computing in float32)."""
+        """(t, H) -> (t, V) float32 logits / temperature (from the packed weight, else in the reused buffer
+        when computing in float32)."""
         if self.packed is not None:
             out = self.packed(hidden)
         elif self.bias is None:

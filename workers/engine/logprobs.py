@@ -89,12 +89,11 @@ def selective_log_softmax(
 def pack_head(head: nn.Module) -> FrozenLinear | None:
     """A plain fp32 CPU head's weight packed once for the logits of many chunks (packed_linear.py: ~1.25x
     for 512 rows); None where it would not be used (another head, another device or dtype, autocast)."""
-    weight = getattr(head, "weight", None)
-    if type(head) is not nn.Linear or weight is None or not onednn_packing_available(weight):
+    if type(head) is not nn.Linear or not onednn_packing_available(head.weight):
         return None
-    if torch.is_autocast_enabled(weight.device.type):
+    if torch.is_autocast_enabled(head.weight.device.type):  # the head computes in bf16 there
         return None
-    return FrozenLinear(weight, head.bias, CHUNK_TOKENS, row_multiple=64)
+    return FrozenLinear(head.weight, head.bias, CHUNK_TOKENS, row_multiple=64)
 
 
 def length_buckets(lengths: list[int], overhead: int, max_tokens: int | None = None) -> list[list[int]]:
