@@ -13,7 +13,7 @@ from app.models import Dataset, Job
 from app.schemas.job import DatasetSpec, InitFrom
 from app.services.artifacts import TRAINER_ONLY as MODEL_FILES_EXCLUDED
 from app.services.artifacts import latest_checkpoint
-from app.services.datasets import read_rows
+from app.services.datasets import DatasetRowError, read_rows
 from workers.engine import latest_checkpoint as latest_local_checkpoint
 from workers.engine.checkpoint import checkpoint_dir
 from workers.engine.export import merge_lora_checkpoint
@@ -37,7 +37,10 @@ def load_rows(
     row = session.scalar(select(Dataset).where(Dataset.id == dataset.dataset_id, Dataset.tenant_id == tenant_id))
     if row is None:
         raise JobInputError(f"dataset {dataset.dataset_id} no longer exists", param=f"{param}.dataset_id")
-    return read_rows(store, row)
+    try:
+        return read_rows(store, row, prompt_field=dataset.prompt_field)
+    except DatasetRowError as exc:  # the upload's row rules, for datasets stored before they were all checked
+        raise JobInputError(f"dataset {row.id} {exc}", param=f"{param}.dataset_id") from exc
 
 
 def prepare_resume(

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
         16 * 1024 * 1024, validation_alias=AliasChoices("GRPO_MAX_REQUEST_BYTES", "max_request_bytes")
     )
     max_dataset_rows: int = Field(100_000, validation_alias=AliasChoices("GRPO_MAX_DATASET_ROWS", "max_dataset_rows"))
+    # One JSONL line of an upload (a row) may be at most this long: the parser holds a line in memory.
+    max_dataset_row_bytes: int = Field(
+        1024 * 1024, ge=1, validation_alias=AliasChoices("GRPO_MAX_DATASET_ROW_BYTES", "max_dataset_row_bytes")
+    )
     max_steps_limit: int = Field(100_000, validation_alias=AliasChoices("GRPO_MAX_STEPS", "max_steps_limit"))
     max_group_size: int = Field(256, validation_alias=AliasChoices("GRPO_MAX_GROUP_SIZE", "max_group_size"))
     max_new_tokens_limit: int = Field(

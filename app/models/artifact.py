@@ -81,5 +81,8 @@ class Dataset(TimestampMixin, Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     # How many rows carry each field: a job can check that every row has its prompt and reward fields.
     field_counts: Mapped[dict[str, int]] = mapped_column(JSONType, default=dict)
+    # Per field, the first line lacking it ("missing") and the first where it is not a non-empty string
+    # ("not_text"): a job names the line of a bad prompt at submit. Null for datasets stored before.
+    field_issues: Mapped[dict[str, dict[str, int]] | None] = mapped_column(JSONType, nullable=True)
     preview: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     sha256: Mapped[str] = mapped_column(String(64))

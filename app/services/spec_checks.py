@@ -16,6 +16,7 @@ from app.core.errors import spec_error
 from app.models import Checkpoint, Dataset, Job
 from app.schemas.job import HUB_ID_PATTERN, DatasetSpec, EvalSpec, JobSpec
 from app.schemas.reward_resource import concrete_rewards, reference_fields
+from app.services.dataset_rows import prompt_issue_line, prompt_problem
 
 TINY_DEMO = "tiny-demo"
 
@@ -85,11 +86,9 @@ def check_rows(dataset: DatasetSpec, rewards: list[Any], param: str) -> None:
     if dataset.rows is None:
         return
     for index, row in enumerate(dataset.rows):
-        prompt = row.get(dataset.prompt_field)
-        if not isinstance(prompt, str) or not prompt:
-            raise spec_error(
-                f"{param}.rows[{index}].{dataset.prompt_field}", "every row needs a non-empty string prompt"
-            )
+        problem = prompt_problem(row, dataset.prompt_field)
+        if problem:
+            raise spec_error(f"{param}.rows[{index}].{dataset.prompt_field}", problem)
         for field in _reward_fields(rewards):
             if field not in row:
                 raise spec_error(f"{param}.rows[{index}].{field}", "missing: a reward reads this field")
@@ -103,10 +102,23 @@ def check_uploaded_dataset(
     row = session.scalar(select(Dataset).where(Dataset.id == dataset.dataset_id, Dataset.tenant_id == tenant_id))
     if row is None:
         raise spec_error(f"{param}.dataset_id", "no such dataset")
+    bad_prompt = prompt_issue_line(row.field_issues or {}, dataset.prompt_field)
+    if bad_prompt is not None:
+        line, reason = bad_prompt
+        raise spec_error(
+            f"{param}.dataset_id",
+            f"dataset {row.id} line {line} {reason} {dataset.prompt_field!r}, the job's prompt field: every row "
+            "needs a non-empty string there",
+        )
     for field in [dataset.prompt_field, *_reward_fields(rewards)]:
         present = row.field_counts.get(field, 0)
         if present < row.row_count:
-            raise spec_error(f"{param}.dataset_id", f"only {present} of {row.row_count} rows have the field {field!r}")
+            line = (row.field_issues or {}).get("missing", {}).get(field)
+            first = f"; line {line} is the first without it" if line is not None else ""
+            raise spec_error(
+                f"{param}.dataset_id",
+                f"dataset {row.id}: only {present} of {row.row_count} rows have the field {field!r}{first}",
+            )
 
 
 def check_init_from(spec: JobSpec, *, session: Session, tenant_id: uuid.UUID) -> None:

@@ -93,6 +93,7 @@ def test_lines_split_across_chunks_and_the_first_bad_line_deep_in_the_stream(ses
                     path=Path(tmp) / "rows.jsonl",
                     max_bytes=10**7,
                     max_rows=10**6,
+                    max_row_bytes=10**6,
                 )
             )
             store = make_store(settings)

@@ -35,10 +35,20 @@ async def create_dataset(
     settings: SettingsDep,
     store: StoreDep,
     name: Annotated[str, Query(min_length=1, max_length=200, pattern=NO_NUL)],
+    prompt_field: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=200,
+            pattern=NO_NUL,
+            description="A row that holds this field must hold a non-empty string there (the prompt).",
+        ),
+    ] = "prompt",
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
     """Upload JSONL (one JSON object per line), e.g. `curl --data-binary @rows.jsonl -H 'Content-Type:
-    application/jsonl' '.../v1/datasets?name=train'`. The first bad line is named in the error.
+    application/jsonl' '.../v1/datasets?name=train'`. The first bad line is named in the error; limits
+    (row size, nesting depth) are in docs/api-conventions.md.
 
     With an `Idempotency-Key`, a retried upload of the same name and bytes returns the first dataset."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -53,6 +63,8 @@ async def create_dataset(
             path=Path(tmp) / "rows.jsonl",
             max_bytes=settings.max_dataset_bytes,
             max_rows=settings.max_dataset_rows,
+            max_row_bytes=settings.max_dataset_row_bytes,
+            prompt_field=prompt_field,
         )
         return await run_in_threadpool(
             lambda: run_idempotent(
