@@ -191,8 +191,51 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return _respond(request, problem)
 
 
+# Lost-dependency errors: the database or the broker went away mid-request (a restart, a network cut).
+# These are the service's outage, not the request's fault and not a bug: 503 with Retry-After, on every
+# route, and the driver's text (which may hold SQL) stays in the log.
+DATABASE_RETRY_AFTER_S = 5
+QUEUE_RETRY_AFTER_S = 30
+
+
+def outage_exceptions() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """(database errors, broker errors) that mean a lost dependency."""
+    from kombu.exceptions import OperationalError as BrokerOperationalError
+    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+    broker: list[type[BaseException]] = [BrokerOperationalError]
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        broker += [RedisConnectionError, RedisTimeoutError]
+    except ImportError:  # redis is optional (the SQLAlchemy broker needs none)
+        pass
+    return (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError), tuple(broker)
+
+
+async def _outage_error(request: Request, exc: Exception) -> JSONResponse:
+    database, _ = outage_exceptions()
+    if isinstance(exc, database):
+        code, what, retry_after = "database_unavailable", "The database", DATABASE_RETRY_AFTER_S
+    else:
+        code, what, retry_after = "queue_unavailable", "The job queue", QUEUE_RETRY_AFTER_S
+    logger.warning("%s during %s %s: %s", code, request.method, request.url.path, type(exc).__name__, exc_info=exc)
+    problem = Problem(
+        type=PROBLEM_BASE + code.replace("_", "-"),
+        title="Service unavailable",
+        status=503,
+        detail=f"{what} is unavailable right now. Retry later (a create with the same Idempotency-Key).",
+        code=code,
+    )
+    return _respond(request, problem, {"Retry-After": str(retry_after)})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _problem_error)
+    for outage in [cls for group in outage_exceptions() for cls in group]:
+        app.add_exception_handler(outage, _outage_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
