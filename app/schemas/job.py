@@ -192,6 +192,13 @@ class JobSpec(StorableBody):
         None, description="Start from another job's checkpoint instead of model.source's weights (same tenant)."
     )
 
+    @field_validator("name")
+    @classmethod
+    def _name_is_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise PydanticCustomError("blank_name", "must contain a character other than whitespace")
+        return value
+
     @field_validator("grpo")
     @classmethod
     def _lora_reference_is_not_synced(cls, value: GRPOHyperparameters, info: ValidationInfo) -> GRPOHyperparameters:
