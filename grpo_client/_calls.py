@@ -77,9 +77,15 @@ def job_metrics(
 
 
 def job_events(
-    job_id: Id, *, after: int | None = None, types: list[str] | None = None, limit: int | None = None
+    job_id: Id,
+    *,
+    cursor: str | None = None,
+    after: int | None = None,
+    types: list[str] | None = None,
+    limit: int | None = None,
 ) -> Operation:
-    params = [("type", kind) for kind in types or []] + [("after", after), ("limit", limit)]
+    """A page of events: `cursor` is the previous page's next_cursor; `after` (an event id) also works."""
+    params = [("type", kind) for kind in types or []] + [("cursor", cursor), ("after", after), ("limit", limit)]
     return Call("GET", f"/v1/jobs/{job_id}/events", params=params), Page[Event]
 
 

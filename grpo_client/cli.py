@@ -116,13 +116,14 @@ def jobs_logs(grpo: GrpoClient, args: argparse.Namespace) -> int:
 
 
 def _all_events(grpo: GrpoClient, job_id: str, types: list[str] | None) -> list[Event]:
-    events, after = [], None
+    events: list[Event] = []
+    cursor = None
     while True:
-        page = grpo.jobs.events(job_id, after=after, types=types, limit=1000)
+        page = grpo.jobs.events(job_id, cursor=cursor, types=types, limit=1000)
         events += page.data
         if page.next_cursor is None:
             return events
-        after = int(page.next_cursor)
+        cursor = page.next_cursor
 
 
 def jobs_metrics(grpo: GrpoClient, args: argparse.Namespace) -> int:

@@ -133,7 +133,7 @@ class Jobs(_Resource):
         return self._pages(calls.job_metrics, job_id=job_id, **filters)
 
     def events(self, job_id: calls.Id, **filters: Any) -> Page[Event]:
-        """One JSON page of events; filters: after (an event id), types, limit."""
+        """One JSON page of events; filters: cursor (the previous next_cursor), types, limit (after: an event id)."""
         return self._client.send(calls.job_events(job_id, **filters))  # type: ignore[no-any-return]
 
     def stream_events(

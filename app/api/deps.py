@@ -1,11 +1,16 @@
-"""Request dependencies as Annotated aliases: settings, a DB session, the job queue, the caller's tenant."""
+"""Request dependencies as Annotated aliases: settings, a DB session, the job queue, the caller's tenant,
+and idempotent creates."""
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any, cast
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
@@ -14,6 +19,7 @@ from app.core.logs import bind_log_context
 from app.core.queue import JobQueue
 from app.core.storage import ObjectStore
 from app.models import Tenant
+from app.services.idempotency import Model, run_idempotent
 from app.services.tenants import authenticate
 
 
@@ -90,3 +96,54 @@ IdempotencyKey = Annotated[
         description="Makes a create safe to retry: the same key and body return the first response.",
     ),
 ]
+
+
+@dataclass(frozen=True)
+class IdempotentCreate:
+    """A create made safe to retry (app/services/idempotency.py), bound to the route that received it.
+
+    The scope is the request's method and path, so a key reused on another route (or another job's
+    evaluations) is a 409, and the replay is the route's response model with the route's status code."""
+
+    session: Session
+    tenant_id: uuid.UUID
+    key: str | None
+    scope: str
+    status_code: int
+    response_model: type[BaseModel]
+    response: Response
+
+    def run(self, payload: BaseModel | dict[str, Any], create: Callable[[], Model]) -> Model:
+        """`create()`, or the first response to this key and payload (header `Idempotent-Replayed: true`)."""
+        result, replayed = run_idempotent(
+            session=self.session,
+            tenant_id=self.tenant_id,
+            key=self.key,
+            scope=self.scope,
+            payload=payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload,
+            status_code=self.status_code,
+            create=create,
+            load=lambda stored: cast(Model, self.response_model.model_validate(stored)),
+        )
+        if replayed:
+            self.response.headers["Idempotent-Replayed"] = "true"
+        return result
+
+
+async def get_idempotent_create(
+    request: Request, response: Response, session: SessionDep, tenant: CurrentTenant, key: IdempotencyKey = None
+) -> IdempotentCreate:
+    route = request.scope["route"]
+    assert isinstance(route, APIRoute) and route.response_model is not None and route.status_code is not None
+    return IdempotentCreate(
+        session=session,
+        tenant_id=tenant.id,
+        key=key,
+        scope=f"{request.method} {request.url.path}",
+        status_code=route.status_code,
+        response_model=route.response_model,
+        response=response,
+    )
+
+
+Idempotent = Annotated[IdempotentCreate, Depends(get_idempotent_create)]

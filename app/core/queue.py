@@ -1,15 +1,20 @@
 """How the API hands work to the workers. Only ids travel; the task re-reads the row."""
 
+import logging
 import uuid
+from collections.abc import Callable
 from typing import Protocol
 
 from celery import Celery
+from sqlalchemy.orm import Session
 
 from app.core.errors import ProblemError
 
 TRAIN_TASK = "workers.tasks.run_grpo_job"
 EVAL_TASK = "workers.tasks.run_evaluation"
 MERGE_TASK = "workers.tasks.merge_checkpoint"
+
+logger = logging.getLogger(__name__)
 
 
 class JobQueue(Protocol):
@@ -44,3 +49,16 @@ def queue_unavailable(what: str) -> ProblemError:
         f"The job queue is unavailable; the {what} was not started. Retry later.",
         headers={"Retry-After": "30"},
     )
+
+
+def enqueue_or_undo(send: Callable[[], None], *, what: str, undo: Callable[[], None], session: Session) -> None:
+    """Hand committed work to the broker (commit, then enqueue the id). If the broker refuses, `undo` puts
+    the row in a state nobody waits on (a queued job or evaluation failed, a merge back to where it was),
+    that is committed, and the caller gets the 503: never a row that waits for a task that was never sent."""
+    try:
+        send()
+    except Exception as exc:
+        logger.exception("could not enqueue the %s", what)
+        undo()
+        session.commit()
+        raise queue_unavailable(what) from exc

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.crud.pagination import filter_created_and_name, oldest_first_page
+from app.crud.pagination import filter_created_and_name, keyset_page, oldest_first_page
 from app.models import Checkpoint, Evaluation
 
 CreatedRange = tuple[datetime | None, datetime | None]
@@ -19,7 +19,7 @@ def list_stored_checkpoints(
     step_gte: int | None,
     step_lte: int | None,
     created: CreatedRange,
-    after_step: int | None,
+    cursor: str | None,
     limit: int,
 ) -> tuple[list[Checkpoint], str | None]:
     """Checkpoints still in storage, in step order (a step has at most one), and the next page's cursor."""
@@ -29,11 +29,7 @@ def list_stored_checkpoints(
         query = query.where(Checkpoint.step >= step_gte)
     if step_lte is not None:
         query = query.where(Checkpoint.step <= step_lte)
-    if after_step is not None:
-        query = query.where(Checkpoint.step > after_step)
-    rows = list(session.scalars(query.order_by(Checkpoint.step).limit(limit + 1)))
-    page = rows[:limit]
-    return page, str(page[-1].step) if len(rows) > limit else None
+    return keyset_page(session, query, [Checkpoint.step, Checkpoint.id], limit=limit, cursor=cursor)
 
 
 def list_job_evaluations(

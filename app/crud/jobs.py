@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.crud.pagination import filter_created_and_name, newest_first_page
+from app.crud.pagination import after_key, decode_cursor, encode_cursor, filter_created_and_name, newest_first_page
 from app.models import Job, JobMetric
 from app.schemas.job import JobStatus
 
@@ -51,10 +51,10 @@ def list_metric_steps(
     names: list[str] | None,
     step_gte: int | None,
     step_lte: int | None,
-    after_step: int | None,
+    cursor: str | None,
     limit: int,
-) -> dict[int, dict[str, float]]:
-    """Metrics grouped by step, for at most `limit` steps in ascending order."""
+) -> tuple[dict[int, dict[str, float]], str | None]:
+    """Metrics grouped by step, for at most `limit` steps in ascending order, and the next page's cursor."""
     conditions = [JobMetric.job_id == job_id]
     if names:
         conditions.append(JobMetric.name.in_(names))
@@ -62,13 +62,15 @@ def list_metric_steps(
         conditions.append(JobMetric.step >= step_gte)
     if step_lte is not None:
         conditions.append(JobMetric.step <= step_lte)
-    if after_step is not None:
-        conditions.append(JobMetric.step > after_step)
-    steps = list(
-        session.scalars(select(JobMetric.step).where(*conditions).distinct().order_by(JobMetric.step).limit(limit))
+    if cursor:
+        conditions.append(after_key([JobMetric.step], decode_cursor(cursor, [JobMetric.step]), descending=False))
+    found = list(
+        session.scalars(select(JobMetric.step).where(*conditions).distinct().order_by(JobMetric.step).limit(limit + 1))
     )
+    steps = found[:limit]
+    next_cursor = encode_cursor([steps[-1]]) if len(found) > limit else None
     if not steps:
-        return {}
+        return {}, None
     rows = session.execute(
         select(JobMetric.step, JobMetric.name, JobMetric.value)
         .where(*conditions, JobMetric.step.in_(steps))
@@ -77,4 +79,4 @@ def list_metric_steps(
     grouped: dict[int, dict[str, float]] = {step: {} for step in steps}
     for step, name, value in rows:
         grouped[step][name] = value
-    return grouped
+    return grouped, next_cursor

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.schemas.page import ListPublic
 from app.schemas.reward_resource import JobReward
 from app.schemas.storable import MAX_INT32, StorableBody
 
@@ -28,9 +29,8 @@ class CheckpointPublic(BaseModel):
     )
 
 
-class CheckpointsPublic(BaseModel):
-    data: list[CheckpointPublic]
-    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null on the last page.")
+class CheckpointsPublic(ListPublic[CheckpointPublic]):
+    pass
 
 
 class EvaluationCreate(StorableBody):
@@ -70,9 +70,8 @@ class EvaluationPublic(BaseModel):
     finished_at: datetime | None
 
 
-class EvaluationsPublic(BaseModel):
-    data: list[EvaluationPublic]
-    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null on the last page.")
+class EvaluationsPublic(ListPublic[EvaluationPublic]):
+    pass
 
 
 class SamplePublic(BaseModel):
@@ -90,6 +89,5 @@ class SamplePublic(BaseModel):
     truncated: bool
 
 
-class SamplesPage(BaseModel):
-    data: list[SamplePublic]
-    next_cursor: str | None = None
+class SamplesPublic(ListPublic[SamplePublic]):
+    pass

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.schemas.page import ListPublic
+
 # A preview is for people: a few rows, each cut to a bounded size, so a dataset of huge rows still lists
 # in a few kilobytes (its rows are downloaded by the workers, never through these answers).
 PREVIEW_ROWS = 5
@@ -58,6 +60,5 @@ class DatasetPublic(BaseModel):
         return [preview_row(row) for row in rows[:PREVIEW_ROWS]]
 
 
-class DatasetsPublic(BaseModel):
-    data: list[DatasetPublic]
-    next_cursor: str | None = None
+class DatasetsPublic(ListPublic[DatasetPublic]):
+    pass

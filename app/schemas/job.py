@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, fi
 from pydantic_core import PydanticCustomError
 
 from app.schemas.grpo import GRPOHyperparameters
+from app.schemas.page import ListPublic
 from app.schemas.reward import SafeguardSpec
 from app.schemas.reward_resource import JobReward
 from app.schemas.storable import MAX_INT32, StorableBody
@@ -252,6 +253,5 @@ class JobPublic(BaseModel):
     )
 
 
-class JobsPublic(BaseModel):
-    data: list[JobPublic]
-    next_cursor: str | None = Field(None, description="Pass as ?cursor= to get the next page; null on the last page.")
+class JobsPublic(ListPublic[JobPublic]):
+    pass

@@ -5,15 +5,16 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from app.schemas.page import ListPublic
+
 
 class StepMetrics(BaseModel):
     step: int
     values: dict[str, float] = Field(..., description="Metric name -> value for this step.")
 
 
-class MetricsPage(BaseModel):
-    data: list[StepMetrics]
-    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next steps; null on the last page.")
+class MetricsPublic(ListPublic[StepMetrics]):
+    pass
 
 
 class JobEventPublic(BaseModel):
@@ -26,3 +27,7 @@ class JobEventPublic(BaseModel):
     type: str
     message: str
     data: dict[str, Any]
+
+
+class JobEventsPublic(ListPublic[JobEventPublic]):
+    pass

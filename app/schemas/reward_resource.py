@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 
+from app.schemas.page import ListPublic
 from app.schemas.reward import (
     NAME_PATTERN,
     MultiReward,
@@ -120,9 +121,8 @@ class RewardPublic(BaseModel):
     versions: list[int] = Field(..., description="All versions, oldest first.")
 
 
-class RewardsPublic(BaseModel):
-    data: list[RewardPublic]
-    next_cursor: str | None = None
+class RewardsPublic(ListPublic[RewardPublic]):
+    pass
 
 
 class RewardTestRequest(StorableBody):

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.core.errors import FieldError, ProblemError
-from app.core.queue import JobQueue, queue_unavailable
+from app.core.queue import JobQueue, enqueue_or_undo
 from app.models import Evaluation, Job
 from app.models.base import utcnow
 from app.schemas.artifact import EvaluationCreate
@@ -70,12 +70,10 @@ def request_evaluation(
     )
     session.add(evaluation)
     session.commit()
-    try:
-        queue.enqueue_evaluation(evaluation.id)
-    except Exception as exc:  # the broker is down: a queued evaluation nobody will run would wait forever
-        logger.exception("could not enqueue evaluation %s", evaluation.id)
+
+    def undo() -> None:
         evaluation.status, evaluation.finished_at = "failed", utcnow()
-        evaluation.error = {"code": "enqueue_failed", "message": f"the queue is unavailable: {exc}", "param": None}
-        session.commit()
-        raise queue_unavailable("evaluation") from exc
+        evaluation.error = {"code": "enqueue_failed", "message": "the queue was unavailable", "param": None}
+
+    enqueue_or_undo(lambda: queue.enqueue_evaluation(evaluation.id), what="evaluation", session=session, undo=undo)
     return evaluation

@@ -1,6 +1,7 @@
 """Idempotent creates: the same Idempotency-Key and body replay the first response; another body is a 409.
 
-Only successful responses are remembered: a request that failed (bad input, quota, outage) leaves no
+Routes use it through the `IdempotentCreate` dependency (app/api/deps.py), which takes the scope from the
+route. Only successful responses are remembered: a request that failed (bad input, quota, outage) leaves no
 record, so retrying it with the same key runs it again.
 """
 
@@ -8,9 +9,8 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -18,12 +18,15 @@ from sqlalchemy.orm import Session
 from app.core.errors import ProblemError
 from app.models.idempotency import IdempotencyRecord
 
+Model = TypeVar("Model", bound=BaseModel)
+
 
 def fingerprint(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _replay_or_conflict(record: IdempotencyRecord, scope: str, digest: str) -> JSONResponse:
+def _replay_or_conflict(record: IdempotencyRecord, scope: str, digest: str) -> Any:
+    """The first response's body, or a 409 when the key was used otherwise or is still in use."""
     if record.scope != scope or record.fingerprint != digest:
         raise ProblemError(
             409,
@@ -37,7 +40,7 @@ def _replay_or_conflict(record: IdempotencyRecord, scope: str, digest: str) -> J
             "a request with this Idempotency-Key is still being processed; retry shortly",
             headers={"Retry-After": "1"},
         )
-    return JSONResponse(record.response, status_code=record.status_code, headers={"Idempotent-Replayed": "true"})
+    return record.response
 
 
 def run_idempotent(
@@ -48,20 +51,24 @@ def run_idempotent(
     scope: str,
     payload: Any,
     status_code: int,
-    create: Callable[[], BaseModel],
-) -> BaseModel | JSONResponse:
+    create: Callable[[], Model],
+    load: Callable[[Any], Model],
+) -> tuple[Model, bool]:
+    """(the created resource, False), or (the first response loaded by `load`, True) for a replay."""
     if key is None:
-        return create()
+        return create(), False
     digest = fingerprint(payload)
     record = session.get(IdempotencyRecord, (tenant_id, key))
     if record is not None:
-        return _replay_or_conflict(record, scope, digest)
+        return load(_replay_or_conflict(record, scope, digest)), True
     session.add(IdempotencyRecord(tenant_id=tenant_id, key=key, scope=scope, fingerprint=digest))
     try:
         session.commit()
     except IntegrityError:  # a concurrent request with the same key got there first
         session.rollback()
-        return _replay_or_conflict(session.get(IdempotencyRecord, (tenant_id, key)), scope, digest)  # type: ignore[arg-type]
+        existing = session.get(IdempotencyRecord, (tenant_id, key))
+        assert existing is not None
+        return load(_replay_or_conflict(existing, scope, digest)), True
     try:
         result = create()
     except BaseException:
@@ -73,4 +80,4 @@ def run_idempotent(
     assert record is not None
     record.status_code, record.response = status_code, result.model_dump(mode="json")
     session.commit()
-    return result
+    return result, False

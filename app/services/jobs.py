@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from app.core.config import Settings
 from app.core.errors import ProblemError
 from app.core.logs import bind_log_context
-from app.core.queue import JobQueue
+from app.core.queue import JobQueue, enqueue_or_undo
 from app.crud.jobs import count_jobs
 from app.models import Job, JobEvent, JobRewardUse, Tenant
 from app.models.base import utcnow
@@ -72,25 +72,19 @@ def create_job(*, session: Session, tenant: Tenant, job_in: JobCreate, settings:
     session.add(JobEvent(job_id=job.id, type="status", message="job queued", data={"status": "queued"}))
     session.commit()
     bind_log_context(job_id=str(job.id))
-    try:
-        queue.enqueue_training(job.id)
-    except Exception as exc:  # the broker is down: say so rather than leave a job nobody will run
-        logger.exception("could not enqueue job %s", job.id)
-        transition(
+    enqueue_or_undo(
+        lambda: queue.enqueue_training(job.id),
+        what="job",
+        session=session,
+        undo=lambda: transition(
             session,
             job.id,
             from_={JobStatus.queued},
             to=JobStatus.failed,
             finished_at=utcnow(),
-            error={"code": "enqueue_failed", "message": f"the job queue is unavailable: {exc}", "param": None},
-        )
-        session.commit()
-        raise ProblemError(
-            503,
-            "queue_unavailable",
-            "The job queue is unavailable; the job was not started. Retry later.",
-            headers={"Retry-After": "30"},
-        ) from exc
+            error={"code": "enqueue_failed", "message": "the job queue was unavailable at submit", "param": None},
+        ),
+    )
     session.refresh(job)
     return job
 

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.core.errors import ProblemError
-from app.core.queue import JobQueue, queue_unavailable
+from app.core.queue import JobQueue, enqueue_or_undo
 from app.models import Checkpoint, JobEvent
 from app.services.artifacts import latest_checkpoint
 
@@ -36,13 +36,12 @@ def request_merge(*, session: Session, job_id: uuid.UUID, step: int, queue: JobQ
     if previous != "running":
         checkpoint.merge_status = "queued"
     session.commit()
-    try:
-        queue.enqueue_merge(job_id, step)
-    except Exception as exc:  # the broker is down: do not leave a 'queued' merge nobody will run
-        logger.exception("could not enqueue the merge of job %s step %s", job_id, step)
-        checkpoint.merge_status = previous
-        session.commit()
-        raise queue_unavailable("merge") from exc
+    enqueue_or_undo(
+        lambda: queue.enqueue_merge(job_id, step),
+        what="merge",
+        session=session,
+        undo=lambda: setattr(checkpoint, "merge_status", previous),
+    )
     return checkpoint
 
 

@@ -1,10 +1,10 @@
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import CurrentTenant, IdempotencyKey, QueueDep, SessionDep, SettingsDep, StoreDep
+from app.api.deps import CurrentTenant, Idempotent, QueueDep, SessionDep, SettingsDep, StoreDep
 from app.api.params import CreatedAfter, CreatedBefore, Cursor, Limit, StepPath, StepQuery
 from app.core.errors import ProblemError, not_found, spec_error
 from app.core.tarstream import tar_stream
@@ -21,12 +21,11 @@ from app.schemas.artifact import (
     EvaluationStatus,
     EvaluationTrigger,
     SamplePublic,
-    SamplesPage,
+    SamplesPublic,
 )
 from app.schemas.storable import MAX_INT32
 from app.services.artifacts import latest_checkpoint, model_files
 from app.services.evaluations import request_evaluation
-from app.services.idempotency import run_idempotent
 from app.services.merges import request_merge
 
 router = APIRouter(prefix="/jobs/{job_id}", tags=["artifacts"])
@@ -55,7 +54,7 @@ def list_checkpoints(
     created_after: CreatedAfter = None,
     created_before: CreatedBefore = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}$", description="Last step of the previous page.")] = None,
+    cursor: Cursor = None,
 ) -> CheckpointsPublic:
     """Stored checkpoints, oldest first (retention may have removed older ones)."""
     _job(session, tenant, job_id)
@@ -65,7 +64,7 @@ def list_checkpoints(
         step_gte=step_gte,
         step_lte=step_lte,
         created=(created_after, created_before),
-        after_step=int(cursor) if cursor else None,
+        cursor=cursor,
         limit=limit,
     )
     return CheckpointsPublic(data=[CheckpointPublic.model_validate(c) for c in page], next_cursor=next_cursor)
@@ -150,7 +149,7 @@ def merge_checkpoint(
     return _checkpoint_public(store, checkpoint)
 
 
-@router.get("/samples", response_model=SamplesPage)
+@router.get("/samples", response_model=SamplesPublic)
 def read_samples(
     job_id: uuid.UUID,
     session: SessionDep,
@@ -159,20 +158,16 @@ def read_samples(
     step_gte: StepQuery = None,
     step_lte: StepQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}:\d{1,9}$")] = None,
-) -> SamplesPage:
+    cursor: Cursor = None,
+) -> SamplesPublic:
     """Logged completions with their reward breakdown and advantage, in step order."""
     _job(session, tenant, job_id)
     if step is not None:
         step_gte = step_lte = step
-    after = tuple(int(part) for part in cursor.split(":")) if cursor else None
-    samples = list_samples(
-        session=session, job_id=job_id, step_gte=step_gte, step_lte=step_lte, after=after, limit=limit + 1
-    )  # type: ignore[arg-type]
-    page = samples[:limit]
-    last = page[-1] if page else None
-    next_cursor = f"{last.step}:{last.position}" if last and len(samples) > limit else None
-    return SamplesPage(data=[SamplePublic.model_validate(s) for s in page], next_cursor=next_cursor)
+    page, next_cursor = list_samples(
+        session=session, job_id=job_id, step_gte=step_gte, step_lte=step_lte, cursor=cursor, limit=limit
+    )
+    return SamplesPublic(data=[SamplePublic.model_validate(s) for s in page], next_cursor=next_cursor)
 
 
 @router.get("/evaluations", response_model=EvaluationsPublic)
@@ -209,20 +204,15 @@ def create_evaluation(
     tenant: CurrentTenant,
     queue: QueueDep,
     settings: SettingsDep,
-    idempotency_key: IdempotencyKey = None,
-) -> Any:
+    idempotent: Idempotent,
+) -> EvaluationPublic:
     """Evaluate a stored checkpoint now (a separate worker task); poll GET .../evaluations for the result."""
     job = _job(session, tenant, job_id)
     if evaluation_in.rows is not None and evaluation_in.dataset_id is not None:
         raise spec_error("rows", "give rows or dataset_id, not both")
-    return run_idempotent(
-        session=session,
-        tenant_id=tenant.id,
-        key=idempotency_key,
-        scope=f"POST /v1/jobs/{job_id}/evaluations",
-        payload=evaluation_in.model_dump(mode="json"),
-        status_code=202,
-        create=lambda: EvaluationPublic.model_validate(
+    return idempotent.run(
+        evaluation_in,
+        lambda: EvaluationPublic.model_validate(
             request_evaluation(session=session, job=job, evaluation_in=evaluation_in, queue=queue, settings=settings)
         ),
     )

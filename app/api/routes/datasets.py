@@ -1,13 +1,13 @@
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
-from app.api.deps import CurrentTenant, IdempotencyKey, SessionDep, SettingsDep, StoreDep
+from app.api.deps import CurrentTenant, Idempotent, SessionDep, SettingsDep, StoreDep
 from app.api.params import CreatedAfter, CreatedBefore, Cursor, Limit, NameContains
 from app.core.errors import ProblemError, not_found
 from app.crud.pagination import filter_created_and_name, newest_first_page
@@ -15,7 +15,6 @@ from app.models import Dataset
 from app.schemas.dataset import DatasetPublic, DatasetsPublic
 from app.schemas.storable import NO_NUL
 from app.services.datasets import receive_jsonl, store_dataset
-from app.services.idempotency import run_idempotent
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -34,6 +33,7 @@ async def create_dataset(
     tenant: CurrentTenant,
     settings: SettingsDep,
     store: StoreDep,
+    idempotent: Idempotent,
     name: Annotated[str, Query(min_length=1, max_length=200, pattern=NO_NUL)],
     prompt_field: Annotated[
         str,
@@ -44,8 +44,7 @@ async def create_dataset(
             description="A row that holds this field must hold a non-empty string there (the prompt).",
         ),
     ] = "prompt",
-    idempotency_key: IdempotencyKey = None,
-) -> Any:
+) -> DatasetPublic:
     """Upload JSONL (one JSON object per line), e.g. `curl --data-binary @rows.jsonl -H 'Content-Type:
     application/jsonl' '.../v1/datasets?name=train'`. The first bad line is named in the error; limits
     (row size, nesting depth) are in docs/api-conventions.md.
@@ -66,18 +65,15 @@ async def create_dataset(
             max_row_bytes=settings.max_dataset_row_bytes,
             prompt_field=prompt_field,
         )
+        payload = {"name": name, "sha256": upload.sha256, "size_bytes": upload.size}
+        if prompt_field != "prompt":  # keeps the fingerprints of keys recorded before the parameter existed
+            payload["prompt_field"] = prompt_field
         return await run_in_threadpool(
-            lambda: run_idempotent(
-                session=session,
-                tenant_id=tenant.id,
-                key=idempotency_key,
-                scope="POST /v1/datasets",
-                payload={"name": name, "sha256": upload.sha256, "size_bytes": upload.size},
-                status_code=201,
-                create=lambda: DatasetPublic.model_validate(
-                    store_dataset(session=session, store=store, tenant=tenant, name=name, upload=upload)
-                ),
-            )
+            idempotent.run,
+            payload,
+            lambda: DatasetPublic.model_validate(
+                store_dataset(session=session, store=store, tenant=tenant, name=name, upload=upload)
+            ),
         )
 
 

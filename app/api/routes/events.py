@@ -6,29 +6,23 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 from sse_starlette import EventSourceResponse
 
 from app.api.deps import CurrentTenant, SessionDep
-from app.api.params import FilterText
+from app.api.params import Cursor, FilterText
 from app.core.errors import not_found, spec_error
-from app.crud.events import events_after
+from app.crud.events import events_after, list_events
 from app.crud.jobs import get_job
 from app.models import Job
 from app.schemas.job import TERMINAL_STATUSES
-from app.schemas.metric import JobEventPublic
+from app.schemas.metric import JobEventPublic, JobEventsPublic
 from app.schemas.storable import MAX_INT64
 
 router = APIRouter(prefix="/jobs", tags=["events"])
 
 POLL_S = 0.5
 BATCH = 500
-
-
-class JobEventsPage(BaseModel):
-    data: list[JobEventPublic]
-    next_cursor: str | None = None
 
 
 def _next_batch(
@@ -59,7 +53,7 @@ async def _stream(
 
 @router.get(
     "/{job_id}/events",
-    response_model=JobEventsPage,
+    response_model=JobEventsPublic,
     responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
 )
 async def job_events(
@@ -69,7 +63,11 @@ async def job_events(
     tenant: CurrentTenant,
     accept: Annotated[str | None, Header()] = None,
     last_event_id: Annotated[str | None, Header(description="SSE resume point (sent by EventSource).")] = None,
-    after: Annotated[int | None, Query(ge=0, le=MAX_INT64, description="Only events with a larger id.")] = None,
+    cursor: Cursor = None,
+    after: Annotated[
+        int | None,
+        Query(ge=0, le=MAX_INT64, description="Only events with a larger id (older clients; prefer `cursor`)."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     event_types: Annotated[
         list[FilterText] | None,
@@ -80,7 +78,7 @@ async def job_events(
 
     With `Accept: text/event-stream` this is a Server-Sent Events stream that follows the job live and
     closes once it has ended; each event's id is its position, so `Last-Event-ID` resumes. Otherwise a
-    JSON page (`after` = the last id seen)."""
+    JSON page: pass `next_cursor` as `?cursor=` for the next one (`?after=<event id>` also works)."""
     if get_job(session=session, tenant_id=tenant.id, job_id=job_id) is None:
         raise not_found("job")
     start = after or 0
@@ -90,7 +88,7 @@ async def job_events(
         start = int(last_event_id)
     if accept and "text/event-stream" in accept:
         return EventSourceResponse(_stream(request, job_id, start, event_types), ping=15)
-    events = events_after(session=session, job_id=job_id, after_id=start, limit=limit + 1, types=event_types)
-    page = events[:limit]
-    next_cursor = str(page[-1].id) if len(events) > limit else None
-    return JobEventsPage(data=[JobEventPublic.model_validate(event) for event in page], next_cursor=next_cursor)
+    page, next_cursor = list_events(
+        session=session, job_id=job_id, after_id=start, cursor=cursor, limit=limit, types=event_types
+    )
+    return JobEventsPublic(data=[JobEventPublic.model_validate(event) for event in page], next_cursor=next_cursor)

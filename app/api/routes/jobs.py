@@ -1,17 +1,16 @@
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from app.api.deps import CurrentTenant, IdempotencyKey, QueueDep, SessionDep, SettingsDep
+from app.api.deps import CurrentTenant, Idempotent, QueueDep, SessionDep, SettingsDep
 from app.api.params import CreatedAfter, CreatedBefore, Cursor, FilterText, Limit, NameContains, StepQuery
 from app.api.presenters import job_public
 from app.core.errors import not_found
 from app.crud import jobs as crud
 from app.schemas.job import JobCreate, JobPublic, JobsPublic, JobStatus
-from app.schemas.metric import MetricsPage, StepMetrics
+from app.schemas.metric import MetricsPublic, StepMetrics
 from app.services import jobs as service
-from app.services.idempotency import run_idempotent
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -23,20 +22,15 @@ def create_job(
     tenant: CurrentTenant,
     settings: SettingsDep,
     queue: QueueDep,
-    idempotency_key: IdempotencyKey = None,
-) -> Any:
+    idempotent: Idempotent,
+) -> JobPublic:
     """Submit a training job. It starts `queued`; a worker picks it up.
 
     Send an `Idempotency-Key` header to make retries safe: the same key and body return the first
     response (with `Idempotent-Replayed: true`), the same key with another body is a 409."""
-    return run_idempotent(
-        session=session,
-        tenant_id=tenant.id,
-        key=idempotency_key,
-        scope="POST /v1/jobs",
-        payload=job_in.model_dump(mode="json"),
-        status_code=201,
-        create=lambda: job_public(
+    return idempotent.run(
+        job_in,
+        lambda: job_public(
             service.create_job(session=session, tenant=tenant, job_in=job_in, settings=settings, queue=queue)
         ),
     )
@@ -84,7 +78,7 @@ def cancel_job(job_id: uuid.UUID, session: SessionDep, tenant: CurrentTenant) ->
     return job_public(service.cancel_job(session=session, job=job))
 
 
-@router.get("/{job_id}/metrics", response_model=MetricsPage)
+@router.get("/{job_id}/metrics", response_model=MetricsPublic)
 def read_metrics(
     job_id: uuid.UUID,
     session: SessionDep,
@@ -93,20 +87,12 @@ def read_metrics(
     step_gte: StepQuery = None,
     step_lte: StepQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Steps per page.")] = 200,
-    cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}$", description="Last step of the previous page.")] = None,
-) -> MetricsPage:
+    cursor: Cursor = None,
+) -> MetricsPublic:
     """Per-step metrics in ascending step order."""
     if crud.get_job(session=session, tenant_id=tenant.id, job_id=job_id) is None:
         raise not_found("job")
-    grouped = crud.list_metric_steps(
-        session=session,
-        job_id=job_id,
-        names=name,
-        step_gte=step_gte,
-        step_lte=step_lte,
-        after_step=int(cursor) if cursor else None,
-        limit=limit + 1,
+    grouped, next_cursor = crud.list_metric_steps(
+        session=session, job_id=job_id, names=name, step_gte=step_gte, step_lte=step_lte, cursor=cursor, limit=limit
     )
-    steps = sorted(grouped)[:limit]
-    next_cursor = str(steps[-1]) if len(grouped) > limit else None
-    return MetricsPage(data=[StepMetrics(step=s, values=grouped[s]) for s in steps], next_cursor=next_cursor)
+    return MetricsPublic(data=[StepMetrics(step=s, values=v) for s, v in grouped.items()], next_cursor=next_cursor)

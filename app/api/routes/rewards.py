@@ -5,7 +5,7 @@ from fastapi import APIRouter, Response, status
 from pydantic import TypeAdapter
 from sqlalchemy import select
 
-from app.api.deps import CurrentTenant, IdempotencyKey, SessionDep
+from app.api.deps import CurrentTenant, Idempotent, SessionDep
 from app.api.params import CreatedAfter, CreatedBefore, Cursor, Limit, NameContains, VersionPath
 from app.core.errors import not_found
 from app.crud.pagination import filter_created_and_name, newest_first_page
@@ -22,7 +22,6 @@ from app.schemas.reward_resource import (
     RewardVersionPublic,
 )
 from app.services import rewards as service
-from app.services.idempotency import run_idempotent
 
 router = APIRouter(prefix="/rewards", tags=["rewards"])
 _STORED_SPEC: TypeAdapter[Any] = TypeAdapter(RewardSpec)
@@ -51,18 +50,13 @@ def _reward(session: SessionDep, tenant: CurrentTenant, reward_id: uuid.UUID) ->
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=RewardPublic)
 def create_reward(
-    reward_in: RewardCreate, session: SessionDep, tenant: CurrentTenant, idempotency_key: IdempotencyKey = None
-) -> Any:
+    reward_in: RewardCreate, session: SessionDep, tenant: CurrentTenant, idempotent: Idempotent
+) -> RewardPublic:
     """Create a named reward definition (version 1). It is built and dry-run first: python code is checked
     for syntax and a `reward(prompt, completion, row)` function, then run once in the sandbox."""
-    return run_idempotent(
-        session=session,
-        tenant_id=tenant.id,
-        key=idempotency_key,
-        scope="POST /v1/rewards",
-        payload=reward_in.model_dump(mode="json"),
-        status_code=201,
-        create=lambda: _public(
+    return idempotent.run(
+        reward_in,
+        lambda: _public(
             session,
             service.create_reward(
                 session=session,
@@ -127,20 +121,15 @@ def create_reward_version(
     version_in: RewardVersionCreate,
     session: SessionDep,
     tenant: CurrentTenant,
-    idempotency_key: IdempotencyKey = None,
-) -> Any:
+    idempotent: Idempotent,
+) -> RewardVersionPublic:
     """Change a reward by adding a version; jobs already submitted keep the version they pinned.
 
     With an `Idempotency-Key`, a retry returns the version the first request created instead of adding another."""
     reward = _reward(session, tenant, reward_id)
-    return run_idempotent(
-        session=session,
-        tenant_id=tenant.id,
-        key=idempotency_key,
-        scope=f"POST /v1/rewards/{reward_id}/versions",
-        payload=version_in.model_dump(mode="json"),
-        status_code=201,
-        create=lambda: RewardVersionPublic.model_validate(
+    return idempotent.run(
+        version_in,
+        lambda: RewardVersionPublic.model_validate(
             service.add_version(
                 session=session, reward=reward, spec=version_in.spec, sample=version_in.validation_sample
             )
