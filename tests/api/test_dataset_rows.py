@@ -6,7 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
+from app.core.errors import ProblemError
 from app.services.dataset_rows import MAX_JSON_DEPTH, FieldIssues, RowError, parse_row
 from app.services.datasets import receive_jsonl
 from tests.api.test_datasets import JSONL, jsonl
@@ -150,3 +154,61 @@ def test_a_long_single_line_parses_in_linear_time():
     small = min(_parse_time(1_000_000) for _ in range(2))
     large = min(_parse_time(8_000_000) for _ in range(2))
     assert large < 24 * small, (small, large)
+
+
+def _receive(body: bytes, chunk: int):
+    async def chunks():
+        for start in range(0, len(body), chunk):
+            yield body[start : start + chunk]
+
+    return asyncio.run(
+        receive_jsonl(body=chunks(), path=Path("/dev/null"), max_bytes=10**7, max_rows=100, max_row_bytes=4096)
+    )
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=20,
+)
+_line = st.one_of(
+    st.binary(max_size=60),
+    _json.map(lambda value: json.dumps(value).encode()),
+    st.integers(0, 300).map(lambda depth: b'{"a": ' + b"[" * depth + b"]" * depth + b"}"),
+    st.integers(1, 6000).map(lambda size: b'{"prompt": "' + b"x" * size + b'"}'),
+)
+
+
+@hypothesis_settings(max_examples=150, deadline=None)
+@given(lines=st.lists(_line, min_size=1, max_size=6), chunk=st.integers(1, 64))
+def test_any_upload_is_accepted_or_a_4xx_naming_a_line(lines, chunk):
+    body = b"\n".join(lines)
+    try:
+        received = _receive(body, chunk)
+    except ProblemError as exc:
+        assert exc.status in (413, 422), exc.detail
+        assert exc.code == "empty_dataset" or exc.errors[0].field.startswith("line "), exc.detail
+        return
+    assert 1 <= received.summary.rows <= len(lines)
+    for row in received.summary.preview:
+        assert len(json.dumps(row)) < 20 * 700
+
+
+@hypothesis_settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(st.dictionaries(st.sampled_from("abc"), st.one_of(st.text(max_size=2), st.integers())), max_size=8)
+)
+def test_field_issues_match_a_brute_force_scan(rows):
+    issues = FieldIssues()
+    for line, row in enumerate(rows, start=1):
+        issues.add(line, row)
+    fields = {field for row in rows for field in row}
+    for field in fields:
+        lacking = [line for line, row in enumerate(rows, start=1) if field not in row]
+        not_text = [
+            line
+            for line, row in enumerate(rows, start=1)
+            if field in row and not (isinstance(row[field], str) and row[field])
+        ]
+        assert issues.missing.get(field) == (lacking[0] if lacking else None)
+        assert issues.not_text.get(field) == (not_text[0] if not_text else None)
