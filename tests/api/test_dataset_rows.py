@@ -74,6 +74,15 @@ def test_the_worker_checks_stored_rows_with_the_same_rule(session_factory, setti
         assert len(read_rows(store, dataset)) == 2
         with pytest.raises(DatasetRowError, match=r"line 3\.prompt: must be a non-empty string, got 7"):
             read_rows(store, dataset, prompt_field="prompt")
+        session.add(dataset)
+        session.commit()
+        from app.schemas.job import DatasetSpec
+        from workers.inputs import JobInputError, load_rows
+
+        spec = DatasetSpec(dataset_id=dataset.id)
+        with pytest.raises(JobInputError, match=rf"dataset {dataset.id} line 3\.prompt") as info:
+            load_rows(spec, store=store, session=session, tenant_id=tenant.id, param="dataset")
+        assert info.value.param == "dataset.dataset_id"
 
 
 @pytest.mark.parametrize(
