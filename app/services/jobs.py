@@ -1,6 +1,5 @@
 """Job lifecycle on the API side: create (insert -> commit -> enqueue) and cancel. Owns its commits."""
 
-import logging
 import uuid
 
 from sqlalchemy.orm import Session
@@ -16,8 +15,6 @@ from app.schemas.job import TERMINAL_STATUSES, JobCreate, JobStatus
 from app.services.rewards import resolve_references
 from app.services.spec_checks import check_spec
 from app.services.transitions import transition
-
-logger = logging.getLogger(__name__)
 
 
 def check_queue_quota(*, session: Session, tenant: Tenant, retry_after_s: int) -> None:

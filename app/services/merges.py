@@ -6,7 +6,6 @@ idempotent: a request for a checkpoint that is not 'ready' always enqueues a mer
 with its worker is simply requested again, and a duplicate rewrites the same files.
 """
 
-import logging
 import uuid
 
 from sqlalchemy import select, update
@@ -18,7 +17,6 @@ from app.models import Checkpoint, JobEvent
 from app.services.artifacts import latest_checkpoint
 
 MERGED_PREFIX = "merged"
-logger = logging.getLogger(__name__)
 
 
 def request_merge(*, session: Session, job_id: uuid.UUID, step: int, queue: JobQueue) -> Checkpoint | None:
