@@ -133,8 +133,9 @@ class IdempotentCreate:
 async def get_idempotent_create(
     request: Request, response: Response, session: SessionDep, tenant: CurrentTenant, key: IdempotencyKey = None
 ) -> IdempotentCreate:
-    route = request.scope["route"]
-    assert isinstance(route, APIRoute) and route.response_model is not None and route.status_code is not None
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or route.response_model is None or route.status_code is None:
+        raise TypeError("Idempotent is for create routes that declare response_model and status_code")
     return IdempotentCreate(
         session=session,
         tenant_id=tenant.id,
