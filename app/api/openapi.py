@@ -26,6 +26,10 @@ def _document_errors(path: str, operation: dict[str, Any]) -> None:
         responses["422"] = _problem("Invalid request: the `errors` list names each invalid field.")
     if path.startswith("/v1/"):
         responses["401"] = _problem("Missing, invalid or revoked API key.")
+        responses["503"] = _problem(
+            "The database or the job queue is unavailable (code database_unavailable or queue_unavailable): "
+            "retry after the Retry-After header's seconds."
+        )
         if "{" in path:
             responses["404"] = _problem(
                 "No such resource for this API key's tenant (another tenant's ids look absent)."

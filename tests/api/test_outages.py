@@ -60,3 +60,10 @@ def test_a_broker_error_outside_the_enqueue_guard_is_a_503(client, auth, queue, 
     response = client.post("/v1/jobs", json=tiny_spec(), headers=auth)
     assert response.status_code == 503 and response.json()["code"] == "queue_unavailable"
     assert response.headers["Retry-After"]
+
+
+def test_every_v1_operation_documents_the_503(client):
+    for path, operations in client.get("/openapi.json").json()["paths"].items():
+        if path.startswith("/v1/"):
+            for method, operation in operations.items():
+                assert "503" in operation["responses"], (method, path)
