@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,6 +36,9 @@ def job_work_dir(settings: Settings, job_id: uuid.UUID) -> Path:
 def error_body(exc: BaseException) -> dict[str, Any]:
     """A failed job's error: a stable code, a message a person can act on, and the spec field if known."""
     code = getattr(exc, "code", None) or "training_failed"
+    if isinstance(exc, ValidationError):  # pydantic's str() has a URL per error and its own layout
+        problems = [f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}" for e in exc.errors()[:5]]
+        return {"code": code, "message": "invalid spec: " + "; ".join(problems), "param": None}
     message = str(exc) or type(exc).__name__
     return {"code": code, "message": f"{type(exc).__name__}: {message}"[:2000], "param": getattr(exc, "param", None)}
 
