@@ -77,3 +77,27 @@ def test_a_checkpoints_sizes_say_what_they_count_and_the_model_size_matches_the_
     assert 0 <= one["size_bytes"] - downloaded_bytes("full") < 100  # plus the completeness marker
     schema = client.get("/openapi.json").json()["components"]["schemas"]["CheckpointPublic"]["properties"]
     assert "optimiser" in schema["size_bytes"]["description"]
+
+
+def test_a_body_without_a_json_content_type_is_a_415_that_names_it(client, auth):
+    body = '{"name": "x"}'
+    for headers in ({}, {"Content-Type": "application/x-www-form-urlencoded"}, {"Content-Type": "text/plain"}):
+        response = client.post("/v1/jobs", content=body, headers=auth | headers)
+        assert response.status_code == 415, response.text
+        problem = response.json()
+        assert problem["code"] == "unsupported_media_type" and "Content-Type: application/json" in problem["detail"]
+    # A JSON body that is not an object is still the body's fault, not the content type's.
+    wrong_shape = client.post("/v1/jobs", json=[1], headers=auth)
+    assert wrong_shape.status_code == 422 and wrong_shape.json()["errors"][0]["field"] == "body"
+
+
+def test_a_section_field_sent_at_the_top_level_says_where_it_belongs(client, auth):
+    spec = tiny_spec() | {"learning_rate": 1e-3, "every": 5}
+    response = client.post("/v1/jobs", json=spec, headers=auth)
+    assert response.status_code == 422
+    errors = {e["field"]: e for e in response.json()["errors"]}
+    assert errors["learning_rate"]["message"].startswith("learning_rate belongs in grpo")
+    assert errors["learning_rate"]["type"] == "misplaced_field"
+    assert errors["every"]["message"].startswith("every belongs in checkpoint")
+    unknown = client.post("/v1/jobs", json=tiny_spec() | {"colour": 1}, headers=auth)
+    assert unknown.json()["errors"][0]["type"] == "extra_forbidden"
