@@ -222,7 +222,7 @@ class JobSpec(StorableBody):
             InitErrorDetails(
                 type=PydanticCustomError(
                     "misplaced_field",
-                    "{field} belongs in {where}: send {{\"{section}\": {{\"{field}\": ...}}}}",
+                    '{field} belongs in {where}: send {{"{section}": {{"{field}": ...}}}}',
                     {"field": key, "where": " or ".join(sections), "section": sections[0]},
                 ),
                 loc=(key,),

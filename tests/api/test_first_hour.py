@@ -68,6 +68,7 @@ def test_a_checkpoints_sizes_say_what_they_count_and_the_model_size_matches_the_
     [listed] = client.get(f"/v1/jobs/{job_id}/checkpoints", headers=auth).json()["data"]
     one = client.get(f"/v1/jobs/{job_id}/checkpoints/2", headers=auth).json()
     assert listed["model_bytes"] is None and listed["size_bytes"] == one["size_bytes"]
+
     def downloaded_bytes(variant: str) -> int:
         download = client.get(f"/v1/jobs/{job_id}/checkpoints/2/download", params={"variant": variant}, headers=auth)
         with tarfile.open(fileobj=io.BytesIO(download.content)) as archive:
