@@ -44,7 +44,7 @@ case "$command" in
   api)
     install test
     "$PY" -m app.cli migrate
-    exec "$PY" -m uvicorn app.main:app --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" "$@"
+    exec "$PY" -m uvicorn app.main:app --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" --log-config app/core/uvicorn_log.json "$@"
     ;;
   worker)
     install test
