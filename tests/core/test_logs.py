@@ -19,7 +19,8 @@ def json_logs() -> Iterator[None]:
     logging.getLogger("uvicorn.access").disabled = False
 
 
-def test_one_json_access_line_per_request(json_logs: None, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.usefixtures("json_logs")
+def test_one_json_access_line_per_request(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging(level="INFO", fmt="json")
     # What uvicorn logs for each request (uvicorn/protocols/http/h11_impl.py), then the app's own line.
     logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", "/healthz", "1.1", 200)
@@ -31,6 +32,7 @@ def test_one_json_access_line_per_request(json_logs: None, capsys: pytest.Captur
     assert records[0]["request_id"] == "r1"
 
 
+@pytest.mark.integration
 def test_the_api_process_as_run_sh_starts_it_writes_only_json_lines(tmp_path) -> None:
     import os
     import re
