@@ -3,6 +3,8 @@
 #   ./run.sh demo     install what is needed, start API + worker, run the demo GRPO job and show it learn
 #   ./run.sh test     install what is needed (with test extras) and run the whole test suite
 #   ./run.sh api | worker   run one service process in the foreground (after an install)
+#   ./run.sh admin ...  grpo-admin (API keys, tenant limits); ./run.sh grpo ...  the client CLI;
+#   ./run.sh train ...  grpo-train (a spec in-process): the venv's commands without activating it
 # Environment: GRPO_VENV (default .venv), TORCH_SPEC (default torch==2.13.0: the CPU wheel; on a GPU machine
 # install your CUDA build of torch into the venv first and it is kept).
 set -euo pipefail
@@ -50,8 +52,20 @@ case "$command" in
     install test
     exec "$PY" -m celery -A workers.celery_app worker --loglevel INFO --pool prefork --concurrency 1 --queues grpo "$@"
     ;;
+  admin)
+    install test
+    exec "$PY" -m app.cli "$@"
+    ;;
+  grpo)
+    install test
+    exec "$PY" -m grpo_client "$@"
+    ;;
+  train)
+    install test
+    exec "$PY" -m workers.cli "$@"
+    ;;
   *)
-    sed -n '2,7p' "$0"
+    sed -n '2,9p' "$0"
     exit 2
     ;;
 esac
