@@ -102,3 +102,20 @@ def test_a_section_field_sent_at_the_top_level_says_where_it_belongs(client, aut
     assert errors["every"]["message"].startswith("every belongs in checkpoint")
     unknown = client.post("/v1/jobs", json=tiny_spec() | {"colour": 1}, headers=auth)
     assert unknown.json()["errors"][0]["type"] == "extra_forbidden"
+
+
+def test_a_model_source_that_cannot_load_is_refused_at_submission_naming_it(client, auth, settings):
+    def submit_with(source: str):
+        spec = tiny_spec()
+        spec["model"] = {"source": source}
+        return client.post("/v1/jobs", json=spec, headers=auth)
+
+    missing = submit_with(str(settings.model_roots[0] / "not-there"))
+    assert missing.status_code == 422 and "no directory" in missing.json()["detail"]
+    (settings.model_roots[0] / "empty").mkdir(parents=True)
+    empty = submit_with(str(settings.model_roots[0] / "empty"))
+    assert empty.status_code == 422 and "config.json" in empty.json()["detail"]
+    malformed = submit_with("not a hub id!")
+    assert malformed.status_code == 422
+    for response in (missing, empty, malformed):
+        assert response.json()["errors"][0]["field"] == "model.source"
