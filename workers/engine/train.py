@@ -53,8 +53,9 @@ def train(
     remove_stale_temporaries(work_dir)
     loading = time.perf_counter()
     run = setup_run(config, len(rows), Path(resume_from) if resume_from else None)
-    if hasattr(sink, "on_model_loaded"):  # optional hook: the service records how long loading took
-        sink.on_model_loaded(time.perf_counter() - loading)
+    on_model_loaded = getattr(sink, "on_model_loaded", None)  # optional: the service records the load time
+    if on_model_loaded is not None:
+        on_model_loaded(time.perf_counter() - loading)
     settings = loss_settings(config)
     G, precision = config.group_size, autocast(config, run.device)
     if eval_rows and config.eval_every and run.step == 0:
