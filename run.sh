@@ -54,6 +54,8 @@ case "$command" in
     ;;
   admin)
     install test
+    # The database must exist before a key can be stored in it (./run.sh api migrates too; a no-op when current).
+    case "${1:-}" in ""|-h|--help|migrate) ;; *) "$PY" -m app.cli migrate ;; esac
     exec "$PY" -m app.cli "$@"
     ;;
   grpo)
