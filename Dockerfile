@@ -18,4 +18,4 @@ RUN pip install ".[s3]"
 
 VOLUME /data
 EXPOSE 8000
-CMD ["sh", "-c", "grpo-admin migrate && uvicorn app.main:app --host 0.0.0.0 --port 8000"]
+CMD ["sh", "-c", "grpo-admin migrate && uvicorn app.main:app --host 0.0.0.0 --port 8000 --log-config app/core/uvicorn_log.json"]

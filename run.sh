@@ -3,6 +3,8 @@
 #   ./run.sh demo     install what is needed, start API + worker, run the demo GRPO job and show it learn
 #   ./run.sh test     install what is needed (with test extras) and run the whole test suite
 #   ./run.sh api | worker   run one service process in the foreground (after an install)
+#   ./run.sh admin ...  grpo-admin (API keys, tenant limits); ./run.sh grpo ...  the client CLI;
+#   ./run.sh train ...  grpo-train (a spec in-process): the venv's commands without activating it
 # Environment: GRPO_VENV (default .venv), TORCH_SPEC (default torch==2.13.0: the CPU wheel; on a GPU machine
 # install your CUDA build of torch into the venv first and it is kept).
 set -euo pipefail
@@ -44,14 +46,28 @@ case "$command" in
   api)
     install test
     "$PY" -m app.cli migrate
-    exec "$PY" -m uvicorn app.main:app --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" "$@"
+    exec "$PY" -m uvicorn app.main:app --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" --log-config app/core/uvicorn_log.json "$@"
     ;;
   worker)
     install test
     exec "$PY" -m celery -A workers.celery_app worker --loglevel INFO --pool prefork --concurrency 1 --queues grpo "$@"
     ;;
+  admin)
+    install test
+    # The database must exist before a key can be stored in it (./run.sh api migrates too; a no-op when current).
+    case "${1:-}" in ""|-h|--help|migrate) ;; *) "$PY" -m app.cli migrate ;; esac
+    exec "$PY" -m app.cli "$@"
+    ;;
+  grpo)
+    install test
+    exec "$PY" -m grpo_client "$@"
+    ;;
+  train)
+    install test
+    exec "$PY" -m workers.cli "$@"
+    ;;
   *)
-    sed -n '2,7p' "$0"
+    sed -n '2,9p' "$0"
     exit 2
     ;;
 esac

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app.api.main import api_router
 from app.api.openapi import install_problem_openapi
@@ -30,7 +31,10 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
         configure_logging(level=settings.log_level, fmt=settings.log_format)
         yield
 
-    app = FastAPI(
+    # FastAPIOffline: /docs (Swagger UI) and /redoc load their scripts and styles from this server
+    # (the package ships them), not from a CDN, so the docs work on a machine without internet.
+    app = FastAPIOffline(
+        static_url="/docs-assets",
         title="GRPO training service",
         version="0.1.0",
         description="Submit GRPO training jobs, follow their metrics, fetch checkpoints and evaluations.",

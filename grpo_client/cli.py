@@ -36,14 +36,31 @@ def _read_json(path: str) -> Any:
     return json.loads(text)
 
 
+SHOWN = (  # what a person follows while a job trains, as the demo shows it: (label, metric, format)
+    ("reward", "reward/mean", ".3f"),
+    ("kl", "kl", ".3f"),
+    ("loss", "loss", "+.4f"),
+    ("tok/s", "throughput/tokens_per_s", ".0f"),
+)
+
+
+def _metric_summary(values: dict[str, Any]) -> str:
+    return "  ".join(
+        f"{label} {values[name]:{spec}}" for label, name, spec in SHOWN if isinstance(values.get(name), int | float)
+    )
+
+
 def _event_line(event: Event) -> str:
     step = f" step {event.step}" if event.step is not None else ""
-    return f"{event.created_at:%Y-%m-%d %H:%M:%S} {event.level:<7} {event.type}{step}: {event.message}"
+    message = event.message
+    if event.type == "metrics" and isinstance(event.data.get("values"), dict):
+        message = _metric_summary(event.data["values"]) or message
+    return f"{event.created_at:%Y-%m-%d %H:%M:%S} {event.level:<7} {event.type}{step}: {message}"
 
 
 def _progress(job: Job) -> str:
-    metrics = " ".join(f"{name}={value:.4g}" for name, value in sorted(job.latest_metrics.items())[:4])
-    return f"{job.status} {job.progress.step}/{job.progress.total_steps} {metrics}".rstrip()
+    line = f"{job.status} step {job.progress.step}/{job.progress.total_steps}  {_metric_summary(job.latest_metrics)}"
+    return line.rstrip()
 
 
 # --- jobs ---------------------------------------------------------------------------------------------

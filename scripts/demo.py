@@ -1,7 +1,7 @@
 """The README demo: start API + worker, submit the demo GRPO job over HTTP, show it learn.
 
 ./run.sh demo               # installs, then runs this
-python -m scripts.demo --keep-running   # leave the service up afterwards for curl
+./run.sh demo --keep        # leave the service up afterwards for curl, the dashboard and /docs
 """
 
 import argparse
@@ -68,11 +68,26 @@ def reward_summary(client: httpx.Client, job_id: str, window: int = 10) -> tuple
     return sum(first) / len(first), sum(last) / len(last)
 
 
+def closing_note(base_url: str, key: str, job_id: str, *, keep_running: bool) -> str:
+    """What to try next. A curl only while the service it points at is up; otherwise how to get one."""
+    if keep_running:
+        return (
+            f"API key for this local service: {key}\nTry: curl -H 'Authorization: Bearer {key}' "
+            f"'{base_url}/v1/jobs/{job_id}/metrics?name=reward/mean'"
+        )
+    return (
+        "The demo's API and worker stop now. To keep them up, to query the job over HTTP and to open the\n"
+        "dashboard (/dashboard/) and the API docs (/docs), run:  ./run.sh demo --keep"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=PROJECT_ROOT / ".grpo" / "demo")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--keep-running", action="store_true", help="leave API and worker running afterwards")
+    parser.add_argument(
+        "--keep", "--keep-running", dest="keep_running", action="store_true", help="leave API and worker running"
+    )
     args = parser.parse_args()
 
     port = args.port if port_is_free(args.port) else free_port()
@@ -90,10 +105,7 @@ def main() -> int:
         before, after = reward_summary(client, job["id"])
         print(f"Mean reward, first 10 steps: {before:.2f}  ->  last 10 steps: {after:.2f}")
         print(f"Done in {time.monotonic() - started:.0f} s (service start included).")
-        print(
-            f"\nAPI key for this local service: {key}\nTry: curl -H 'Authorization: Bearer {key}' "
-            f"{stack.base_url}/v1/jobs/{job['id']}/metrics?name=reward/mean"
-        )
+        print("\n" + closing_note(stack.base_url, key, job["id"], keep_running=args.keep_running))
         if args.keep_running:
             print(f"\nService running at {stack.base_url} (docs at {stack.base_url}/docs); Ctrl-C to stop.")
             try:

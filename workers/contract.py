@@ -67,6 +67,9 @@ class TrainingSink(Protocol):
     def on_eval(self, report: EvalReport) -> None:
         """Called after each held-out evaluation."""
 
+    # Optional, not part of the protocol: on_model_loaded(seconds), called once the model (and the
+    # reference, the optimiser and any resumed state) is ready, before the first step.
+
 
 @dataclass(frozen=True)
 class TrainResult:

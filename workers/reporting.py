@@ -80,6 +80,16 @@ class DatabaseSink:
         if self._monitor.stop_requested:
             raise SafeguardStop(f"stopped by a reward-hacking safeguard: {alerts[0].message}")
 
+    def on_model_loaded(self, seconds: float) -> None:
+        with self._sessions() as session:
+            runs.add_event(
+                session=session,
+                job_id=self._job_id,
+                type_="model_loaded",
+                message=f"model loaded in {seconds:.1f} s",
+                data={"seconds": round(seconds, 3)},
+            )
+
     def on_step(self, report: StepReport) -> None:
         self._last_metrics = report.metrics
         samples = [dataclasses.asdict(sample) for sample in report.samples]

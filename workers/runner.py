@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +21,7 @@ from app.schemas.reward_resource import concrete_rewards
 from app.services import artifacts, runs
 from workers.engine import train
 from workers.inputs import load_rows, prepare_init_weights, prepare_resume
+from workers.model_preflight import check_model_reachable
 from workers.reporting import MONITORED, DatabaseSink, Heartbeat, JobCancelled, JobLost
 from workers.rewards import RewardMonitor, build_reward_fn
 from workers.spec import engine_config_from_spec, token_counter
@@ -35,6 +37,9 @@ def job_work_dir(settings: Settings, job_id: uuid.UUID) -> Path:
 def error_body(exc: BaseException) -> dict[str, Any]:
     """A failed job's error: a stable code, a message a person can act on, and the spec field if known."""
     code = getattr(exc, "code", None) or "training_failed"
+    if isinstance(exc, ValidationError):  # pydantic's str() has a URL per error and its own layout
+        problems = [f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}" for e in exc.errors()[:5]]
+        return {"code": code, "message": "invalid spec: " + "; ".join(problems), "param": None}
     message = str(exc) or type(exc).__name__
     return {"code": code, "message": f"{type(exc).__name__}: {message}"[:2000], "param": getattr(exc, "param", None)}
 
@@ -75,6 +80,17 @@ def _train(
                     spec.init_from, work_dir=work_dir, store=store, session=session, tenant_id=tenant_id
                 )
             )
+    with sessions() as session:
+        source = resume_from.name if resume_from is not None else config.model_source
+        runs.add_event(
+            session=session,
+            job_id=job_id,
+            type_="model_loading",
+            message=f"loading model {source}",
+            data={"source": source, "revision": config.model_revision},
+        )
+    if resume_from is None:
+        check_model_reachable(config.model_source, config.model_revision)  # seconds, not the hub's retries
     monitor = rebuilt_monitor(spec, sessions, job_id, resume_from)
     sink = DatabaseSink(sessions, store, job_id, worker_id, spec, monitor)
     group_size = spec.grpo.group_size

@@ -1,7 +1,7 @@
 """ORM rows -> public schemas, for the values that are derived rather than stored."""
 
 from app.models import Job
-from app.schemas.job import JobError, JobProgress, JobPublic
+from app.schemas.job import JobError, JobProgress, JobPublic, JobStatus
 
 TOKENS_PER_S = "throughput/tokens_per_s"  # the engine's step metric (workers/engine/metrics.py)
 
@@ -9,7 +9,8 @@ TOKENS_PER_S = "throughput/tokens_per_s"  # the engine's step metric (workers/en
 def job_public(job: Job) -> JobPublic:
     done, total = job.current_step, job.total_steps
     eta = None
-    if 0 < done < total and job.train_seconds > 0:
+    # Only a running job has time left: a cancelled or failed one stopped short of total_steps for good.
+    if job.status == JobStatus.running and 0 < done < total and job.train_seconds > 0:
         eta = job.train_seconds / done * (total - done)
     return JobPublic(
         id=job.id,

@@ -132,8 +132,26 @@ async def _problem_error(request: Request, exc: Exception) -> JSONResponse:
     return _respond(request, problem, exc.headers)
 
 
+def _not_json(request: Request, exc: RequestValidationError) -> bool:
+    """A JSON body route that got a body it could not read as JSON because of its Content-Type."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    unread = any(tuple(err.get("loc", ())) == ("body",) and err.get("type") != "missing" for err in exc.errors())
+    return unread and not (media_type == "application/json" or media_type.endswith("+json"))
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if _not_json(request, exc):
+        got = request.headers.get("content-type") or "none"
+        problem = Problem(
+            type=PROBLEM_BASE + "unsupported-media-type",
+            title="Unsupported media type",
+            status=415,
+            detail=f"the body must be JSON: send Content-Type: application/json (got {got})",
+            code="unsupported_media_type",
+            errors=[FieldError(field="Content-Type", message=f"expected application/json, got {got}", type="media")],
+        )
+        return _respond(request, problem)
     errors = [
         FieldError(
             field=_field_path(tuple(err.get("loc", ())), exc.body),

@@ -65,6 +65,8 @@ def json_formatter() -> logging.Formatter:
 def configure_logging(*, level: str = "INFO", fmt: str = "json") -> None:
     """Route the root logger (and uvicorn's and Celery's loggers, through it) to one stderr handler.
 
+    uvicorn's access logger is turned off: the API's middleware writes the one access line per request.
+
     Idempotent: calling it again replaces the handler it installed before. fmt='none' leaves logging
     as it is (tests, or an embedding application that configures logging itself).
     """
@@ -83,3 +85,5 @@ def configure_logging(*, level: str = "INFO", fmt: str = "json") -> None:
         logger = logging.getLogger(name)
         logger.handlers = []
         logger.propagate = True
+    # The app writes its own access line (request id, route, duration); uvicorn's would be a second one.
+    logging.getLogger("uvicorn.access").disabled = True

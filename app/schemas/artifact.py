@@ -18,11 +18,24 @@ class CheckpointPublic(BaseModel):
     job_id: uuid.UUID
     step: int
     created_at: datetime
-    size_bytes: int
+    size_bytes: int = Field(
+        ...,
+        description="Bytes stored for this checkpoint: the model and tokenizer plus the optimiser, scheduler and "
+        "RNG state (the ?variant=full download) and a small completeness marker. The default download "
+        "holds the model files only: model_bytes.",
+    )
+    model_bytes: int | None = Field(
+        None,
+        description="Bytes of the files in the default (model) download, before tar framing. Given by GET "
+        ".../checkpoints/{step}; null in lists, which do not list each checkpoint's files in storage.",
+    )
     is_adapter: bool = Field(..., description="LoRA adapter only (load with peft on top of the base model).")
     metrics: dict[str, float] = Field(..., description="Training metrics of the step the checkpoint was taken at.")
     eval_score: float | None = Field(None, description="Held-out accuracy at this step, when evaluated.")
-    files: list[str] = Field(default_factory=list, description="Files in the model download.")
+    files: list[str] = Field(
+        default_factory=list,
+        description="Files in the model download. Given by GET .../checkpoints/{step}; empty in lists.",
+    )
     merge_status: Literal["queued", "running", "ready", "failed"] | None = Field(
         None,
         description="LoRA checkpoints: state of the merged download (POST .../merge); null until one is asked for.",

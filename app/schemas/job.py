@@ -5,8 +5,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from app.schemas.grpo import GRPOHyperparameters
 from app.schemas.page import ListPublic
@@ -165,6 +174,17 @@ class InitFrom(BaseModel):
     )
 
 
+def _sections_with_field(name: str) -> list[str]:
+    """The spec's sections (grpo, checkpoint, ...) that have a field called `name`."""
+    sections = []
+    for section, info in JobSpec.model_fields.items():
+        for model in (info.annotation, *getattr(info.annotation, "__args__", ())):
+            if isinstance(model, type) and issubclass(model, BaseModel) and name in model.model_fields:
+                sections.append(section)
+                break
+    return sections
+
+
 class JobSpec(StorableBody):
     """Everything needed to run a training job: the same document the API and `grpo-train` accept."""
 
@@ -199,6 +219,29 @@ class JobSpec(StorableBody):
         if not value.strip():
             raise PydanticCustomError("blank_name", "must contain a character other than whitespace")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _section_fields_stay_in_their_section(cls, data: Any) -> Any:
+        """`learning_rate` at the top level is a common slip: say where it goes, not just 'extra input'."""
+        if not isinstance(data, dict):
+            return data
+        misplaced = [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "misplaced_field",
+                    '{field} belongs in {where}: send {{"{section}": {{"{field}": ...}}}}',
+                    {"field": key, "where": " or ".join(sections), "section": sections[0]},
+                ),
+                loc=(key,),
+                input=data[key],
+            )
+            for key in data
+            if key not in cls.model_fields and (sections := _sections_with_field(str(key)))
+        ]
+        if misplaced:
+            raise ValidationError.from_exception_data(cls.__name__, misplaced)
+        return data
 
     @field_validator("grpo")
     @classmethod

@@ -102,8 +102,10 @@ def record_scheduled_evaluation(
             Evaluation.job_id == job_id, Evaluation.step == step, Evaluation.trigger == "scheduled"
         )
     )
-    evaluation = existing or Evaluation(job_id=job_id, step=step, trigger="scheduled", config=config)
-    evaluation.status, evaluation.metrics, evaluation.finished_at = "succeeded", metrics, utcnow()
+    now = utcnow()
+    # created_at is set here, not by the column default at flush, which would come after finished_at.
+    evaluation = existing or Evaluation(job_id=job_id, step=step, trigger="scheduled", config=config, created_at=now)
+    evaluation.status, evaluation.metrics, evaluation.finished_at = "succeeded", metrics, now
     session.add(evaluation)
     attach_eval_score(session=session, job_id=job_id, step=step, metrics=metrics)
     if existing is None:

@@ -22,7 +22,8 @@ logger = logging.getLogger(__name__)
 def resolve_eval_config(job: Job, evaluation_in: EvaluationCreate) -> EvalSpec:
     """The job's eval section (or its training data and rewards) overridden by the request's fields."""
     base = dict(job.spec.get("eval") or {})
-    base.setdefault("rewards", job.spec["rewards"])
+    if not base.get("rewards"):  # a stored spec holds "rewards": null when the eval section gave none
+        base["rewards"] = job.spec["rewards"]
     overrides = evaluation_in.model_dump(exclude_none=True, exclude={"step", "rows", "dataset_id"}, mode="json")
     if evaluation_in.rows is not None:
         base["dataset"] = {"rows": evaluation_in.rows}

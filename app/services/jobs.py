@@ -12,6 +12,7 @@ from app.crud.jobs import count_jobs
 from app.models import Job, JobEvent, JobRewardUse, Tenant
 from app.models.base import utcnow
 from app.schemas.job import TERMINAL_STATUSES, JobCreate, JobStatus
+from app.services.model_checks import check_prompts_encodable
 from app.services.rewards import resolve_references
 from app.services.spec_checks import check_spec
 from app.services.transitions import transition
@@ -47,6 +48,7 @@ def pin_reward_references(
 def create_job(*, session: Session, tenant: Tenant, job_in: JobCreate, settings: Settings, queue: JobQueue) -> Job:
     job_in, reward_uses = pin_reward_references(session=session, tenant=tenant, job_in=job_in)
     check_spec(job_in, settings, session=session, tenant_id=tenant.id)
+    check_prompts_encodable(job_in)
     check_queue_quota(session=session, tenant=tenant, retry_after_s=settings.quota_retry_after_s)
     job = Job(
         tenant_id=tenant.id,

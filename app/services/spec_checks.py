@@ -33,6 +33,8 @@ def check_model_source(source: str, revision: str | None, settings: Settings) ->
         if not any(resolved.is_relative_to(root) for root in roots):
             allowed = ", ".join(map(str, roots)) or "none are configured (GRPO_MODEL_ROOTS)"
             raise spec_error("model.source", f"local paths must lie under an allowed model root; allowed: {allowed}")
+        if not resolved.is_dir():
+            raise spec_error("model.source", f"no directory {str(resolved)!r} on the API host")
         if not (resolved / "config.json").is_file():
             raise spec_error("model.source", "no save_pretrained model there (config.json missing)")
         return

@@ -141,10 +141,10 @@ def test_console_command(live: tuple[Stack, str], tmp_path: Path) -> None:
     submitted = cli(live, "jobs", "submit", str(spec), "--wait", "--timeout", "180")
     assert submitted.returncode == 0, submitted.stderr
     job = json.loads(submitted.stdout.splitlines()[-1])
-    assert job["status"] == "succeeded" and "succeeded 2/2" in submitted.stderr
+    assert job["status"] == "succeeded" and "succeeded step 2/2  reward " in submitted.stderr
 
     logs = cli(live, "jobs", "logs", job["id"], "--follow")
-    assert logs.returncode == 0 and "status: job succeeded" in logs.stdout and "metrics step 2" in logs.stdout
+    assert logs.returncode == 0 and "status: job succeeded" in logs.stdout and "metrics step 2: reward " in logs.stdout
 
     samples = tmp_path / "samples.json"
     samples.write_text(json.dumps([{"completion": "3", "row": {"answer": "3"}}, {"completion": "x", "row": {}}]))

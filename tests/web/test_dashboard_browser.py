@@ -22,7 +22,7 @@ except ImportError:  # the browser fixture skips (or fails under GRPO_REQUIRE_SE
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
 
-EVAL_ROWS = [{"prompt": f"copy {d}:", "answer": str(d)} for d in (1, 4, 7)]
+EVAL_ROWS = [{"prompt": f"{d}+1=", "answer": str(d + 1)} for d in (1, 4, 7)]
 
 
 def shot(page: Page, name: str, *, full_page: bool = False) -> None:
@@ -140,7 +140,7 @@ def test_a_job_from_the_form_trains_live_and_succeeds_with_checkpoints_and_evalu
 ) -> None:
     sign_in(page, api_key)
     page.goto("/dashboard/#/new")
-    field(page, "name").fill("web-tiny")  # the example rows and exact_match reward are the form's defaults
+    field(page, "name").fill("web-tiny")  # the demo job's rows and numeric_match reward are the form's defaults
     grpo = {"group_size": 4, "prompts_per_step": 2, "max_steps": 12, "max_new_tokens": 4, "learning_rate": "1e-3"}
     for name, value in {**grpo, "seed": 3}.items():
         field(page, f"grpo.{name}").fill(str(value))
@@ -166,10 +166,10 @@ def test_a_job_from_the_form_trains_live_and_succeeds_with_checkpoints_and_evalu
     expect(page.locator("#evaluations tbody tr")).to_have_count(3)  # steps 0, 6, 12
     expect(page.locator("#evaluations tbody")).not_to_contain_text("failed")
     expect(page.locator("#sample-step")).to_have_value("12")
-    expect(page.locator("#samples tr.sample").first).to_contain_text("copy")
+    expect(page.locator("#samples tr.sample").first).to_contain_text("1=")
     page.click("#sample-prev")
     expect(page.locator("#sample-step")).to_have_value("11")
-    expect(page.locator("#samples tr.sample").first).to_contain_text("exact_match")
+    expect(page.locator("#samples tr.sample").first).to_contain_text("numeric_match")
     expect(page.locator("#spec")).to_contain_text('"web-tiny"')
     page.evaluate("window.scrollTo(0, 0)")
     shot(page, "job-page")

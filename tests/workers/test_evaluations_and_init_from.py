@@ -67,3 +67,36 @@ def test_a_job_started_from_another_jobs_checkpoint_starts_from_its_weights(clie
     start_eval = {e["step"]: e["metrics"] for e in evaluations(client, auth, second.json()["id"])}[0]
     # Step 0 of the new job evaluates the weights it starts from: those of the first job's checkpoint.
     assert start_eval == final_eval
+
+
+def test_on_demand_evaluation_of_a_job_whose_eval_section_has_no_rewards_uses_the_jobs_rewards(
+    client, auth, worker
+):
+    # The stored spec holds "eval": {..., "rewards": null}; the evaluation must fall back to the job's rewards.
+    eval_section = {key: value for key, value in EVAL.items() if key != "rewards"}
+    eval_section["dataset"] = {"rows": [{"prompt": f"{d}>", "answer": ALPHABET[d : d + 6]} for d in range(6)]}
+    submitted = client.post("/v1/jobs", json=job_spec(eval=eval_section), headers=auth)
+    assert submitted.status_code == 201, submitted.text
+    job_id = submitted.json()["id"]
+    assert worker.train(job_id).status == "succeeded"
+    created = client.post(f"/v1/jobs/{job_id}/evaluations", json={"step": 2}, headers=auth)
+    assert created.status_code == 202, created.text
+    worker.evaluate(created.json()["id"])
+    [on_demand] = [e for e in evaluations(client, auth, job_id) if e["trigger"] == "on_demand"]
+    assert on_demand["status"] == "succeeded", on_demand["error"]
+
+
+def test_a_failed_evaluation_reports_a_validation_problem_without_pydantic_text():
+    from pydantic import BaseModel, ValidationError
+
+    from workers.runner import error_body
+
+    class Spec(BaseModel):
+        rewards: list[int]
+
+    try:
+        Spec.model_validate({"rewards": "x"})
+    except ValidationError as exc:
+        body = error_body(exc)
+    assert body["message"] == "invalid spec: rewards: Input should be a valid list"
+    assert "errors.pydantic.dev" not in body["message"]

@@ -51,7 +51,11 @@ def train(
     validate_rows(rows, config.prompt_field)
     work_dir = Path(work_dir)
     remove_stale_temporaries(work_dir)
+    loading = time.perf_counter()
     run = setup_run(config, len(rows), Path(resume_from) if resume_from else None)
+    on_model_loaded = getattr(sink, "on_model_loaded", None)  # optional: the service records the load time
+    if on_model_loaded is not None:
+        on_model_loaded(time.perf_counter() - loading)
     settings = loss_settings(config)
     G, precision = config.group_size, autocast(config, run.device)
     if eval_rows and config.eval_every and run.step == 0:

@@ -40,8 +40,10 @@ def _job(session: SessionDep, tenant: CurrentTenant, job_id: uuid.UUID) -> Job:
 
 
 def _checkpoint_public(store: StoreDep, checkpoint: Checkpoint) -> CheckpointPublic:
-    files = [name for name, _ in model_files(store, checkpoint, "model")]
-    return CheckpointPublic.model_validate(checkpoint).model_copy(update={"files": files})
+    files = model_files(store, checkpoint, "model")
+    return CheckpointPublic.model_validate(checkpoint).model_copy(
+        update={"files": [name for name, _ in files], "model_bytes": sum(size for _, size in files)}
+    )
 
 
 @router.get("/checkpoints", response_model=CheckpointsPublic)

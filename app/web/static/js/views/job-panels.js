@@ -114,7 +114,7 @@ function checkpointRow(jobId, checkpoint, onEvaluate) {
     { dataset: { step: checkpoint.step } },
     h('td', { class: 'mono' }, checkpoint.step),
     h('td', {}, fmtTime(checkpoint.created_at)),
-    h('td', { class: 'num' }, fmtBytes(checkpoint.size_bytes), checkpoint.is_adapter ? h('span', { class: 'chip' }, 'LoRA') : ''),
+    h('td', { class: 'num', title: 'stored: model, optimiser and RNG state (the Full download); Download holds the model files only' }, fmtBytes(checkpoint.size_bytes), checkpoint.is_adapter ? h('span', { class: 'chip' }, 'LoRA') : ''),
     h('td', { class: 'mono num' }, fmtNum(checkpoint.metrics['reward/mean'])),
     h('td', { class: 'mono num eval-score' }, fmtNum(checkpoint.eval_score)),
     h(
@@ -134,7 +134,7 @@ export function checkpointsPanel(jobId, signal, onEvaluate) {
   async function reload() {
     try {
       const { data } = await get(`v1/jobs/${jobId}/checkpoints`, {}, { signal });
-      const head = h('tr', {}, ['Step', 'Saved', 'Size', 'Reward', 'Eval score', ''].map((t, i) => h('th', { class: [2, 3, 4].includes(i) ? 'num' : '' }, t)));
+      const head = h('tr', {}, ['Step', 'Saved', 'Stored size', 'Reward', 'Eval score', ''].map((t, i) => h('th', { class: [2, 3, 4].includes(i) ? 'num' : '' }, t)));
       replace(body, data.length ? h('table', {}, h('thead', {}, head), h('tbody', {}, data.map((c) => checkpointRow(jobId, c, onEvaluate)))) : h('p', { class: 'muted' }, 'No checkpoints yet.'));
     } catch (err) {
       if (!signal.aborted) errorLine(body, err);

@@ -34,13 +34,20 @@ function rewardHistory(signal) {
   };
 }
 
+// Why a job failed, in the list itself: the code and the start of the message (all of it on hover).
+function failureReason(error) {
+  if (!error) return null;
+  const text = `${error.code}${error.param ? ` (${error.param})` : ''}: ${error.message}`;
+  return h('div', { class: 'error job-error', title: text }, text.length > 90 ? `${text.slice(0, 89)}…` : text);
+}
+
 function jobRow(job, rewards) {
   const latest = job.latest_metrics['reward/mean'];
   return h(
     'tr',
     { dataset: { jobId: job.id } },
     h('td', {}, h('a', { href: `#/jobs/${job.id}`, class: 'job-link' }, job.name), h('div', { class: 'muted mono' }, job.id.slice(0, 8))),
-    h('td', {}, statusBadge(job.status), job.cancel_requested && job.status === 'running' ? h('div', { class: 'muted' }, 'cancelling') : null),
+    h('td', {}, statusBadge(job.status), job.cancel_requested && job.status === 'running' ? h('div', { class: 'muted' }, 'cancelling') : null, failureReason(job.error)),
     h('td', {}, progressBar(job.progress), job.progress.eta_seconds ? h('div', { class: 'muted' }, `ETA ${fmtDuration(job.progress.eta_seconds)}`) : null),
     h('td', {}, h('div', { class: 'reward-cell' }, sparkline(rewards), h('span', { class: 'mono' }, fmtNum(latest)))),
     h('td', {}, job.alerts.length ? h('span', { class: 'badge alert-badge', title: job.alerts.map((a) => a.message).join('\n') }, `⚠ ${job.alerts.length}`) : ''),

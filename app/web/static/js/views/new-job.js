@@ -7,7 +7,116 @@ import { clearErrors, jsonField, rewardSkeleton, rewardTypes, schemaField, schem
 
 // Shown up front and always sent; the other GRPO knobs sit under "All GRPO settings", sent when changed.
 const COMMON_GRPO = ['group_size', 'prompts_per_step', 'max_steps', 'max_new_tokens', 'learning_rate', 'beta', 'temperature', 'seed'];
-const EXAMPLE_ROWS = Array.from({ length: 10 }, (_, d) => ({ prompt: `copy ${d}:`, answer: String(d) }));
+// The prefilled job is the demo job (workers/demo.py; tests/api/test_prompt_tokens.py keeps them equal): it
+// learns on tiny-demo in well under a minute, and its prompts use only the demo tokenizer's 20 symbols.
+const DEMO_SPEC = {
+  "name": "plus-minus-one",
+  "model": {
+    "source": "tiny-demo"
+  },
+  "dataset": {
+    "rows": [
+      {
+        "prompt": "0+1=",
+        "answer": "1"
+      },
+      {
+        "prompt": "1+1=",
+        "answer": "2"
+      },
+      {
+        "prompt": "2+1=",
+        "answer": "3"
+      },
+      {
+        "prompt": "3+1=",
+        "answer": "4"
+      },
+      {
+        "prompt": "4+1=",
+        "answer": "5"
+      },
+      {
+        "prompt": "5+1=",
+        "answer": "6"
+      },
+      {
+        "prompt": "6+1=",
+        "answer": "7"
+      },
+      {
+        "prompt": "7+1=",
+        "answer": "8"
+      },
+      {
+        "prompt": "8+1=",
+        "answer": "9"
+      },
+      {
+        "prompt": "1-1=",
+        "answer": "0"
+      },
+      {
+        "prompt": "2-1=",
+        "answer": "1"
+      },
+      {
+        "prompt": "3-1=",
+        "answer": "2"
+      },
+      {
+        "prompt": "4-1=",
+        "answer": "3"
+      },
+      {
+        "prompt": "5-1=",
+        "answer": "4"
+      },
+      {
+        "prompt": "6-1=",
+        "answer": "5"
+      },
+      {
+        "prompt": "7-1=",
+        "answer": "6"
+      },
+      {
+        "prompt": "8-1=",
+        "answer": "7"
+      },
+      {
+        "prompt": "9-1=",
+        "answer": "8"
+      }
+    ],
+    "prompt_field": "prompt"
+  },
+  "rewards": [
+    {
+      "type": "numeric_match",
+      "field": "answer",
+      "weight": 1.0
+    }
+  ],
+  "grpo": {
+    "group_size": 16,
+    "prompts_per_step": 8,
+    "max_steps": 400,
+    "max_new_tokens": 3,
+    "temperature": 1.0,
+    "learning_rate": 0.001,
+    "lr_scheduler": "constant",
+    "epsilon_high": 0.28,
+    "beta": 0.04,
+    "seed": 0,
+    "num_threads": 1
+  },
+  "checkpoint": {
+    "every": 100,
+    "keep_last": 2
+  }
+};
+const EXAMPLE_ROWS = DEMO_SPEC.dataset.rows;
 
 function setPath(target, path, value) {
   const keys = path.split('.');
@@ -82,7 +191,7 @@ function datasetSection(openapi, signal) {
 }
 
 function rewardsSection(openapi, signal) {
-  const rewards = jsonField('rewards', { label: 'Rewards (JSON list; the total is their weighted sum)', rows: 5, initial: [{ type: 'exact_match', field: 'answer' }] });
+  const rewards = jsonField('rewards', { label: 'Rewards (JSON list; the total is their weighted sum)', rows: 5, initial: DEMO_SPEC.rewards });
   rewards.always = true;
   const add = (reward) => {
     const { value, error } = rewards.read();
@@ -111,7 +220,7 @@ function knobsSection(openapi) {
   const checkpoint = schemaFields(openapi, 'checkpoint', S.CheckpointSpec);
   const logging = schemaFields(openapi, 'logging', S.LoggingSpec);
   const safeguards = schemaFields(openapi, 'safeguards', S.SafeguardSpec);
-  const evalField = jsonField('eval', { label: 'Held-out evaluation (JSON, optional)', rows: 4, optional: true, hint: 'e.g. {"dataset": {"rows": [{"prompt": "copy 3:", "answer": "3"}]}, "every": 10}' });
+  const evalField = jsonField('eval', { label: 'Held-out evaluation (JSON, optional)', rows: 4, optional: true, hint: 'e.g. {"dataset": {"rows": [{"prompt": "4+1=", "answer": "5"}]}, "every": 100}' });
   const initFrom = jsonField('init_from', { label: 'Start from a checkpoint (JSON, optional)', rows: 2, optional: true, hint: '{"job_id": "…", "step": null}' });
   const el = [
     h('fieldset', {}, h('legend', {}, 'GRPO'), h('div', { class: 'grid' }, common.map((f) => f.el)), h('details', {}, h('summary', {}, `All GRPO settings (${advanced.length} more)`), h('div', { class: 'grid' }, advanced.map((f) => f.el)))),
@@ -210,6 +319,7 @@ export async function renderNewJob(container, { params: [cloneFrom], signal }) {
     pastePanel(fill),
     h('div', { class: 'form-layout' }, form, h('aside', { class: 'card' }, h('h2', {}, 'What will be sent'), preview)),
   );
+  if (!cloneFrom) fill(DEMO_SPEC);
   if (cloneFrom) {
     const job = await get(`v1/jobs/${cloneFrom}`, {}, { signal });
     fill({ ...job.spec, name: `${job.spec.name}-copy` });
