@@ -15,10 +15,13 @@ from app.core.logs import new_log_context, reset_log_context
 from app.core.queue import JobQueue
 from app.core.storage import ObjectStore, make_store
 from app.models import Job
+from app.schemas.errors import JobErrorCode
 from app.schemas.job import JobSpec, JobStatus
 from app.schemas.reward_resource import concrete_rewards
 from app.services import artifacts, runs
+from workers.contract import JobFailure
 from workers.engine import train
+from workers.engine.checkpoint import is_out_of_space
 from workers.inputs import load_rows, prepare_init_weights, prepare_resume
 from workers.reporting import MONITORED, DatabaseSink, Heartbeat, JobCancelled, JobLost
 from workers.rewards import RewardMonitor, build_reward_fn
@@ -34,9 +37,13 @@ def job_work_dir(settings: Settings, job_id: uuid.UUID) -> Path:
 
 def error_body(exc: BaseException) -> dict[str, Any]:
     """A failed job's error: a stable code, a message a person can act on, and the spec field if known."""
-    code = getattr(exc, "code", None) or "training_failed"
+    code, param = JobErrorCode.training_failed, None
+    if isinstance(exc, JobFailure):
+        code, param = JobErrorCode(exc.code), exc.param
+    elif is_out_of_space(exc):  # ENOSPC outside a checkpoint write: storing it, a download
+        code = JobErrorCode.storage_full
     message = str(exc) or type(exc).__name__
-    return {"code": code, "message": f"{type(exc).__name__}: {message}"[:2000], "param": getattr(exc, "param", None)}
+    return {"code": code.value, "message": f"{type(exc).__name__}: {message}"[:2000], "param": param}
 
 
 def _train(
