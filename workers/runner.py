@@ -19,6 +19,7 @@ from app.schemas.errors import JobErrorCode
 from app.schemas.job import JobSpec, JobStatus
 from app.schemas.reward_resource import concrete_rewards
 from app.services import artifacts, runs
+from workers.claiming import claim_or_take_over
 from workers.contract import JobFailure
 from workers.engine import train
 from workers.engine.checkpoint import is_out_of_space
@@ -145,12 +146,9 @@ def run_job(
 def _run_claimed(
     *, job_id: uuid.UUID, settings: Settings, session_factory: sessionmaker[Session], worker_id: str
 ) -> None:
-    with session_factory() as session:
-        job = runs.claim_job(
-            session=session, job_id=job_id, worker_id=worker_id, max_attempts=settings.max_job_attempts
-        )
+    job = claim_or_take_over(session_factory=session_factory, job_id=job_id, worker_id=worker_id, settings=settings)
     if job is None:
-        logger.info("job %s not claimed: not queued (a duplicate delivery, cancelled) or no free slot", job_id)
+        logger.info("job %s not claimed: a duplicate delivery, cancelled, or no free slot", job_id)
         return
     outcome, error, message = JobStatus.succeeded, None, "job succeeded"
 

@@ -6,6 +6,7 @@ Plain functions over a session, so the Celery task stays thin and the tests can 
 import logging
 import math
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -28,7 +29,7 @@ def claim_job(*, session: Session, job_id: uuid.UUID, worker_id: str, max_attemp
     None when the job is not queued (a duplicate delivery) or its tenant has no free slot: the job is
     then marked deferred and released again when a slot frees (app.services.slots).
     """
-    job = session.get(Job, job_id)
+    job = session.get(Job, job_id, populate_existing=True)
     if job is None or job.status != JobStatus.queued:
         return None
     if job.attempts >= max_attempts:
@@ -69,6 +70,35 @@ def claim_job(*, session: Session, job_id: uuid.UUID, worker_id: str, max_attemp
         return None
     session.refresh(job)
     return job
+
+
+def take_over_job(*, session: Session, seen: Job, worker_id: str, max_attempts: int, reason: str) -> Job | None:
+    """Hand a running job whose worker is gone (`reason` says how we know) to `worker_id` at once.
+
+    `seen` is the job as the caller read it. The hand-over is fenced: it happens only if the job is still
+    running under the same owner, attempt and heartbeat as seen, so of several redelivered tasks (or a task
+    and the watchdog) exactly one wins, and an owner that was merely slow and beat since keeps its job.
+    It is the watchdog's requeue (running -> queued) and a claim (queued -> running, attempt + 1) in one
+    transaction, so the events and the attempt count read as they do after a watchdog recovery.
+    """
+    requeued = transition(
+        session,
+        seen.id,
+        from_={JobStatus.running},
+        to=JobStatus.queued,
+        message=f"{reason}; taken over to resume from its latest checkpoint",
+        event_data={"took_over_from": seen.worker_id},
+        owned_by=seen.worker_id,
+        conditions=[
+            Job.attempts == seen.attempts,
+            Job.heartbeat_at.is_(None) if seen.heartbeat_at is None else Job.heartbeat_at == seen.heartbeat_at,
+        ],
+        worker_id=None,
+    )
+    if not requeued:
+        session.rollback()
+        return None
+    return claim_job(session=session, job_id=seen.id, worker_id=worker_id, max_attempts=max_attempts)
 
 
 StepOutcome = Literal["continue", "cancel", "lost"]
@@ -178,17 +208,24 @@ def finish_job(
 
 
 def requeue_orphaned_jobs(
-    *, session: Session, timeout: timedelta, max_attempts: int, now: datetime | None = None
+    *,
+    session: Session,
+    timeout: timedelta,
+    max_attempts: int,
+    now: datetime | None = None,
+    known_dead: Callable[[str | None], bool] = lambda _worker_id: False,
 ) -> list[uuid.UUID]:
-    """Running jobs whose heartbeat stopped: back to queued (to be resumed), or failed after max_attempts.
+    """Running jobs whose heartbeat stopped, or whose worker is `known_dead` (its process is gone): back to
+    queued (to be resumed), or failed after max_attempts.
 
     Returns the ids to enqueue again. Safe to run from several workers: transition() is conditional.
     """
     deadline = (now or utcnow()) - timeout
-    stale = session.scalars(select(Job).where(Job.status == JobStatus.running, Job.heartbeat_at < deadline)).all()
+    running = session.scalars(select(Job).where(Job.status == JobStatus.running)).all()
+    stale = [job for job in running if _older(job.heartbeat_at, deadline) or known_dead(job.worker_id)]
     requeue: list[uuid.UUID] = []
     for job in stale:
-        silent_for = f"no heartbeat from worker {job.worker_id} since {job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
+        silent_for = lost_reason(job, dead=not _older(job.heartbeat_at, deadline))
         if job.attempts >= max_attempts:
             transition(
                 session,
@@ -213,6 +250,19 @@ def requeue_orphaned_jobs(
             requeue.append(job.id)
         session.commit()
     return requeue
+
+
+def _older(moment: datetime | None, deadline: datetime) -> bool:
+    return moment is not None and moment < deadline
+
+
+def lost_reason(job: Job, *, dead: bool) -> str:
+    """Why a job's worker counts as lost, for its status event and error message."""
+    if dead:
+        return f"worker {job.worker_id} is gone (its process exited)"
+    if job.heartbeat_at is None:
+        return f"no heartbeat from worker {job.worker_id}"
+    return f"no heartbeat from worker {job.worker_id} since {job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def record_alert(
