@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.storage import ObjectStore
 from app.schemas.job import JobSpec
 from app.services import artifacts, runs
+from workers.contract import JobFailure
 from workers.engine.interface import EvalReport, StepReport
 from workers.rewards import Alert, RewardMonitor
 from workers.rewards.monitor import MetricNames
@@ -30,7 +31,7 @@ class JobLost(Exception):
     """This worker no longer owns the job (it was requeued while this worker was stalled)."""
 
 
-class SafeguardStop(Exception):
+class SafeguardStop(JobFailure):
     """A reward-hacking alert fired and the job's safeguards say to stop."""
 
     code = "safeguard_stop"

@@ -1,6 +1,5 @@
 """Run one service job end to end: claim -> inputs -> engine.train -> finish. Celery-free, so tests call it."""
 
-import contextlib
 import logging
 import traceback
 import uuid
@@ -16,8 +15,7 @@ from app.core.queue import JobQueue
 from app.core.storage import ObjectStore, make_store
 from app.models import Job
 from app.schemas.errors import JobErrorCode
-from app.schemas.job import JobSpec, JobStatus
-from app.schemas.reward_resource import concrete_rewards
+from app.schemas.job import DatasetSpec, JobSpec, JobStatus
 from app.services import artifacts, runs
 from workers.claiming import claim_or_take_over
 from workers.contract import JobFailure
@@ -25,8 +23,8 @@ from workers.engine import train
 from workers.engine.checkpoint import is_out_of_space
 from workers.inputs import load_rows, prepare_init_weights, prepare_resume
 from workers.reporting import MONITORED, DatabaseSink, Heartbeat, JobCancelled, JobLost
-from workers.rewards import RewardMonitor, build_reward_fn
-from workers.spec import engine_config_from_spec, token_counter
+from workers.rewards import RewardMonitor
+from workers.spec import RunInputs, run_inputs
 from workers.watchdog import release_waiting_jobs
 
 logger = logging.getLogger(__name__)
@@ -47,6 +45,18 @@ def error_body(exc: BaseException) -> dict[str, Any]:
     return {"code": code.value, "message": f"{type(exc).__name__}: {message}"[:2000], "param": param}
 
 
+def service_inputs(
+    spec: JobSpec, *, settings: Settings, store: ObjectStore, sessions: sessionmaker[Session], tenant_id: uuid.UUID
+) -> RunInputs:
+    """run_inputs() with the service's row loader: inline rows, or the tenant's stored dataset."""
+
+    def load(dataset: DatasetSpec, param: str) -> list[dict[str, Any]]:
+        with sessions() as session:
+            return load_rows(dataset, store=store, session=session, tenant_id=tenant_id, param=param)
+
+    return run_inputs(spec, data_dir=settings.data_dir, load_rows=load)
+
+
 def _train(
     job_id: uuid.UUID,
     tenant_id: uuid.UUID,
@@ -58,14 +68,7 @@ def _train(
     worker_id: str,
 ) -> None:
     work_dir = job_work_dir(settings, job_id)
-    with sessions() as session:
-        rows = load_rows(spec.dataset, store=store, session=session, tenant_id=tenant_id, param="dataset")
-        eval_rows = (
-            load_rows(spec.eval.dataset, store=store, session=session, tenant_id=tenant_id, param="eval.dataset")
-            if spec.eval
-            else None
-        )
-    config = engine_config_from_spec(spec, data_dir=settings.data_dir)
+    inputs = service_inputs(spec, settings=settings, store=store, sessions=sessions, tenant_id=tenant_id)
     resume_from = prepare_resume(work_dir=work_dir, store=store, sessions=sessions, job_id=job_id)
     if resume_from is not None:
         with sessions() as session:
@@ -78,28 +81,23 @@ def _train(
             )
     elif spec.init_from is not None:
         with sessions() as session:
-            config.model_source = str(
+            # The token counter reads model_source when first used, so it sees this too.
+            inputs.config.model_source = str(
                 prepare_init_weights(
                     spec.init_from, work_dir=work_dir, store=store, session=session, tenant_id=tenant_id
                 )
             )
     monitor = rebuilt_monitor(spec, sessions, job_id, resume_from)
     sink = DatabaseSink(sessions, store, job_id, worker_id, spec, monitor)
-    group_size = spec.grpo.group_size
-    eval_rewards = concrete_rewards(spec.eval.rewards) if spec.eval and spec.eval.rewards else None
-    tokens = token_counter(config)  # for length rewards counted in tokens
-    with (
-        build_reward_fn(concrete_rewards(spec.rewards), group_size=group_size, count_tokens=tokens) as reward_fn,
-        build_reward_fn(eval_rewards, count_tokens=tokens) if eval_rewards else contextlib.nullcontext() as eval_fn,
-    ):
+    with inputs.reward_fns() as (reward_fn, eval_fn):
         train(
-            config,
-            rows,
+            inputs.config,
+            inputs.rows,
             reward_fn,
             sink,
             work_dir=work_dir,
             resume_from=resume_from,
-            eval_rows=eval_rows,
+            eval_rows=inputs.eval_rows,
             eval_reward_fn=eval_fn,
         )
 
