@@ -91,6 +91,11 @@ def measure(stack: Stack, case: str, timeout_s: float) -> float:
         stack.restart_worker()
     wait(resumed, timeout_s, "the job's resumption")
     took = time.monotonic() - killed
+    with sessions() as session:  # who noticed: the watchdog ("requeued") or a redelivered task ("taken over")
+        how = session.scalars(
+            select(JobEvent.message).where(JobEvent.job_id == job_id, JobEvent.type == "status").order_by(JobEvent.id)
+        ).all()
+    print(f"   {case}: " + " | ".join(how), flush=True)
     with httpx.Client(base_url=stack.base_url, headers=headers) as client:
         client.post(f"/v1/jobs/{job_id}/cancel")
     engine.dispose()
