@@ -94,9 +94,9 @@ class DatabaseSink:
                 step_seconds=report.metrics.get("time/step_s", 0.0),
                 samples=samples,
             )
-        if outcome == "cancel":
+        if outcome == runs.StepOutcome.cancel:
             raise JobCancelled(f"cancelled by the user after step {report.step}")
-        if outcome == "lost":
+        if outcome == runs.StepOutcome.lost:
             raise JobLost(f"worker {self._worker_id} no longer owns job {self._job_id}")
         self._raise_alerts(self._monitor.observe_step(report.step, report.metrics))
 

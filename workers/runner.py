@@ -16,6 +16,7 @@ from app.core.storage import ObjectStore, make_store
 from app.models import Job
 from app.schemas.errors import JobErrorCode
 from app.schemas.job import DatasetSpec, JobSpec, JobStatus
+from app.schemas.status import EventType
 from app.services import artifacts, runs
 from workers.claiming import claim_or_take_over
 from workers.contract import JobFailure
@@ -75,7 +76,7 @@ def _train(
             runs.add_event(
                 session=session,
                 job_id=job_id,
-                type_="resumed",
+                type_=EventType.resumed,
                 message=f"resuming from {resume_from.name}",
                 data={"checkpoint": resume_from.name},
             )

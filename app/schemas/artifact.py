@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.schemas.reward_resource import JobReward
+from app.schemas.status import EvaluationStatus, EvaluationTrigger, MergeStatus
 from app.schemas.storable import MAX_INT32, StorableBody
 
 
@@ -22,7 +23,7 @@ class CheckpointPublic(BaseModel):
     metrics: dict[str, float] = Field(..., description="Training metrics of the step the checkpoint was taken at.")
     eval_score: float | None = Field(None, description="Held-out accuracy at this step, when evaluated.")
     files: list[str] = Field(default_factory=list, description="Files in the model download.")
-    merge_status: Literal["queued", "running", "ready", "failed"] | None = Field(
+    merge_status: MergeStatus | None = Field(
         None,
         description="LoRA checkpoints: state of the merged download (POST .../merge); null until one is asked for.",
     )
@@ -49,8 +50,6 @@ class EvaluationCreate(StorableBody):
     success_threshold: float | None = None
 
 
-EvaluationStatus = Literal["queued", "running", "succeeded", "failed"]
-EvaluationTrigger = Literal["scheduled", "on_demand"]
 
 
 class EvaluationPublic(BaseModel):

@@ -5,6 +5,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from app.schemas.status import EventLevel, EventType
+
 
 class StepMetrics(BaseModel):
     step: int
@@ -22,7 +24,7 @@ class JobEventPublic(BaseModel):
     id: int
     created_at: datetime
     step: int | None = Field(None, description="The training step the event belongs to, if any.")
-    level: str
-    type: str
+    level: EventLevel
+    type: EventType
     message: str
     data: dict[str, Any]

@@ -8,7 +8,8 @@ import math
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import bindparam, exists, insert, literal, select, update
 from sqlalchemy.orm import Session
@@ -17,6 +18,7 @@ from app.crud.metrics import upsert_samples, upsert_step_metrics
 from app.models import Job, JobEvent, JobMetric
 from app.models.base import utcnow
 from app.schemas.job import JobStatus
+from app.schemas.status import EventLevel, EventType
 from app.services import slots
 from app.services.transitions import transition
 
@@ -101,7 +103,12 @@ def take_over_job(*, session: Session, seen: Job, worker_id: str, max_attempts: 
     return claim_job(session=session, job_id=seen.id, worker_id=worker_id, max_attempts=max_attempts)
 
 
-StepOutcome = Literal["continue", "cancel", "lost"]
+class StepOutcome(StrEnum):
+    """What the worker does after recording a step."""
+
+    proceed = "continue"  # go on training
+    cancel = "cancel"  # the user asked to cancel: stop at this step boundary
+    lost = "lost"  # this worker no longer owns the job: stop without writing anything
 
 
 def record_step(
@@ -117,8 +124,8 @@ def record_step(
     """Write one step's metrics, samples and progress in one transaction (four statements and a commit:
     this runs every step of every job).
 
-    'lost' means this worker no longer owns the job (it was declared dead and requeued while it was
-    stalled): nothing is written and the caller must stop. 'cancel': the user asked to stop.
+    `lost` means this worker no longer owns the job (it was declared dead and requeued while it was
+    stalled): nothing is written and the caller must stop. `cancel`: the user asked to stop.
     """
     finite = {name: value for name, value in metrics.items() if math.isfinite(value)}
     now = utcnow()
@@ -137,12 +144,12 @@ def record_step(
     ).first()
     if owned is None:
         session.rollback()
-        return "lost"
+        return StepOutcome.lost
     upsert_step_metrics(session=session, job_id=job_id, step=step, metrics=finite)
     upsert_samples(session=session, job_id=job_id, step=step, samples=samples or [])
     session.execute(_announce_step(job_id, step, finite, now))
     session.commit()
-    return "cancel" if owned.cancel_requested else "continue"
+    return StepOutcome.cancel if owned.cancel_requested else StepOutcome.proceed
 
 
 def _announce_step(job_id: uuid.UUID, step: int, values: dict[str, float], now: datetime) -> Any:
@@ -166,9 +173,9 @@ def add_event(
     *,
     session: Session,
     job_id: uuid.UUID,
-    type_: str,
+    type_: EventType,
     message: str,
-    level: str = "info",
+    level: EventLevel = EventLevel.info,
     data: dict[str, Any] | None = None,
 ) -> None:
     session.add(JobEvent(job_id=job_id, type=type_, level=level, message=message, data=data or {}))
@@ -276,7 +283,12 @@ def record_alert(
         job.alerts = [*(job.alerts or []), alert]
         session.add(
             JobEvent(
-                job_id=job_id, type="alert", level="warning", step=step, message=message, data={"code": code, **data}
+                job_id=job_id,
+                type=EventType.alert,
+                level=EventLevel.warning,
+                step=step,
+                message=message,
+                data={"code": code, **data},
             )
         )
     session.commit()
