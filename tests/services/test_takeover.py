@@ -14,7 +14,7 @@ from app.models import Job, JobEvent
 from app.models.base import utcnow
 from app.schemas.job import JobStatus
 from app.services import runs
-from tests.conftest import RecordingQueue, tiny_spec
+from tests.conftest import RecordingQueue
 from tests.services.test_job_lifecycle import make_job
 from workers import liveness
 from workers.claiming import claim_or_take_over
@@ -145,13 +145,3 @@ def test_the_watchdog_requeues_a_job_of_a_gone_local_worker_without_waiting_for_
     with session_factory() as session:
         assert session.get(Job, gone).status == JobStatus.queued
         assert {session.get(Job, j).status for j in (alive, elsewhere)} == {JobStatus.running}
-
-
-def test_the_runner_resumes_a_job_whose_worker_was_killed_when_its_task_is_redelivered(
-    client, auth, worker, session_factory
-):
-    job_id = client.post("/v1/jobs", json=tiny_spec(max_steps=2), headers=auth).json()["id"]
-    with session_factory() as session:  # the first delivery's worker claimed it, then was killed
-        runs.claim_job(session=session, job_id=uuid.UUID(job_id), worker_id=dead_worker_id(), max_attempts=3)
-    job = worker.train(job_id)  # the redelivered message
-    assert job.status == JobStatus.succeeded and job.attempts == 2 and job.worker_id == "w1"
