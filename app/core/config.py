@@ -153,14 +153,5 @@ class Settings(BaseSettings):
         """Worker-local scratch: a running job's checkpoints before they are stored, resume copies."""
         return self.data_dir.resolve() / "work"
 
-    @property
-    def model_cache_dir(self) -> Path:
-        return self.data_dir.resolve() / "models"
-
-
-def get_settings() -> Settings:
-    """The FastAPI dependency; tests override it. Settings are immutable after start-up."""
-    return settings
-
 
 settings = Settings()
