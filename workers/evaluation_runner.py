@@ -55,6 +55,7 @@ def run_evaluation(*, evaluation_id: uuid.UUID, settings: Settings, session_fact
                 store.get_dir(checkpoint.storage_key, local)
                 count_tokens = LazyTokenCounter(lambda: load_tokenizer(str(local)))
                 with eval_reward_fn(concrete_rewards(spec.rewards or []), count_tokens) as reward_fn:
+                    assert reward_fn is not None  # built for any list of rewards, even an empty one
                     report = evaluate_checkpoint(local, rows, reward_fn, overrides=eval_overrides(spec))
             metrics = report.metrics
         except Exception as exc:

@@ -125,7 +125,7 @@ def transition_merge(
         if to not in MERGE_ALLOWED[current]:
             raise InvalidTransition(f"a merge in state {current} cannot become {to}")
     known = {status for status in from_ if status is not None}
-    in_from = Checkpoint.merge_status.in_(known)
+    in_from: ColumnElement[bool] = Checkpoint.merge_status.in_(known)
     if None in from_:
         in_from = or_(in_from, Checkpoint.merge_status.is_(None))
     result = session.execute(

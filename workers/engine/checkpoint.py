@@ -141,11 +141,11 @@ def save_checkpoint(
 def _write_staging(
     staging: Path,
     step: int,
-    model: torch.nn.Module,
+    model: Any,  # anything with save_pretrained: a transformers or peft model
     tokenizer: Any,
     trainer_state: dict[str, Any],
     info: dict[str, Any],
-    reference: torch.nn.Module | None,
+    reference: Any | None,
 ) -> None:
     staging.mkdir()
     model.save_pretrained(staging)
