@@ -52,3 +52,11 @@ def test_every_failure_class_carries_a_documented_code():
 def test_error_body_uses_only_documented_codes(exc, code):
     body = error_body(exc)
     assert body["code"] == code and JobErrorCode(body["code"])
+
+
+def test_the_openapi_document_lists_the_job_error_codes(client):
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    code = schemas["JobError"]["properties"]["code"]
+    listed = schemas[code["$ref"].rsplit("/", 1)[1]]["enum"] if "$ref" in code else code["enum"]
+    assert listed == [member.value for member in JobErrorCode]
+    assert "`storage_full`: no space left" in code.get("description", "")
