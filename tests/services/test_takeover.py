@@ -6,7 +6,6 @@ one after settings.takeover_after_s, a live one never; every hand-over is fenced
 """
 
 import socket
-import subprocess
 import uuid
 from datetime import timedelta
 
@@ -14,20 +13,10 @@ from app.models import Job, JobEvent
 from app.models.base import utcnow
 from app.schemas.job import JobStatus
 from app.services import runs
-from tests.conftest import RecordingQueue
-from tests.services.test_job_lifecycle import make_job
+from tests.utils.factories import RecordingQueue, dead_worker_id, make_job
 from workers import liveness
 from workers.claiming import claim_or_take_over
 from workers.watchdog import sweep_once
-
-
-def dead_worker_id() -> str:
-    """The worker id a process had, after that process was killed and reaped."""
-    process = subprocess.Popen(["sleep", "30"])
-    worker_id = liveness.worker_id_of(process.pid)
-    process.kill()
-    process.wait()
-    return worker_id
 
 
 def running_job(session_factory, owner: str, heartbeat_age_s: float = 0.0) -> uuid.UUID:

@@ -9,7 +9,7 @@ import torch
 from peft import AutoPeftModelForCausalLM
 from transformers import AutoModelForCausalLM
 
-from tests.conftest import tiny_spec
+from tests.utils.factories import tiny_spec
 
 IDS = torch.tensor([[5, 6, 7, 8, 9, 10]])
 

@@ -4,7 +4,7 @@ its free space, leaves no partial checkpoint behind and keeps the previous compl
 import errno
 import uuid
 
-from tests.conftest import tiny_spec
+from tests.utils.factories import tiny_spec
 from workers.engine import checkpoint as checkpoint_module
 from workers.engine import list_checkpoints
 from workers.runner import job_work_dir

@@ -5,8 +5,7 @@ import uuid
 
 from app.schemas.job import JobStatus
 from app.services import runs
-from tests.conftest import tiny_spec
-from tests.services.test_takeover import dead_worker_id
+from tests.utils.factories import dead_worker_id, tiny_spec
 
 
 def test_the_runner_resumes_a_job_whose_worker_was_killed_when_its_task_is_redelivered(
