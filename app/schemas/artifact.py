@@ -50,8 +50,6 @@ class EvaluationCreate(StorableBody):
     success_threshold: float | None = None
 
 
-
-
 class EvaluationPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -214,4 +214,3 @@ def build_inline_grader(spec: Any, count_tokens: TokenCounter | None = None) -> 
         case TextSimilarityReward():
             return text_similarity(spec)
     return None
-
