@@ -1,58 +1,30 @@
 """Shared fixtures: settings on a temporary data dir, a migrated database, an API client with a key.
 
-Database backends: SQLite always; PostgreSQL when TEST_POSTGRES_URL is set (CI sets it, and sets
-GRPO_REQUIRE_SERVICES=1 so a missing server fails the run instead of skipping).
+Database backends: SQLite always; PostgreSQL when TEST_POSTGRES_URL is set (tests/utils/services.py).
+Data builders live in tests/utils/factories.py; import them from there.
 """
 
 import os
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
 from app.core.db import make_engine, make_session_factory
 from app.core.migrate import upgrade_database
 from app.main import create_app
-from app.services.tenants import create_api_key, get_or_create_tenant
+from tests.utils.factories import RecordingQueue, make_key, tiny_spec
+from tests.utils.services import POSTGRES_URL, REDIS_URL, fresh_postgres_database, skip_or_fail
+
+# Kept importable from here for tests written before tests/utils (new tests import from tests/utils).
+_skip_or_fail = skip_or_fail
+__all__ = ["POSTGRES_URL", "REDIS_URL", "RecordingQueue", "fresh_postgres_database", "make_key", "tiny_spec"]
 
 # No hub access here: fail fast on hub ids instead of retrying the network for half a minute.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")  # e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres
-REDIS_URL = os.environ.get("TEST_REDIS_URL")  # e.g. redis://127.0.0.1:6379/0
-REQUIRE_SERVICES = os.environ.get("GRPO_REQUIRE_SERVICES") == "1"
-
-
-def _skip_or_fail(reason: str) -> None:
-    if REQUIRE_SERVICES:
-        pytest.fail(f"{reason} (GRPO_REQUIRE_SERVICES=1)")
-    pytest.skip(reason)
-
-
-def _admin_execute(statement: str) -> None:
-    assert POSTGRES_URL
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(statement))
-    admin.dispose()
-
-
-@contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    """An empty, uniquely named database on the test server, dropped afterwards."""
-    assert POSTGRES_URL
-    name = f"grpo_test_{uuid.uuid4().hex[:12]}"
-    _admin_execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -61,7 +33,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'grpo.db'}"
         return
     if not POSTGRES_URL:
-        _skip_or_fail("TEST_POSTGRES_URL is not set")
+        skip_or_fail("TEST_POSTGRES_URL is not set")
     with fresh_postgres_database() as url:
         yield url
 
@@ -88,24 +60,6 @@ def session_factory(settings: Settings) -> Iterator[sessionmaker[Session]]:
     engine.dispose()
 
 
-class RecordingQueue:
-    """Stands in for Celery in API tests: records what would have been enqueued."""
-
-    def __init__(self) -> None:
-        self.enqueued: list[uuid.UUID] = []
-        self.evaluations: list[uuid.UUID] = []
-        self.merges: list[tuple[uuid.UUID, int]] = []
-
-    def enqueue_training(self, job_id: uuid.UUID) -> None:
-        self.enqueued.append(job_id)
-
-    def enqueue_evaluation(self, evaluation_id: uuid.UUID) -> None:
-        self.evaluations.append(evaluation_id)
-
-    def enqueue_merge(self, job_id: uuid.UUID, step: int) -> None:
-        self.merges.append((job_id, step))
-
-
 @pytest.fixture
 def queue() -> RecordingQueue:
     return RecordingQueue()
@@ -119,15 +73,6 @@ def client(settings: Settings, queue: RecordingQueue) -> Iterator[TestClient]:
     app.state.engine.dispose()
 
 
-def make_key(session_factory: sessionmaker[Session], settings: Settings, tenant_name: str) -> str:
-    with session_factory() as session:
-        tenant = get_or_create_tenant(session=session, name=tenant_name)
-        _, key = create_api_key(
-            session=session, tenant=tenant, name="test", secret=settings.secret_key.get_secret_value()
-        )
-    return key
-
-
 @pytest.fixture
 def auth(session_factory: sessionmaker[Session], settings: Settings) -> dict[str, str]:
     return {"Authorization": f"Bearer {make_key(session_factory, settings, 'team-a')}"}
@@ -136,14 +81,3 @@ def auth(session_factory: sessionmaker[Session], settings: Settings) -> dict[str
 @pytest.fixture
 def other_auth(session_factory: sessionmaker[Session], settings: Settings) -> dict[str, str]:
     return {"Authorization": f"Bearer {make_key(session_factory, settings, 'team-b')}"}
-
-
-def tiny_spec(**grpo: object) -> dict[str, object]:
-    """A small valid job spec."""
-    return {
-        "name": "test-job",
-        "model": {"source": "tiny-demo"},
-        "dataset": {"rows": [{"prompt": f"copy {d}:", "answer": str(d)} for d in range(10)]},
-        "rewards": [{"type": "exact_match", "field": "answer"}],
-        "grpo": {"group_size": 4, "prompts_per_step": 2, "max_steps": 3, "max_new_tokens": 4, **grpo},
-    }

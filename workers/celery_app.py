@@ -28,6 +28,9 @@ def create_celery(config: Settings) -> Celery:
         task_ignore_result=True,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
+        # How long the pool waits for the result of a killed child before calling it lost and putting the
+        # message back (default 10 s). Tasks here publish no result, so waiting only delays the recovery.
+        worker_lost_wait=1.0,
         task_time_limit=WEEK_S,
         worker_prefetch_multiplier=1,
         worker_max_tasks_per_child=1,

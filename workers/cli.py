@@ -18,15 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from workers.engine import EvalReport, StepReport, latest_checkpoint, train
-from workers.spec import (
-    SpecError,
-    engine_config_from_spec,
-    eval_inputs,
-    load_spec_file,
-    reward_fn_from_spec,
-    token_counter,
-    training_rows,
-)
+from workers.spec import RunInputs, SpecError, load_spec_file, run_inputs
 
 DEFAULT_DATA_DIR = Path.home() / ".cache" / "grpo-service"
 
@@ -71,6 +63,11 @@ def truncate_jsonl(path: Path, last_step: int) -> None:
         path.write_text("".join(line + "\n" for line in lines))
 
 
+def load_inputs(spec_path: Path, data_dir: Path) -> RunInputs:
+    """The run inputs of a spec file: the same run_inputs() the service's task calls, on inline rows."""
+    return run_inputs(load_spec_file(spec_path), data_dir=data_dir)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grpo-train", description=__doc__.split("\n")[0])
     parser.add_argument("spec", type=Path, help="job spec JSON (the same document POST /v1/jobs accepts)")
@@ -90,10 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        spec = load_spec_file(args.spec)
-        config = engine_config_from_spec(spec, data_dir=args.data_dir)
-        rows = training_rows(spec)
-        eval_rows, eval_reward_fn = eval_inputs(spec)
+        inputs = load_inputs(args.spec, args.data_dir)
     except (OSError, SpecError, ValueError) as error:
         sys.stderr.write(f"grpo-train: invalid spec: {error}\n")
         return 2
@@ -105,17 +99,18 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("metrics.jsonl", "samples.jsonl", "evals.jsonl"):
         truncate_jsonl(args.out / name, last_step)
     _quiet_transformers()
-    sink = JsonlSink(args.out, config.max_steps, None if args.quiet else sys.stdout)
-    result = train(
-        config,
-        rows,
-        reward_fn_from_spec(spec, token_counter(config)),
-        sink,
-        work_dir=args.out,
-        resume_from=resume_from,
-        eval_rows=eval_rows,
-        eval_reward_fn=eval_reward_fn,
-    )
+    sink = JsonlSink(args.out, inputs.config.max_steps, None if args.quiet else sys.stdout)
+    with inputs.reward_fns() as (reward_fn, eval_reward_fn):
+        result = train(
+            inputs.config,
+            inputs.rows,
+            reward_fn,
+            sink,
+            work_dir=args.out,
+            resume_from=resume_from,
+            eval_rows=inputs.eval_rows,
+            eval_reward_fn=eval_reward_fn,
+        )
     sys.stdout.write(f"done: {result.steps_completed} steps, final checkpoint {result.final_checkpoint}\n")
     return 0
 

@@ -7,7 +7,19 @@ their own sink (database rows vs. JSON lines).
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
+
+
+class JobFailure(Exception):
+    """Base of every failure that ends a job with a known cause: `code` is one of the documented job
+    error codes (app/schemas/errors.py::JobErrorCode, checked by a test), `param` the spec field at fault.
+
+    Lives here, in the standard-library-only contract, because the engine and the rewards package raise
+    these too and neither may import the service.
+    """
+
+    code: ClassVar[str] = "training_failed"
+    param: str | None = None
 
 
 @dataclass(frozen=True)

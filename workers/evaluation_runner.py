@@ -20,9 +20,8 @@ from workers.engine import evaluate_checkpoint
 from workers.engine.model import load_tokenizer
 from workers.inputs import JobInputError, load_rows
 from workers.reporting import Heartbeat
-from workers.rewards import build_reward_fn
 from workers.runner import error_body
-from workers.spec import LazyTokenCounter, eval_overrides
+from workers.spec import LazyTokenCounter, eval_overrides, eval_reward_fn
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +54,8 @@ def run_evaluation(*, evaluation_id: uuid.UUID, settings: Settings, session_fact
                 local = Path(tmp) / "checkpoint"
                 store.get_dir(checkpoint.storage_key, local)
                 count_tokens = LazyTokenCounter(lambda: load_tokenizer(str(local)))
-                with build_reward_fn(concrete_rewards(spec.rewards or []), count_tokens=count_tokens) as reward_fn:
+                with eval_reward_fn(concrete_rewards(spec.rewards or []), count_tokens) as reward_fn:
+                    assert reward_fn is not None  # built for any list of rewards, even an empty one
                     report = evaluate_checkpoint(local, rows, reward_fn, overrides=eval_overrides(spec))
             metrics = report.metrics
         except Exception as exc:

@@ -14,12 +14,13 @@ from app.schemas.job import DatasetSpec, InitFrom
 from app.services.artifacts import TRAINER_ONLY as MODEL_FILES_EXCLUDED
 from app.services.artifacts import latest_checkpoint
 from app.services.datasets import DatasetRowError, read_rows
+from workers.contract import JobFailure
 from workers.engine import latest_checkpoint as latest_local_checkpoint
 from workers.engine.checkpoint import checkpoint_dir
 from workers.engine.export import merge_lora_checkpoint
 
 
-class JobInputError(Exception):
+class JobInputError(JobFailure):
     """A job's input is unusable; `param` names the spec field."""
 
     code = "invalid_input"

@@ -46,7 +46,7 @@ def run_merge(*, job_id: uuid.UUID, step: int, settings: Settings, session_facto
             adapter = Path(tmp) / "checkpoint"
             store.get_dir(key, adapter)
             merged = merge_lora_checkpoint(adapter, Path(tmp) / MERGED_PREFIX)
-            # Stored before the status says 'ready', so a download never sees half a model.
+            # Stored before the status says 'succeeded', so a download never sees half a model.
             store.put_dir(f"{key}/{MERGED_PREFIX}", merged)
     except Exception as exc:
         logger.error("merge of job %s step %s failed:\n%s", job_id, step, traceback.format_exc())

@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.storage import ObjectStore
 from app.schemas.job import JobSpec
+from app.schemas.status import EventType
 from app.services import artifacts, runs
+from workers.contract import JobFailure
 from workers.engine.interface import EvalReport, StepReport
 from workers.rewards import Alert, RewardMonitor
 from workers.rewards.monitor import MetricNames
@@ -30,7 +32,7 @@ class JobLost(Exception):
     """This worker no longer owns the job (it was requeued while this worker was stalled)."""
 
 
-class SafeguardStop(Exception):
+class SafeguardStop(JobFailure):
     """A reward-hacking alert fired and the job's safeguards say to stop."""
 
     code = "safeguard_stop"
@@ -85,7 +87,7 @@ class DatabaseSink:
             runs.add_event(
                 session=session,
                 job_id=self._job_id,
-                type_="model_loaded",
+                type_=EventType.model_loaded,
                 message=f"model loaded in {seconds:.1f} s",
                 data={"seconds": round(seconds, 3)},
             )
@@ -103,9 +105,9 @@ class DatabaseSink:
                 step_seconds=report.metrics.get("time/step_s", 0.0),
                 samples=samples,
             )
-        if outcome == "cancel":
+        if outcome == runs.StepOutcome.cancel:
             raise JobCancelled(f"cancelled by the user after step {report.step}")
-        if outcome == "lost":
+        if outcome == runs.StepOutcome.lost:
             raise JobLost(f"worker {self._worker_id} no longer owns job {self._job_id}")
         self._raise_alerts(self._monitor.observe_step(report.step, report.metrics))
 

@@ -1,6 +1,5 @@
 """Run one service job end to end: claim -> inputs -> engine.train -> finish. Celery-free, so tests call it."""
 
-import contextlib
 import logging
 import traceback
 import uuid
@@ -16,15 +15,19 @@ from app.core.logs import new_log_context, reset_log_context
 from app.core.queue import JobQueue
 from app.core.storage import ObjectStore, make_store
 from app.models import Job
-from app.schemas.job import JobSpec, JobStatus
-from app.schemas.reward_resource import concrete_rewards
+from app.schemas.errors import JobErrorCode
+from app.schemas.job import DatasetSpec, JobSpec, JobStatus
+from app.schemas.status import EventType
 from app.services import artifacts, runs
+from workers.claiming import claim_or_take_over
+from workers.contract import JobFailure
 from workers.engine import train
+from workers.engine.checkpoint import is_out_of_space
 from workers.inputs import load_rows, prepare_init_weights, prepare_resume
 from workers.model_preflight import check_model_reachable
 from workers.reporting import MONITORED, DatabaseSink, Heartbeat, JobCancelled, JobLost
-from workers.rewards import RewardMonitor, build_reward_fn
-from workers.spec import engine_config_from_spec, token_counter
+from workers.rewards import RewardMonitor
+from workers.spec import RunInputs, run_inputs
 from workers.watchdog import release_waiting_jobs
 
 logger = logging.getLogger(__name__)
@@ -36,12 +39,28 @@ def job_work_dir(settings: Settings, job_id: uuid.UUID) -> Path:
 
 def error_body(exc: BaseException) -> dict[str, Any]:
     """A failed job's error: a stable code, a message a person can act on, and the spec field if known."""
-    code = getattr(exc, "code", None) or "training_failed"
+    code, param = JobErrorCode.training_failed, None
+    if isinstance(exc, JobFailure):
+        code, param = JobErrorCode(exc.code), exc.param
+    elif is_out_of_space(exc):  # ENOSPC outside a checkpoint write: storing it, a download
+        code = JobErrorCode.storage_full
     if isinstance(exc, ValidationError):  # pydantic's str() has a URL per error and its own layout
         problems = [f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}" for e in exc.errors()[:5]]
-        return {"code": code, "message": "invalid spec: " + "; ".join(problems), "param": None}
+        return {"code": code.value, "message": "invalid spec: " + "; ".join(problems), "param": param}
     message = str(exc) or type(exc).__name__
-    return {"code": code, "message": f"{type(exc).__name__}: {message}"[:2000], "param": getattr(exc, "param", None)}
+    return {"code": code.value, "message": f"{type(exc).__name__}: {message}"[:2000], "param": param}
+
+
+def service_inputs(
+    spec: JobSpec, *, settings: Settings, store: ObjectStore, sessions: sessionmaker[Session], tenant_id: uuid.UUID
+) -> RunInputs:
+    """run_inputs() with the service's row loader: inline rows, or the tenant's stored dataset."""
+
+    def load(dataset: DatasetSpec, param: str) -> list[dict[str, Any]]:
+        with sessions() as session:
+            return load_rows(dataset, store=store, session=session, tenant_id=tenant_id, param=param)
+
+    return run_inputs(spec, data_dir=settings.data_dir, load_rows=load)
 
 
 def _train(
@@ -55,59 +74,47 @@ def _train(
     worker_id: str,
 ) -> None:
     work_dir = job_work_dir(settings, job_id)
-    with sessions() as session:
-        rows = load_rows(spec.dataset, store=store, session=session, tenant_id=tenant_id, param="dataset")
-        eval_rows = (
-            load_rows(spec.eval.dataset, store=store, session=session, tenant_id=tenant_id, param="eval.dataset")
-            if spec.eval
-            else None
-        )
-    config = engine_config_from_spec(spec, data_dir=settings.data_dir)
+    inputs = service_inputs(spec, settings=settings, store=store, sessions=sessions, tenant_id=tenant_id)
     resume_from = prepare_resume(work_dir=work_dir, store=store, sessions=sessions, job_id=job_id)
     if resume_from is not None:
         with sessions() as session:
             runs.add_event(
                 session=session,
                 job_id=job_id,
-                type_="resumed",
+                type_=EventType.resumed,
                 message=f"resuming from {resume_from.name}",
                 data={"checkpoint": resume_from.name},
             )
     elif spec.init_from is not None:
         with sessions() as session:
-            config.model_source = str(
+            # The token counter reads model_source when first used, so it sees this too.
+            inputs.config.model_source = str(
                 prepare_init_weights(
                     spec.init_from, work_dir=work_dir, store=store, session=session, tenant_id=tenant_id
                 )
             )
     with sessions() as session:
-        source = resume_from.name if resume_from is not None else config.model_source
+        source = resume_from.name if resume_from is not None else inputs.config.model_source
         runs.add_event(
             session=session,
             job_id=job_id,
-            type_="model_loading",
+            type_=EventType.model_loading,
             message=f"loading model {source}",
-            data={"source": source, "revision": config.model_revision},
+            data={"source": source, "revision": inputs.config.model_revision},
         )
     if resume_from is None:
-        check_model_reachable(config.model_source, config.model_revision)  # seconds, not the hub's retries
+        check_model_reachable(inputs.config.model_source, inputs.config.model_revision)  # seconds, not the hub's retries
     monitor = rebuilt_monitor(spec, sessions, job_id, resume_from)
     sink = DatabaseSink(sessions, store, job_id, worker_id, spec, monitor)
-    group_size = spec.grpo.group_size
-    eval_rewards = concrete_rewards(spec.eval.rewards) if spec.eval and spec.eval.rewards else None
-    tokens = token_counter(config)  # for length rewards counted in tokens
-    with (
-        build_reward_fn(concrete_rewards(spec.rewards), group_size=group_size, count_tokens=tokens) as reward_fn,
-        build_reward_fn(eval_rewards, count_tokens=tokens) if eval_rewards else contextlib.nullcontext() as eval_fn,
-    ):
+    with inputs.reward_fns() as (reward_fn, eval_fn):
         train(
-            config,
-            rows,
+            inputs.config,
+            inputs.rows,
             reward_fn,
             sink,
             work_dir=work_dir,
             resume_from=resume_from,
-            eval_rows=eval_rows,
+            eval_rows=inputs.eval_rows,
             eval_reward_fn=eval_fn,
         )
 
@@ -154,12 +161,9 @@ def run_job(
 def _run_claimed(
     *, job_id: uuid.UUID, settings: Settings, session_factory: sessionmaker[Session], worker_id: str
 ) -> None:
-    with session_factory() as session:
-        job = runs.claim_job(
-            session=session, job_id=job_id, worker_id=worker_id, max_attempts=settings.max_job_attempts
-        )
+    job = claim_or_take_over(session_factory=session_factory, job_id=job_id, worker_id=worker_id, settings=settings)
     if job is None:
-        logger.info("job %s not claimed: not queued (a duplicate delivery, cancelled) or no free slot", job_id)
+        logger.info("job %s not claimed: a duplicate delivery, cancelled, or no free slot", job_id)
         return
     outcome, error, message = JobStatus.succeeded, None, "job succeeded"
 

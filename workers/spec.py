@@ -6,23 +6,28 @@ config and reward function here, so a spec means the same thing on either path.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from app.schemas.job import EvalSpec, JobSpec
+from app.schemas.job import DatasetSpec, EvalSpec, JobSpec
 from app.schemas.reward_resource import concrete_rewards
+from workers.contract import JobFailure
 from workers.engine import GRPOConfig, LoraSettings, RewardFn
 from workers.engine.model import load_tokenizer, model_path
 from workers.rewards import build_reward_fn
 
 
-class SpecError(ValueError):
+class SpecError(JobFailure, ValueError):
     """A job spec that does not validate; `param` is the dotted path of the first offending field."""
+
+    code = "invalid_input"
 
     def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)
@@ -98,26 +103,70 @@ def token_counter(config: GRPOConfig) -> LazyTokenCounter:
     return LazyTokenCounter(lambda: load_tokenizer(model_path(config), config.model_revision))
 
 
-def reward_fn_from_spec(spec: JobSpec, count_tokens: Callable[[str], int] | None = None) -> RewardFn:
-    return build_reward_fn(
-        concrete_rewards(spec.rewards), group_size=spec.grpo.group_size, count_tokens=count_tokens
+RowLoader = Callable[[DatasetSpec, str], list[dict[str, Any]]]
+
+
+@dataclass
+class RunInputs:
+    """What a training run is given, built from a spec by run_inputs() (the Celery task and grpo-train)."""
+
+    config: GRPOConfig
+    rows: list[dict[str, Any]]
+    eval_rows: list[dict[str, Any]] | None
+    rewards: list[Any]  # concrete reward specs (stored references resolved)
+    eval_rewards: list[Any] | None  # None: evaluations score with the training rewards
+    group_size: int
+    count_tokens: LazyTokenCounter  # for length rewards in tokens, in training and evaluation alike
+
+    @contextlib.contextmanager
+    def reward_fns(self) -> Iterator[tuple[RewardFn, RewardFn | None]]:
+        """(training reward function, eval reward function or None), with their sandboxes started."""
+        with (
+            build_reward_fn(self.rewards, group_size=self.group_size, count_tokens=self.count_tokens) as reward_fn,
+            eval_reward_fn(self.eval_rewards, self.count_tokens) as eval_fn,
+        ):
+            yield reward_fn, eval_fn
+
+
+def run_inputs(spec: JobSpec, *, data_dir: Path, load_rows: RowLoader | None = None) -> RunInputs:
+    """The one place a spec becomes run inputs. `load_rows(dataset, param)` reads a dataset section: the
+    service's loader also reads stored datasets; the default (grpo-train) takes inline rows only."""
+    load = load_rows or inline_rows
+    config = engine_config_from_spec(spec, data_dir=data_dir)
+    return RunInputs(
+        config=config,
+        rows=load(spec.dataset, "dataset"),
+        eval_rows=load(spec.eval.dataset, "eval.dataset") if spec.eval else None,
+        rewards=concrete_rewards(spec.rewards),
+        eval_rewards=concrete_rewards(spec.eval.rewards) if spec.eval and spec.eval.rewards else None,
+        group_size=spec.grpo.group_size,
+        count_tokens=token_counter(config),
     )
 
 
-def training_rows(spec: JobSpec) -> list[dict[str, Any]]:
-    if spec.dataset.rows is None:
+def eval_reward_fn(
+    rewards: list[Any] | None, count_tokens: Callable[[str], int]
+) -> contextlib.AbstractContextManager[RewardFn | None]:
+    """Held-out graders (None: none given), for scheduled evaluations (run_inputs) and on-demand ones alike."""
+    if rewards is None:
+        return contextlib.nullcontext()
+    return build_reward_fn(rewards, count_tokens=count_tokens)
+
+
+def inline_rows(dataset: DatasetSpec, param: str) -> list[dict[str, Any]]:
+    """A dataset section's inline rows; grpo-train has no storage to read a dataset_id from."""
+    if dataset.rows is None:
         raise SpecError(
-            "grpo-train needs inline dataset rows (dataset_id refers to the service's storage)",
-            param="dataset.dataset_id",
+            f"grpo-train needs inline {param} rows (dataset_id refers to the service's storage)",
+            param=f"{param}.dataset_id",
         )
-    return [dict(row) for row in spec.dataset.rows]
+    return [dict(row) for row in dataset.rows]
 
 
-def eval_inputs(spec: JobSpec) -> tuple[list[dict[str, Any]] | None, RewardFn | None]:
-    """Held-out rows and graders of a spec's eval section (inline rows only, as for training_rows)."""
-    if spec.eval is None:
-        return None, None
-    if spec.eval.dataset.rows is None:
-        raise SpecError("grpo-train needs inline eval rows", param="eval.dataset.dataset_id")
-    reward_fn = build_reward_fn(concrete_rewards(spec.eval.rewards)) if spec.eval.rewards else None
-    return [dict(row) for row in spec.eval.dataset.rows], reward_fn
+def reward_fn_from_spec(spec: JobSpec, count_tokens: Callable[[str], int] | None = None) -> RewardFn:
+    """The training reward alone (benchmarks and engine tests); runs use run_inputs(...).reward_fns()."""
+    return build_reward_fn(concrete_rewards(spec.rewards), group_size=spec.grpo.group_size, count_tokens=count_tokens)
+
+
+def training_rows(spec: JobSpec) -> list[dict[str, Any]]:
+    return inline_rows(spec.dataset, "dataset")

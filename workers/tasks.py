@@ -1,8 +1,6 @@
 """Celery tasks: thin adapters from a message (a job id) to workers.runner."""
 
 import logging
-import os
-import socket
 import uuid
 
 from celery.signals import worker_process_init, worker_ready
@@ -12,6 +10,7 @@ from app.core.queue import CeleryJobQueue
 from workers.celery_app import celery_app
 from workers.db import session_factory
 from workers.evaluation_runner import run_evaluation as run_evaluation_now
+from workers.liveness import new_worker_id
 from workers.merge_runner import run_merge
 from workers.runner import run_job
 from workers.watchdog import start_watchdog
@@ -21,12 +20,11 @@ logger = logging.getLogger(__name__)
 
 @celery_app.task(name="workers.tasks.run_grpo_job")
 def run_grpo_job(job_id: str) -> None:
-    worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     run_job(
         job_id=uuid.UUID(job_id),
         settings=settings,
         session_factory=session_factory(),
-        worker_id=worker_id,
+        worker_id=new_worker_id(),
         queue=CeleryJobQueue(celery_app),
     )
 

@@ -2,9 +2,13 @@
 from their latest checkpoint, or failed after max attempts), evaluations are failed with the reason.
 It also enqueues again jobs that waited for a free slot of their tenant's running-job limit.
 
-Runs as a daemon thread inside every worker process. Redis can redeliver an unacked message by
-itself, but only after its visibility timeout (longer than any job), and the SQLite broker never
-does: the heartbeat is what makes recovery prompt on both.
+Runs as a daemon thread inside every worker process, sweeping at start-up and then every heartbeat
+interval. A job whose worker process is known to be gone (same machine, workers/liveness.py) is requeued
+at once, so a worker restarted after a kill -9 resumes its job within its start-up time. Redis can
+redeliver an unacked message of a killed worker by itself, but only after its visibility timeout (longer
+than any job), and the SQLite broker never does: the heartbeat is what makes recovery prompt on both.
+(A killed pool child is another matter: its worker puts the message back at once, and the redelivered
+task takes the job over itself, workers/claiming.py.)
 """
 
 import logging
@@ -19,6 +23,7 @@ from app.core.queue import JobQueue
 from app.services import slots
 from app.services.evaluation_runs import fail_stale_evaluations
 from app.services.runs import requeue_orphaned_jobs
+from workers.liveness import known_dead
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +51,7 @@ def sweep_once(*, session_factory: sessionmaker[Session], queue: JobQueue, setti
             session=session,
             timeout=timedelta(seconds=settings.heartbeat_timeout_s),
             max_attempts=settings.max_job_attempts,
+            known_dead=known_dead,
         )
     for job_id in job_ids:
         logger.warning("job %s lost its worker; requeued", job_id, extra={"job_id": str(job_id)})

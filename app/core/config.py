@@ -146,18 +146,16 @@ class Settings(BaseSettings):
         return self.storage_url_override or f"file://{self.data_dir.resolve() / 'storage'}"
 
     @property
+    def takeover_after_s(self) -> float:
+        """A redelivered task takes over a running job whose heartbeat is older than this. The heartbeat is
+        written by its own thread every interval, whatever a step costs, so three intervals means two beats
+        in a row were missed: not a slow step. Never later than the watchdog's timeout."""
+        return min(self.heartbeat_timeout_s, 3 * self.heartbeat_interval_s)
+
+    @property
     def work_dir(self) -> Path:
         """Worker-local scratch: a running job's checkpoints before they are stored, resume copies."""
         return self.data_dir.resolve() / "work"
-
-    @property
-    def model_cache_dir(self) -> Path:
-        return self.data_dir.resolve() / "models"
-
-
-def get_settings() -> Settings:
-    """The FastAPI dependency; tests override it. Settings are immutable after start-up."""
-    return settings
 
 
 settings = Settings()

@@ -7,7 +7,8 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, JSONType, TimestampMixin, UTCDateTime
+from app.models.base import Base, JSONType, TimestampMixin, UTCDateTime, closed_set
+from app.schemas.status import EvaluationStatus, EvaluationTrigger, MergeStatus
 
 
 class Checkpoint(TimestampMixin, Base):
@@ -26,8 +27,8 @@ class Checkpoint(TimestampMixin, Base):
     eval_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     # Set when retention removed the files; the row stays so history remains readable.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    # LoRA checkpoints only: None (never asked), "queued", "running", "ready" or "failed".
-    merge_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # LoRA checkpoints only: None (never asked) or a MergeStatus (app.services.transitions.transition_merge).
+    merge_status: Mapped[MergeStatus | None] = mapped_column(closed_set(MergeStatus, "merge_status"), nullable=True)
 
 
 class Evaluation(TimestampMixin, Base):
@@ -39,8 +40,9 @@ class Evaluation(TimestampMixin, Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
     step: Mapped[int] = mapped_column(Integer)
-    trigger: Mapped[str] = mapped_column(String(16))  # "scheduled" | "on_demand"
-    status: Mapped[str] = mapped_column(String(16))  # "queued" | "running" | "succeeded" | "failed"
+    trigger: Mapped[EvaluationTrigger] = mapped_column(closed_set(EvaluationTrigger, "evaluation_trigger"))
+    # Changed only through app.services.transitions.transition_evaluation (created queued or succeeded).
+    status: Mapped[EvaluationStatus] = mapped_column(closed_set(EvaluationStatus, "evaluation_status"))
     config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     metrics: Mapped[dict[str, float]] = mapped_column(JSONType, default=dict)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)

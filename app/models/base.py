@@ -1,9 +1,10 @@
 """Declarative base: naming convention (stable constraint names for Alembic) and shared column types."""
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData
+from sqlalchemy import JSON, DateTime, Enum, MetaData
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -15,6 +16,21 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def closed_set(enum: type[StrEnum], name: str, length: int = 16) -> Enum:
+    """A column type for a closed set: stored as its string, with a CHECK constraint naming the values
+    (ck_<table>_<name>), and rejected in Python before it reaches the database."""
+    return Enum(
+        enum,
+        native_enum=False,
+        create_constraint=True,
+        length=length,
+        validate_strings=True,
+        name=name,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
 JSONType = JSON().with_variant(JSONB(), "postgresql")

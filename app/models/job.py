@@ -1,13 +1,13 @@
-"""Training jobs. Status changes only through app.services.jobs.transition()."""
+"""Training jobs. Status changes only through app.services.transitions.transition()."""
 
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Enum, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, JSONType, TimestampMixin, UTCDateTime
+from app.models.base import Base, JSONType, TimestampMixin, UTCDateTime, closed_set
 from app.schemas.job import JobStatus
 
 
@@ -22,10 +22,7 @@ class Job(TimestampMixin, Base):
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    status: Mapped[JobStatus] = mapped_column(
-        Enum(JobStatus, native_enum=False, length=16, validate_strings=True, name="job_status"),
-        default=JobStatus.queued,
-    )
+    status: Mapped[JobStatus] = mapped_column(closed_set(JobStatus, "job_status"), default=JobStatus.queued)
     total_steps: Mapped[int] = mapped_column(Integer)
     current_step: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)

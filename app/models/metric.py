@@ -6,7 +6,8 @@ from typing import Any
 from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, JSONType, TimestampMixin
+from app.models.base import Base, JSONType, TimestampMixin, closed_set
+from app.schemas.status import EventLevel, EventType
 
 
 class JobMetric(Base):
@@ -31,8 +32,8 @@ class JobEvent(TimestampMixin, Base):
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
     )
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
-    level: Mapped[str] = mapped_column(String(16), default="info")
-    type: Mapped[str] = mapped_column(String(64))
+    level: Mapped[EventLevel] = mapped_column(closed_set(EventLevel, "event_level"), default=EventLevel.info)
+    type: Mapped[EventType] = mapped_column(closed_set(EventType, "event_type", length=64))
     message: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     # The training step an event belongs to, when it belongs to one (metrics, checkpoints, evaluations).

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.schemas.page import ListPublic
 from app.schemas.reward_resource import JobReward
+from app.schemas.status import EvaluationStatus, EvaluationTrigger, MergeStatus
 from app.schemas.storable import MAX_INT32, StorableBody
 
 
@@ -36,7 +37,7 @@ class CheckpointPublic(BaseModel):
         default_factory=list,
         description="Files in the model download. Given by GET .../checkpoints/{step}; empty in lists.",
     )
-    merge_status: Literal["queued", "running", "ready", "failed"] | None = Field(
+    merge_status: MergeStatus | None = Field(
         None,
         description="LoRA checkpoints: state of the merged download (POST .../merge); null until one is asked for.",
     )
@@ -60,10 +61,6 @@ class EvaluationCreate(StorableBody):
     max_new_tokens: int | None = Field(None, ge=1)
     max_prompts: int | None = Field(None, ge=1)
     success_threshold: float | None = None
-
-
-EvaluationStatus = Literal["queued", "running", "succeeded", "failed"]
-EvaluationTrigger = Literal["scheduled", "on_demand"]
 
 
 class EvaluationPublic(BaseModel):

@@ -17,6 +17,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from app.schemas.errors import JOB_ERROR_CODES_DOC, JobErrorCode
 from app.schemas.grpo import GRPOHyperparameters
 from app.schemas.page import ListPublic
 from app.schemas.reward import SafeguardSpec
@@ -29,6 +30,8 @@ HUB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$"
 class JobStatus(StrEnum):
     queued = "queued"
     running = "running"
+    pausing = "pausing"  # asked to pause; the worker checkpoints and stops at the next step
+    paused = "paused"  # stopped at a checkpoint; resumes as a new attempt
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
@@ -260,7 +263,7 @@ class JobCreate(JobSpec):
 
 
 class JobError(BaseModel):
-    code: str = Field(..., description="Machine-readable reason, e.g. 'model_load_failed', 'worker_lost'.")
+    code: JobErrorCode = Field(..., description="Machine-readable reason, one of a closed list: " + JOB_ERROR_CODES_DOC)
     message: str
     param: str | None = Field(None, description="The spec field at fault, when there is one.")
 

@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from app.schemas.page import ListPublic
+from app.schemas.status import EventLevel, EventType
 
 
 class StepMetrics(BaseModel):
@@ -23,8 +24,8 @@ class JobEventPublic(BaseModel):
     id: int
     created_at: datetime
     step: int | None = Field(None, description="The training step the event belongs to, if any.")
-    level: str
-    type: str
+    level: EventLevel
+    type: EventType
     message: str
     data: dict[str, Any]
 

@@ -9,15 +9,15 @@ from sqlalchemy.orm import Session
 
 from app.models import Evaluation, JobEvent
 from app.models.base import utcnow
+from app.schemas.status import EvaluationStatus, EventLevel, EventType
 from app.services.artifacts import attach_eval_score
+from app.services.transitions import transition_evaluation
 
 
 def claim_evaluation(*, session: Session, evaluation_id: uuid.UUID) -> Evaluation | None:
-    claimed = session.execute(
-        update(Evaluation)
-        .where(Evaluation.id == evaluation_id, Evaluation.status == "queued")
-        .values(status="running", heartbeat_at=utcnow())
-    ).rowcount  # type: ignore[attr-defined]
+    claimed = transition_evaluation(
+        session, evaluation_id, from_={EvaluationStatus.queued}, to=EvaluationStatus.running, heartbeat_at=utcnow()
+    )
     session.commit()
     return session.get(Evaluation, evaluation_id) if claimed else None
 
@@ -25,7 +25,7 @@ def claim_evaluation(*, session: Session, evaluation_id: uuid.UUID) -> Evaluatio
 def beat_evaluation(*, session: Session, evaluation_id: uuid.UUID) -> None:
     session.execute(
         update(Evaluation)
-        .where(Evaluation.id == evaluation_id, Evaluation.status == "running")
+        .where(Evaluation.id == evaluation_id, Evaluation.status == EvaluationStatus.running)
         .values(heartbeat_at=utcnow())
     )
     session.commit()
@@ -38,18 +38,29 @@ def finish_evaluation(
     metrics: dict[str, float] | None = None,
     error: dict[str, Any] | None = None,
 ) -> None:
-    evaluation = session.get(Evaluation, evaluation_id)
-    assert evaluation is not None
-    evaluation.status = "failed" if error else "succeeded"
-    evaluation.metrics, evaluation.error, evaluation.finished_at = metrics or {}, error, utcnow()
+    """running -> succeeded | failed; a no-op when the evaluation is not running (already finished)."""
+    to = EvaluationStatus.failed if error else EvaluationStatus.succeeded
+    finished = transition_evaluation(
+        session,
+        evaluation_id,
+        from_={EvaluationStatus.running},
+        to=to,
+        metrics=metrics or {},
+        error=error,
+        finished_at=utcnow(),
+    )
+    evaluation = session.get(Evaluation, evaluation_id, populate_existing=True)
+    if not finished or evaluation is None:
+        session.commit()
+        return
     if metrics:
         attach_eval_score(session=session, job_id=evaluation.job_id, step=evaluation.step, metrics=metrics)
     session.add(
         JobEvent(
             job_id=evaluation.job_id,
-            type="evaluation",
+            type=EventType.evaluation,
             step=evaluation.step,
-            level="error" if error else "info",
+            level=EventLevel.error if error else EventLevel.info,
             message=f"on-demand evaluation of step {evaluation.step} {evaluation.status}",
             data={
                 "evaluation_id": str(evaluation_id),
@@ -68,7 +79,11 @@ def fail_stale_evaluations(*, session: Session, timeout: timedelta, now: datetim
     too; asking again (POST .../evaluations) is one call."""
     deadline = (now or utcnow()) - timeout
     stale = list(
-        session.scalars(select(Evaluation.id).where(Evaluation.status == "running", Evaluation.heartbeat_at < deadline))
+        session.scalars(
+            select(Evaluation.id).where(
+                Evaluation.status == EvaluationStatus.running, Evaluation.heartbeat_at < deadline
+            )
+        )
     )
     for evaluation_id in stale:
         finish_evaluation(

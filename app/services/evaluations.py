@@ -12,9 +12,11 @@ from app.models import Evaluation, Job
 from app.models.base import utcnow
 from app.schemas.artifact import EvaluationCreate
 from app.schemas.job import EvalSpec
+from app.schemas.status import EvaluationStatus
 from app.services.artifacts import latest_checkpoint
 from app.services.rewards import resolve_references
 from app.services.spec_checks import check_evaluation_limits
+from app.services.transitions import transition_evaluation
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +75,14 @@ def request_evaluation(
     session.commit()
 
     def undo() -> None:
-        evaluation.status, evaluation.finished_at = "failed", utcnow()
-        evaluation.error = {"code": "enqueue_failed", "message": "the queue was unavailable", "param": None}
+        transition_evaluation(
+            session,
+            evaluation.id,
+            from_={EvaluationStatus.queued},
+            to=EvaluationStatus.failed,
+            finished_at=utcnow(),
+            error={"code": "enqueue_failed", "message": "the queue was unavailable", "param": None},
+        )
 
     enqueue_or_undo(lambda: queue.enqueue_evaluation(evaluation.id), what="evaluation", session=session, undo=undo)
     return evaluation

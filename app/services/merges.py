@@ -2,19 +2,21 @@
 
 The merge itself is training code (peft), so it runs on a worker (workers/merge_runner.py); its
 output is stored under '<checkpoint key>/merged/' and served by `?variant=merged`. Merging is
-idempotent: a request for a checkpoint that is not 'ready' always enqueues a merge, so a merge lost
+idempotent: a request for a checkpoint that is not merged ('succeeded') always enqueues a merge, so a merge lost
 with its worker is simply requested again, and a duplicate rewrites the same files.
 """
 
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.errors import ProblemError
 from app.core.queue import JobQueue, enqueue_or_undo
 from app.models import Checkpoint, JobEvent
+from app.schemas.status import EventLevel, EventType, MergeStatus
 from app.services.artifacts import latest_checkpoint
+from app.services.transitions import transition_merge
 
 MERGED_PREFIX = "merged"
 
@@ -28,58 +30,51 @@ def request_merge(*, session: Session, job_id: uuid.UUID, step: int, queue: JobQ
         raise ProblemError(
             409, "not_an_adapter", f"checkpoint {step} is a full model already: download it with ?variant=model"
         )
-    if checkpoint.merge_status == "ready":
+    if checkpoint.merge_status == MergeStatus.succeeded:
         return checkpoint
     previous = checkpoint.merge_status
-    if previous != "running":
-        checkpoint.merge_status = "queued"
+    if previous != MergeStatus.running:
+        transition_merge(session, job_id, step, from_={previous}, to=MergeStatus.queued)
     session.commit()
-    enqueue_or_undo(
-        lambda: queue.enqueue_merge(job_id, step),
-        what="merge",
-        session=session,
-        undo=lambda: setattr(checkpoint, "merge_status", previous),
-    )
+    def undo() -> None:
+        if previous != MergeStatus.running:
+            transition_merge(session, job_id, step, from_={MergeStatus.queued}, to=previous)
+
+    enqueue_or_undo(lambda: queue.enqueue_merge(job_id, step), what="merge", session=session, undo=undo)
+    session.refresh(checkpoint)
     return checkpoint
 
 
 def claim_merge(*, session: Session, job_id: uuid.UUID, step: int) -> Checkpoint | None:
     """The checkpoint to merge, now 'running'; None when it is gone or already merged."""
-    session.execute(
-        update(Checkpoint)
-        .where(
-            Checkpoint.job_id == job_id,
-            Checkpoint.step == step,
-            Checkpoint.deleted_at.is_(None),
-            Checkpoint.is_adapter.is_(True),
-            Checkpoint.merge_status.is_distinct_from("ready"),
-        )
-        .values(merge_status="running")
+    transition_merge(
+        session,
+        job_id,
+        step,
+        from_={None, MergeStatus.queued, MergeStatus.running, MergeStatus.failed},
+        to=MergeStatus.running,
+        conditions=[Checkpoint.deleted_at.is_(None), Checkpoint.is_adapter.is_(True)],
     )
     session.commit()
     checkpoint = session.scalar(select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.step == step))
-    if checkpoint is None or checkpoint.merge_status != "running":
+    if checkpoint is None or checkpoint.merge_status != MergeStatus.running:
         return None
     return checkpoint
 
 
 def finish_merge(*, session: Session, job_id: uuid.UUID, step: int, error: str | None) -> None:
-    """'ready' or 'failed', announced as a 'merge' event (the failure's reason is in its message)."""
-    status = "failed" if error else "ready"
-    session.execute(
-        update(Checkpoint)
-        .where(Checkpoint.job_id == job_id, Checkpoint.step == step, Checkpoint.merge_status == "running")
-        .values(merge_status=status)
-    )
+    """'succeeded' or 'failed', announced as a 'merge' event (the failure's reason is in its message)."""
+    status = MergeStatus.failed if error else MergeStatus.succeeded
+    transition_merge(session, job_id, step, from_={MergeStatus.running}, to=status)
     message = f"merge of checkpoint {step} failed: {error}" if error else f"merged checkpoint {step} is ready"
     session.add(
         JobEvent(
             job_id=job_id,
-            type="merge",
+            type=EventType.merge,
             step=step,
-            level="error" if error else "info",
+            level=EventLevel.error if error else EventLevel.info,
             message=message[:2000],
-            data={"step": step, "merge_status": status},
+            data={"step": step, "merge_status": status.value},
         )
     )
     session.commit()

@@ -6,8 +6,10 @@ Plain functions over a session, so the Celery task stays thin and the tests can 
 import logging
 import math
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import bindparam, exists, insert, literal, select, update
 from sqlalchemy.orm import Session
@@ -16,6 +18,7 @@ from app.crud.metrics import upsert_samples, upsert_step_metrics
 from app.models import Job, JobEvent, JobMetric
 from app.models.base import utcnow
 from app.schemas.job import JobStatus
+from app.schemas.status import EventLevel, EventType
 from app.services import slots
 from app.services.transitions import transition
 
@@ -28,7 +31,7 @@ def claim_job(*, session: Session, job_id: uuid.UUID, worker_id: str, max_attemp
     None when the job is not queued (a duplicate delivery) or its tenant has no free slot: the job is
     then marked deferred and released again when a slot frees (app.services.slots).
     """
-    job = session.get(Job, job_id)
+    job = session.get(Job, job_id, populate_existing=True)
     if job is None or job.status != JobStatus.queued:
         return None
     if job.attempts >= max_attempts:
@@ -71,7 +74,41 @@ def claim_job(*, session: Session, job_id: uuid.UUID, worker_id: str, max_attemp
     return job
 
 
-StepOutcome = Literal["continue", "cancel", "lost"]
+def take_over_job(*, session: Session, seen: Job, worker_id: str, max_attempts: int, reason: str) -> Job | None:
+    """Hand a running job whose worker is gone (`reason` says how we know) to `worker_id` at once.
+
+    `seen` is the job as the caller read it. The hand-over is fenced: it happens only if the job is still
+    running under the same owner, attempt and heartbeat as seen, so of several redelivered tasks (or a task
+    and the watchdog) exactly one wins, and an owner that was merely slow and beat since keeps its job.
+    It is the watchdog's requeue (running -> queued) and a claim (queued -> running, attempt + 1) in one
+    transaction, so the events and the attempt count read as they do after a watchdog recovery.
+    """
+    requeued = transition(
+        session,
+        seen.id,
+        from_={JobStatus.running},
+        to=JobStatus.queued,
+        message=f"{reason}; taken over to resume from its latest checkpoint",
+        event_data={"took_over_from": seen.worker_id},
+        owned_by=seen.worker_id,
+        conditions=[
+            Job.attempts == seen.attempts,
+            Job.heartbeat_at.is_(None) if seen.heartbeat_at is None else Job.heartbeat_at == seen.heartbeat_at,
+        ],
+        worker_id=None,
+    )
+    if not requeued:
+        session.rollback()
+        return None
+    return claim_job(session=session, job_id=seen.id, worker_id=worker_id, max_attempts=max_attempts)
+
+
+class StepOutcome(StrEnum):
+    """What the worker does after recording a step."""
+
+    proceed = "continue"  # go on training
+    cancel = "cancel"  # the user asked to cancel: stop at this step boundary
+    lost = "lost"  # this worker no longer owns the job: stop without writing anything
 
 
 def record_step(
@@ -87,8 +124,8 @@ def record_step(
     """Write one step's metrics, samples and progress in one transaction (four statements and a commit:
     this runs every step of every job).
 
-    'lost' means this worker no longer owns the job (it was declared dead and requeued while it was
-    stalled): nothing is written and the caller must stop. 'cancel': the user asked to stop.
+    `lost` means this worker no longer owns the job (it was declared dead and requeued while it was
+    stalled): nothing is written and the caller must stop. `cancel`: the user asked to stop.
     """
     finite = {name: value for name, value in metrics.items() if math.isfinite(value)}
     now = utcnow()
@@ -107,12 +144,12 @@ def record_step(
     ).first()
     if owned is None:
         session.rollback()
-        return "lost"
+        return StepOutcome.lost
     upsert_step_metrics(session=session, job_id=job_id, step=step, metrics=finite)
     upsert_samples(session=session, job_id=job_id, step=step, samples=samples or [])
     session.execute(_announce_step(job_id, step, finite, now))
     session.commit()
-    return "cancel" if owned.cancel_requested else "continue"
+    return StepOutcome.cancel if owned.cancel_requested else StepOutcome.proceed
 
 
 def _announce_step(job_id: uuid.UUID, step: int, values: dict[str, float], now: datetime) -> Any:
@@ -136,9 +173,9 @@ def add_event(
     *,
     session: Session,
     job_id: uuid.UUID,
-    type_: str,
+    type_: EventType,
     message: str,
-    level: str = "info",
+    level: EventLevel = EventLevel.info,
     data: dict[str, Any] | None = None,
 ) -> None:
     session.add(JobEvent(job_id=job_id, type=type_, level=level, message=message, data=data or {}))
@@ -178,17 +215,24 @@ def finish_job(
 
 
 def requeue_orphaned_jobs(
-    *, session: Session, timeout: timedelta, max_attempts: int, now: datetime | None = None
+    *,
+    session: Session,
+    timeout: timedelta,
+    max_attempts: int,
+    now: datetime | None = None,
+    known_dead: Callable[[str | None], bool] = lambda _worker_id: False,
 ) -> list[uuid.UUID]:
-    """Running jobs whose heartbeat stopped: back to queued (to be resumed), or failed after max_attempts.
+    """Running jobs whose heartbeat stopped, or whose worker is `known_dead` (its process is gone): back to
+    queued (to be resumed), or failed after max_attempts.
 
     Returns the ids to enqueue again. Safe to run from several workers: transition() is conditional.
     """
     deadline = (now or utcnow()) - timeout
-    stale = session.scalars(select(Job).where(Job.status == JobStatus.running, Job.heartbeat_at < deadline)).all()
+    running = session.scalars(select(Job).where(Job.status == JobStatus.running)).all()
+    stale = [job for job in running if _older(job.heartbeat_at, deadline) or known_dead(job.worker_id)]
     requeue: list[uuid.UUID] = []
     for job in stale:
-        silent_for = f"no heartbeat from worker {job.worker_id} since {job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
+        silent_for = lost_reason(job, dead=not _older(job.heartbeat_at, deadline))
         if job.attempts >= max_attempts:
             transition(
                 session,
@@ -215,6 +259,19 @@ def requeue_orphaned_jobs(
     return requeue
 
 
+def _older(moment: datetime | None, deadline: datetime) -> bool:
+    return moment is not None and moment < deadline
+
+
+def lost_reason(job: Job, *, dead: bool) -> str:
+    """Why a job's worker counts as lost, for its status event and error message."""
+    if dead:
+        return f"worker {job.worker_id} is gone (its process exited)"
+    if job.heartbeat_at is None:
+        return f"no heartbeat from worker {job.worker_id}"
+    return f"no heartbeat from worker {job.worker_id} since {job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
+
+
 def record_alert(
     *, session: Session, job_id: uuid.UUID, code: str, message: str, step: int, data: dict[str, Any]
 ) -> None:
@@ -226,7 +283,12 @@ def record_alert(
         job.alerts = [*(job.alerts or []), alert]
         session.add(
             JobEvent(
-                job_id=job_id, type="alert", level="warning", step=step, message=message, data={"code": code, **data}
+                job_id=job_id,
+                type=EventType.alert,
+                level=EventLevel.warning,
+                step=step,
+                message=message,
+                data={"code": code, **data},
             )
         )
     session.commit()

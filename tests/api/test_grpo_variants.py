@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.models.job import Job
 from app.schemas.grpo import GRPOHyperparameters
 from app.schemas.job import JobSpec, LoraSpec
-from tests.conftest import tiny_spec
+from tests.utils.factories import tiny_spec
 from workers.engine import GRPOConfig, LoraSettings
 from workers.engine.train import loss_settings
 from workers.spec import engine_config_from_spec, parse_spec

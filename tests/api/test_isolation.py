@@ -12,7 +12,7 @@ from app.core.storage import make_store
 from app.services import artifacts, runs
 from tests.api.test_artifacts import make_checkpoint_dir, sample
 from tests.api.test_datasets import JSONL, jsonl
-from tests.conftest import tiny_spec
+from tests.utils.factories import tiny_spec
 
 ROWS = [{"prompt": "copy 1:", "answer": "1"}]
 

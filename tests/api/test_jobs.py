@@ -11,7 +11,7 @@ from app.models import ApiKey
 from app.schemas.job import JobStatus
 from app.services import runs
 from app.services.tenants import revoke_api_key
-from tests.conftest import RecordingQueue, tiny_spec
+from tests.utils.factories import RecordingQueue, tiny_spec
 
 
 def submit(client: TestClient, auth: dict[str, str], **grpo: object) -> dict:

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from app.services import runs
 from scripts.stack import PROJECT_ROOT
-from tests.conftest import tiny_spec
+from tests.utils.factories import tiny_spec
 
 
 def scrape(client, **headers) -> dict[tuple[str, tuple], float]:

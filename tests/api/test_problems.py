@@ -9,7 +9,7 @@ import pytest
 
 from app.core.logs import ContextFilter, json_formatter
 from tests.api.test_datasets import JSONL
-from tests.conftest import tiny_spec
+from tests.utils.factories import tiny_spec
 
 # Error shapes do not depend on the database: SQLite only, to keep the suite fast.
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

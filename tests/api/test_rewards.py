@@ -1,7 +1,7 @@
 """Reward definitions as resources: create (validated), version, test on samples, use from jobs, delete."""
 
-from tests.conftest import tiny_spec
 from tests.rewards.conftest import requires_root
+from tests.utils.factories import tiny_spec
 
 PYTHON_REWARD = {
     "type": "python",

@@ -5,7 +5,7 @@ import json
 import uuid
 
 from tests.api.test_datasets import JSONL
-from tests.conftest import tiny_spec
+from tests.utils.factories import tiny_spec
 
 HUGE = 2**40
 

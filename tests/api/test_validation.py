@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from tests.conftest import tiny_spec
+from tests.utils.factories import tiny_spec
 
 
 def with_change(path: str, value: object) -> dict:

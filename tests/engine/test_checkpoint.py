@@ -159,3 +159,83 @@ def test_a_process_killed_mid_write_leaves_the_previous_checkpoint_as_the_latest
     remove_stale_temporaries(work_dir)  # what the next run does first
     assert sorted(p.name for p in work_dir.iterdir()) == ["checkpoint-000001"]
     assert load_trainer_state(checkpoint_dir(work_dir, 1))[1]["step"] == 1
+
+
+# A full disk (issue 14 item 7): the job must say "no space left", leave no partial directory behind and
+# keep the previous complete checkpoint.
+
+
+def test_enospc_while_writing_removes_the_partial_directory_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    import errno
+
+    import pytest
+
+    from workers.engine import checkpoint as checkpoint_module
+
+    previous = save(tmp_path, 4)
+
+    def full_disk(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", full_disk)
+    with pytest.raises(checkpoint_module.StorageFull) as raised:
+        save(tmp_path, 8)
+    assert raised.value.code == "storage_full"
+    assert "no space left" in str(raised.value) and str(tmp_path) in str(raised.value)
+    assert "MiB free" in str(raised.value) and raised.value.free_bytes > 0
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]  # the partial write is gone
+    assert latest_checkpoint(tmp_path) == previous and is_complete(previous)
+
+
+def test_torch_saves_unexpected_pos_error_is_recognised_as_a_full_disk(tmp_path, monkeypatch):
+    import pytest
+
+    from workers.engine import checkpoint as checkpoint_module
+
+    def zip_writer_failed(*_args, **_kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", zip_writer_failed)
+    with pytest.raises(checkpoint_module.StorageFull):
+        save(tmp_path, 3)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_other_write_errors_still_clean_up_but_are_not_called_a_full_disk(tmp_path, monkeypatch):
+    import pytest
+
+    from workers.engine import checkpoint as checkpoint_module
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("pickling failed")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", broken)
+    with pytest.raises(RuntimeError, match="pickling failed"):
+        save(tmp_path, 3)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_free_space_is_checked_against_the_expected_size_before_writing(tmp_path, monkeypatch):
+    import collections
+
+    import pytest
+
+    from workers.engine import checkpoint as checkpoint_module
+
+    previous = save(tmp_path, 1)
+    model = torch.nn.Linear(256, 256)  # 257 KiB of float32 weights
+    state = {"optimizer": {"exp_avg": torch.zeros(256, 256), "exp_avg_sq": torch.zeros(256, 256)}}
+    needed = checkpoint_module.expected_checkpoint_bytes(model, state)
+    assert needed > 3 * 256 * 256 * 4 + checkpoint_module.SPACE_MARGIN_BYTES
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(
+        checkpoint_module.shutil, "disk_usage", lambda _path: usage(10**9, 10**9 - needed + 1, needed - 1)
+    )
+    written = []
+    monkeypatch.setattr(checkpoint_module, "_write_staging", lambda *args: written.append(args))
+    with pytest.raises(checkpoint_module.StorageFull) as raised:
+        save_checkpoint(tmp_path, 2, model=model, tokenizer=FakeModel("t"), trainer_state=state, info={})
+    assert written == []  # refused before anything was written
+    assert raised.value.free_bytes == needed - 1 and raised.value.needed_bytes == needed
+    assert "MiB free" in str(raised.value) and str(tmp_path) in str(raised.value)
+    assert latest_checkpoint(tmp_path) == previous

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from scripts.stack import Stack, admin, running_stack
-from tests.conftest import POSTGRES_URL, REDIS_URL, _skip_or_fail, fresh_postgres_database
+from tests.utils.services import POSTGRES_URL, REDIS_URL, fresh_postgres_database, skip_or_fail
 
 FAST_HEARTBEAT = {"GRPO_HEARTBEAT_INTERVAL_S": "1", "GRPO_HEARTBEAT_TIMEOUT_S": "4"}
 
@@ -20,7 +20,7 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
             yield running
         return
     if not (POSTGRES_URL and REDIS_URL):
-        _skip_or_fail("TEST_POSTGRES_URL and TEST_REDIS_URL are not set")
+        skip_or_fail("TEST_POSTGRES_URL and TEST_REDIS_URL are not set")
     with fresh_postgres_database() as database_url:
         env = FAST_HEARTBEAT | {"DATABASE_URL": database_url, "CELERY_BROKER_URL": _fresh_redis_db()}
         with running_stack(tmp_path / "data", extra_env=env) as running:

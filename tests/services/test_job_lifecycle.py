@@ -1,25 +1,15 @@
 """The job state machine and the worker-side lifecycle (claim, finish, orphan recovery)."""
 
-import uuid
 from datetime import timedelta
 
 import pytest
 
-from app.models import Job, JobEvent, Tenant
+from app.models import Job, JobEvent
 from app.models.base import utcnow
 from app.schemas.job import TERMINAL_STATUSES, JobStatus
 from app.services import runs
 from app.services.transitions import ALLOWED, InvalidTransition, check_transition, transition
-
-
-def make_job(session, status: JobStatus = JobStatus.queued, **values) -> uuid.UUID:
-    tenant = Tenant(name=f"t-{uuid.uuid4().hex[:6]}")
-    session.add(tenant)
-    session.flush()
-    job = Job(tenant_id=tenant.id, name="j", spec={}, status=status, total_steps=10, **values)
-    session.add(job)
-    session.commit()
-    return job.id
+from tests.utils.factories import make_job
 
 
 @pytest.mark.parametrize("terminal", sorted(TERMINAL_STATUSES))

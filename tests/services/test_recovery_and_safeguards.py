@@ -10,8 +10,7 @@ from app.models import Evaluation, Job, JobEvent
 from app.models.base import utcnow
 from app.schemas.job import JobSpec, JobStatus
 from app.services import runs
-from tests.conftest import RecordingQueue, tiny_spec
-from tests.services.test_job_lifecycle import make_job
+from tests.utils.factories import RecordingQueue, make_job, tiny_spec
 from workers.engine.interface import EvalReport, StepReport
 from workers.reporting import MONITORED, DatabaseSink, SafeguardStop
 from workers.rewards import RewardMonitor

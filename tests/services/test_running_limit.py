@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.models import Job, JobEvent, Tenant
 from app.schemas.job import JobStatus
 from app.services import runs
-from tests.conftest import RecordingQueue
+from tests.utils.factories import RecordingQueue
 from workers.watchdog import release_waiting_jobs, sweep_once
 
 

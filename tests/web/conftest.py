@@ -12,8 +12,8 @@ import pytest
 
 from scripts.browser import CHROMIUM, CHROMIUM_ARGS
 from scripts.stack import PROJECT_ROOT, Stack, admin, running_stack
-from tests.conftest import _skip_or_fail
 from tests.integration.conftest import FAST_HEARTBEAT
+from tests.utils.services import skip_or_fail
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 
@@ -21,11 +21,11 @@ ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
-        _skip_or_fail(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+        skip_or_fail(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _skip_or_fail("playwright is not installed (pip install -e '.[test]')")
+        skip_or_fail("playwright is not installed (pip install -e '.[test]')")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         yield chromium

@@ -3,7 +3,7 @@ checkpoint, through the real runner."""
 
 import uuid
 
-from tests.conftest import tiny_spec
+from tests.utils.factories import tiny_spec
 
 ALPHABET = "0123456789 +-=:>?"
 EVAL = {  # a graded (not 0/1) held-out score, so that different weights give different numbers

@@ -9,7 +9,7 @@ import torch
 from peft import AutoPeftModelForCausalLM
 from transformers import AutoModelForCausalLM
 
-from tests.conftest import tiny_spec
+from tests.utils.factories import tiny_spec
 
 IDS = torch.tensor([[5, 6, 7, 8, 9, 10]])
 
@@ -48,9 +48,9 @@ def test_lora_adapter_loads_with_peft_and_the_merged_model_with_from_pretrained(
     assert requested.status_code == 202 and requested.json()["merge_status"] == "queued"
     assert queue.merges == [(uuid.UUID(job_id), 2)]
     worker.merge(job_id, 2)
-    assert client.get(f"/v1/jobs/{job_id}/checkpoints/2", headers=auth).json()["merge_status"] == "ready"
+    assert client.get(f"/v1/jobs/{job_id}/checkpoints/2", headers=auth).json()["merge_status"] == "succeeded"
     again = client.post(f"/v1/jobs/{job_id}/checkpoints/2/merge", headers=auth)
-    assert again.json()["merge_status"] == "ready" and len(queue.merges) == 1  # a ready merge is kept
+    assert again.json()["merge_status"] == "succeeded" and len(queue.merges) == 1  # a merged checkpoint is kept
 
     merged_dir = download(client, auth, job_id, 2, tmp_path / "merged", variant="merged")
     assert not (merged_dir / "adapter_config.json").exists()
@@ -59,7 +59,7 @@ def test_lora_adapter_loads_with_peft_and_the_merged_model_with_from_pretrained(
     assert torch.allclose(logits(merged), logits(with_adapter), atol=1e-5)
     assert not torch.allclose(logits(merged), logits(base), atol=1e-3)  # the adapters did change the model
     events = client.get(f"/v1/jobs/{job_id}/events", params={"limit": 1000}, headers=auth).json()["data"]
-    assert [e["data"]["merge_status"] for e in events if e["type"] == "merge"] == ["ready"]
+    assert [e["data"]["merge_status"] for e in events if e["type"] == "merge"] == ["succeeded"]
 
 
 def test_a_job_can_start_from_a_lora_checkpoint_merged_into_its_base(client, auth, worker, settings, tmp_path):

@@ -3,8 +3,8 @@ named, counted error; a length reward in tokens gets the tokenizer; alerts land 
 
 import pytest
 
-from tests.conftest import tiny_spec
 from tests.rewards.conftest import requires_root
+from tests.utils.factories import tiny_spec
 
 JUDGE = """
 def reward(prompt, completion, row):

@@ -16,6 +16,7 @@ def test_late_acks_and_a_redis_visibility_timeout_longer_than_any_job(tmp_path):
     celery = create_celery(Settings(data_dir=tmp_path, broker_url="redis://127.0.0.1:1/0"))
     conf = celery.conf
     assert conf.task_acks_late and conf.task_reject_on_worker_lost and conf.worker_prefetch_multiplier == 1
+    assert conf.worker_lost_wait <= 1.0  # a killed pool child's message goes back at once (no result to wait for)
     assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit == WEEK_S
     embedded = create_celery(Settings(data_dir=tmp_path))
     assert embedded.conf.broker_transport_options == {}  # the SQLAlchemy transport takes no Redis options

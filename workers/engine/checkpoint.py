@@ -15,10 +15,16 @@ A checkpoint is written into `.tmp-checkpoint-<step>-<pid>/`, every file is fsyn
 written and fsynced last, and only then is the directory renamed into place (atomic on POSIX). A crash
 at any point leaves either no `checkpoint-*` directory or a complete one; `latest_checkpoint` also
 checks the marker's inventory, so a directory copied or synced partially is never picked.
+
+A full disk: before writing, the free space of `work_dir` is checked against the checkpoint's expected
+size (its tensors plus a margin); a write that still runs out of space (another process filled the disk)
+removes its staging directory. Either way StorageFull is raised, naming the path and its free space, and
+the previous complete checkpoint is untouched (nothing is pruned or renamed before a write completes).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -30,6 +36,8 @@ from typing import Any
 
 import torch
 
+from workers.contract import JobFailure
+
 logger = logging.getLogger(__name__)
 
 PREFIX = "checkpoint-"
@@ -37,6 +45,24 @@ MARKER = "COMPLETE"
 STATE_PT = "trainer_state.pt"
 STATE_JSON = "trainer_state.json"
 _NAME = re.compile(r"^checkpoint-(\d+)$")
+# Room asked for beyond the tensors: tokenizer files, JSON, safetensors headers, filesystem overhead.
+SPACE_MARGIN_BYTES = 16 * 2**20
+SPACE_MARGIN_FRACTION = 0.05
+
+
+class StorageFull(JobFailure):
+    """No space left to write a checkpoint (checked before writing, or ENOSPC while writing)."""
+
+    code = "storage_full"
+
+    def __init__(self, path: Path, free_bytes: int, needed_bytes: int | None) -> None:
+        self.path, self.free_bytes, self.needed_bytes = Path(path), free_bytes, needed_bytes
+        need = f"; the checkpoint needs about {_mib(needed_bytes)}" if needed_bytes else ""
+        super().__init__(f"no space left on the device of {path}: {_mib(free_bytes)} free{need}")
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
 
 
 def checkpoint_dir(work_dir: Path, step: int) -> Path:
@@ -87,18 +113,19 @@ def save_checkpoint(
     """
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
+    needed = expected_checkpoint_bytes(model, trainer_state, reference)
+    free = shutil.disk_usage(work_dir).free
+    if free < needed:
+        raise StorageFull(work_dir, free, needed)
     staging = work_dir / f".tmp-{PREFIX}{step:06d}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    if reference is not None:
-        reference.save_pretrained(staging / "reference")
-    torch.save(trainer_state, staging / STATE_PT)
-    (staging / STATE_JSON).write_text(json.dumps({**info, "step": step, "saved_at": time.time()}, indent=2))
-    inventory = _fsync_tree(staging)
-    _write_synced(staging / MARKER, json.dumps({"step": step, "files": inventory}, indent=2))
-    _fsync_dir(staging)
+    try:
+        _write_staging(staging, step, model, tokenizer, trainer_state, info, reference)
+    except BaseException as error:
+        shutil.rmtree(staging, ignore_errors=True)  # a partial write must not keep the disk full
+        if is_out_of_space(error):
+            raise StorageFull(work_dir, shutil.disk_usage(work_dir).free, needed) from error
+        raise
     final = checkpoint_dir(work_dir, step)
     if final.exists():  # re-running a step after a resume: replace the older copy
         stale = work_dir / f".old-{final.name}-{os.getpid()}"
@@ -109,6 +136,73 @@ def save_checkpoint(
         os.replace(staging, final)
     _fsync_dir(work_dir)
     return final
+
+
+def _write_staging(
+    staging: Path,
+    step: int,
+    model: Any,  # anything with save_pretrained: a transformers or peft model
+    tokenizer: Any,
+    trainer_state: dict[str, Any],
+    info: dict[str, Any],
+    reference: Any | None,
+) -> None:
+    staging.mkdir()
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    if reference is not None:
+        reference.save_pretrained(staging / "reference")
+    torch.save(trainer_state, staging / STATE_PT)
+    (staging / STATE_JSON).write_text(json.dumps({**info, "step": step, "saved_at": time.time()}, indent=2))
+    inventory = _fsync_tree(staging)
+    _write_synced(staging / MARKER, json.dumps({"step": step, "files": inventory}, indent=2))
+    _fsync_dir(staging)
+
+
+def expected_checkpoint_bytes(
+    model: Any, trainer_state: dict[str, Any], reference: torch.nn.Module | None = None
+) -> int:
+    """About what save_checkpoint writes: the saved weights, the optimiser state's tensors, a margin."""
+    tensors = _tensor_bytes(trainer_state)
+    for module in (model, reference):
+        if isinstance(module, torch.nn.Module):
+            # A LoRA model saves only its adapters: its trainable parameters.
+            adapters_only = hasattr(module, "peft_config")
+            tensors += sum(
+                p.numel() * p.element_size() for p in module.parameters() if p.requires_grad or not adapters_only
+            )
+    return int(tensors * (1 + SPACE_MARGIN_FRACTION)) + SPACE_MARGIN_BYTES
+
+
+def _tensor_bytes(value: Any) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_tensor_bytes(item) for item in value)
+    return 0
+
+
+def is_out_of_space(error: BaseException) -> bool:
+    """ENOSPC/EDQUOT, or torch.save's zip writer failing on a full disk ('unexpected pos', 'file write failed')."""
+    for cause in _chain(error):
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(cause, RuntimeError) and any(
+            sign in str(cause) for sign in ("unexpected pos", "file write failed", "No space left")
+        ):
+            return True
+    return False
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
 
 
 def prune_checkpoints(work_dir: Path, keep_last: int) -> list[Path]:

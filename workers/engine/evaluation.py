@@ -27,6 +27,7 @@ from workers.engine.config import GRPOConfig
 from workers.engine.data import validate_rows
 from workers.engine.interface import EvalReport, RewardFn
 from workers.engine.sampling import SamplingParams
+from workers.engine.state import load_checkpoint_model
 
 
 def pass_at_k(n: int, correct: int, k: int) -> float:
@@ -124,8 +125,6 @@ def evaluate_checkpoint(
     device: str | None = None,
 ) -> EvalReport:
     """Evaluate a saved checkpoint on demand (its own config, with eval_* knobs overridable)."""
-    from workers.engine.state import load_checkpoint_model  # local: state imports this module
-
     model, tokenizer, config, step = load_checkpoint_model(
         Path(checkpoint), overrides=overrides, device=device
     )

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
+from workers.contract import JobFailure
 from workers.engine.config import GRPOConfig
 from workers.engine.tiny import TINY_DEMO, build_tiny_model
 
@@ -55,7 +56,7 @@ def model_path(config: GRPOConfig) -> str:
     return config.model_source
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(JobFailure, RuntimeError):
     """The model or tokenizer cannot be loaded; the service reports it as a failed job naming model.source."""
 
     code = "model_load_failed"

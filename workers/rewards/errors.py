@@ -1,7 +1,9 @@
-"""Exceptions of the reward package. The Celery task maps RewardError to a failed job."""
+"""Exceptions of the reward package. Each is a JobFailure: a job that raises one fails with its code."""
+
+from workers.contract import JobFailure
 
 
-class RewardError(RuntimeError):
+class RewardError(JobFailure, RuntimeError):
     """A reward component failed on more completions of a step than its max_error_rate allows.
 
     The message names the reward, the count and a sample of the failures, ready for JobError.message.
@@ -21,7 +23,7 @@ class RewardError(RuntimeError):
         )
 
 
-class RewardConfigError(ValueError):
+class RewardConfigError(JobFailure, ValueError):
     """A reward spec cannot be built here (e.g. a length reward in tokens without a tokenizer)."""
 
     code = "invalid_reward"
@@ -35,13 +37,13 @@ class RewardValidationError(RewardConfigError):
     """A reward definition failed validation at creation time (syntax, signature or dry run)."""
 
 
-class SandboxUnavailable(RuntimeError):
+class SandboxUnavailable(JobFailure, RuntimeError):
     """Isolation could not be set up (no privileges for namespaces, ...). Nothing ran unsandboxed."""
 
     code = "sandbox_unavailable"
 
 
-class ProgramError(RuntimeError):
+class ProgramError(JobFailure, RuntimeError):
     """A sandboxed program failed to load (exception at import time, no `reward` defined)."""
 
     code = "reward_program_error"

@@ -214,11 +214,3 @@ def build_inline_grader(spec: Any, count_tokens: TokenCounter | None = None) -> 
         case TextSimilarityReward():
             return text_similarity(spec)
     return None
-
-
-def build_grader(spec: Any) -> Grader:
-    """The inline grader for `spec` (kept from the first version of this module)."""
-    grader = build_inline_grader(spec)
-    if grader is None:
-        raise ValueError(f"reward type {spec.type!r} does not run inline; use build_reward_fn")
-    return grader

@@ -23,6 +23,7 @@ from app.schemas.artifact import (
     SamplePublic,
     SamplesPublic,
 )
+from app.schemas.status import MergeStatus
 from app.schemas.storable import MAX_INT32
 from app.services.artifacts import latest_checkpoint, model_files
 from app.services.evaluations import request_evaluation
@@ -114,7 +115,7 @@ def download_checkpoint(
     checkpoint = latest_checkpoint(session=session, job_id=job_id, step=step)
     if checkpoint is None:
         raise not_found("checkpoint")
-    if variant == "merged" and checkpoint.merge_status != "ready":
+    if variant == "merged" and checkpoint.merge_status != MergeStatus.succeeded:
         hint = (
             f"POST /v1/jobs/{job_id}/checkpoints/{step}/merge first (merge status: {checkpoint.merge_status})"
             if checkpoint.is_adapter
@@ -142,7 +143,7 @@ def merge_checkpoint(
     job_id: uuid.UUID, step: StepPath, session: SessionDep, tenant: CurrentTenant, store: StoreDep, queue: QueueDep
 ) -> CheckpointPublic:
     """Merge a LoRA checkpoint's adapters into its base model (a worker task). Poll GET .../checkpoints/{step}
-    until `merge_status` is 'ready', then download `?variant=merged`: a plain model for stock from_pretrained.
+    until `merge_status` is 'succeeded', then download `?variant=merged`: a plain model for stock from_pretrained.
     Asking again re-runs a failed or lost merge; a ready one is kept."""
     _job(session, tenant, job_id)
     checkpoint = request_merge(session=session, job_id=job_id, step=step, queue=queue)
