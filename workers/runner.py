@@ -103,7 +103,8 @@ def _train(
             data={"source": source, "revision": inputs.config.model_revision},
         )
     if resume_from is None:
-        check_model_reachable(inputs.config.model_source, inputs.config.model_revision)  # seconds, not the hub's retries
+        # seconds, not the hub's retries
+        check_model_reachable(inputs.config.model_source, inputs.config.model_revision)
     monitor = rebuilt_monitor(spec, sessions, job_id, resume_from)
     sink = DatabaseSink(sessions, store, job_id, worker_id, spec, monitor)
     with inputs.reward_fns() as (reward_fn, eval_fn):

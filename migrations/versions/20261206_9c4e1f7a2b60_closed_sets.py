@@ -2,7 +2,7 @@
 'ready' becomes 'succeeded'; job error codes outside the documented list become 'training_failed'
 
 Revision ID: 9c4e1f7a2b60
-Revises: b7e2c94a1d03
+Revises: c3d91a7e5b20
 Create Date: 2026-12-06 05:00:00.000000
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "9c4e1f7a2b60"
-down_revision: str | None = "b7e2c94a1d03"
+down_revision: str | None = "c3d91a7e5b20"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
