@@ -12,10 +12,12 @@ from urllib.parse import quote
 import httpx
 from huggingface_hub import constants, get_token, try_to_load_from_cache
 
+from workers.contract import JobFailure
+
 TINY_DEMO = "tiny-demo"  # built on the worker (workers/engine/tiny.py)
 
 
-class ModelUnavailable(RuntimeError):
+class ModelUnavailable(JobFailure):
     """The model cannot be fetched; reported as the job's error, naming model.source."""
 
     code = "model_load_failed"
