@@ -14,6 +14,7 @@ from transformers import PreTrainedTokenizerBase
 from workers.engine.config import GRPOConfig
 from workers.engine.data import PromptOrder, encode_prompts
 from workers.engine.interface import RewardBatch, RewardFn
+from workers.engine.loss import tied_groups
 from workers.engine.rollout import Rollout, generate
 from workers.engine.sampling import SamplingParams
 
@@ -127,7 +128,7 @@ def collect_batch(
         if not config.dynamic_sampling:
             kept.append((rollout, indices, rewards, scores.components))
             break
-        informative = rewards.view(-1, G).std(dim=1) > 0  # (n,) groups whose rewards do not all tie
+        informative = ~tied_groups(rewards, G)  # (n,) groups whose rewards do not all tie (exactly)
         dropped += int((~informative).sum())
         fallback = fallback or (rollout, indices, rewards, scores.components)
         if bool(informative.any()):

@@ -45,28 +45,68 @@ from dataclasses import dataclass
 import torch
 
 
+def unscorable(rewards: torch.Tensor) -> torch.Tensor:
+    """(N,) total rewards -> (N,) bool: the completion could not be scored (NaN or +-inf total).
+
+    The engine's one rule for such completions (TRL's): they are left out of their group's mean and std
+    and get advantage 0, so they neither move the policy nor shift the baseline of the others (a 0.0
+    stand-in would). A component that is NaN while the total is finite only means "not applicable".
+    """
+    return ~torch.isfinite(rewards)
+
+
+def tied_groups(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """(N,) rewards -> (P,) bool: the group's scorable rewards all tie exactly (or fewer than two are
+    scorable), so every advantage in it is 0. Decided by comparing values, not by std > 0: in float32
+    the std of one group of 8 x 0.7 is ~6e-8, not 0."""
+    grouped = rewards.double().view(-1, group_size)  # (P, G)
+    finite = torch.isfinite(grouped)
+    high = torch.where(finite, grouped, -torch.inf).amax(dim=1)
+    low = torch.where(finite, grouped, torch.inf).amin(dim=1)
+    return (finite.sum(dim=1) < 2) | (high == low)
+
+
+def _nanstd(values: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """Bessel-corrected std over the non-NaN entries (NaN where fewer than two are left)."""
+    keep = ~values.isnan()
+    count = keep.sum() if dim is None else keep.sum(dim=dim, keepdim=True)
+    mean = values.nanmean() if dim is None else values.nanmean(dim=dim, keepdim=True)
+    squares = torch.where(keep, (values - mean) ** 2, 0.0)
+    total = squares.sum() if dim is None else squares.sum(dim=dim, keepdim=True)
+    return (total / (count - 1)).sqrt()  # count 1 -> 0/0 = NaN, count 0 -> NaN
+
+
 def group_advantages(
-    rewards: torch.Tensor, group_size: int, scale_rewards: str, epsilon: float
+    rewards: torch.Tensor, group_size: int, scale_rewards: str, epsilon: float, baseline: str = "mean"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(N,) rewards, rows grouped by prompt -> (N,) advantages and (N,) group std (for logging).
 
-    A = (r - mean of its group) / (std + epsilon), std with Bessel's correction taken over the group
-    ('group'), over the whole batch ('batch'), or not dividing at all ('none', Dr. GRPO).
+    A = (r - b) / (std + epsilon), std with Bessel's correction taken over the group ('group'), over
+    the whole batch ('batch'), or not dividing at all ('none', Dr. GRPO). The baseline b is the group's
+    mean ('mean', GRPO) or the mean of the group's other completions ('leave_one_out', RLOO: an
+    unbiased baseline, which is (G / (G - 1)) * (r - group mean) for a group of G scorable rewards).
+
+    Unscorable completions (non-finite reward, see `unscorable`) are left out of every mean and std and
+    get advantage 0.
 
     Computed in float64 and returned in the rewards' dtype. In float32 the mean of G equal rewards is
     often not that reward (8 x 0.7 is off by one ulp), which left a tied group a same-sign advantage of
     up to ~2e-3 instead of 0; in float64 the sum of G float32 values is exact, so the mean is exact.
     """
     grouped = rewards.double().view(-1, group_size)  # (P, G)
-    centred = (grouped - grouped.mean(dim=1, keepdim=True)).view(-1)  # (N,), exactly 0 for a tied group
-    group_std = grouped.std(dim=1, keepdim=True).expand_as(grouped).reshape(-1)  # (N,)
+    grouped = torch.where(torch.isfinite(grouped), grouped, torch.nan)  # unscorable -> NaN, skipped below
+    centred = grouped - grouped.nanmean(dim=1, keepdim=True)  # (P, G), exactly 0 for a tied group
+    if baseline == "leave_one_out":
+        count = (~grouped.isnan()).sum(dim=1, keepdim=True)  # scorable completions in the group
+        # r - mean(others) = (r - mean) * n / (n - 1); a lone scorable completion has no baseline: 0.
+        centred = torch.where(count > 1, centred * count / (count - 1).clamp(min=1), 0.0)
+    group_std = _nanstd(grouped, dim=1).expand_as(grouped)  # (P, G)
     if scale_rewards == "group":
-        advantages = centred / (group_std + epsilon)
+        centred = centred / (group_std + epsilon)
     elif scale_rewards == "batch":
-        advantages = centred / (grouped.std() + epsilon)
-    else:
-        advantages = centred
-    return advantages.to(rewards.dtype), group_std.to(rewards.dtype)
+        centred = centred / (_nanstd(grouped) + epsilon)
+    advantages = centred.reshape(-1).nan_to_num(nan=0.0)  # unscorable rows (and lone ones' NaN std) -> 0
+    return advantages.to(rewards.dtype), group_std.reshape(-1).nan_to_num(nan=0.0).to(rewards.dtype)
 
 
 @dataclass(frozen=True)

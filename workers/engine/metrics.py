@@ -19,7 +19,9 @@ METRICS: dict[str, str] = {
     "reward/max": "highest total reward in the step",
     "reward/<component>/mean": "mean raw (unweighted) score of one reward component",
     "reward/<component>/std": "std of that component's raw score",
-    "reward/frac_zero_std": "fraction of groups whose rewards all tie (no learning signal)",
+    "reward/frac_zero_std": "fraction of groups whose scorable rewards all tie exactly (no learning signal)",
+    "reward/unscorable_frac": "fraction of completions whose total reward is NaN or infinite (the scorer could "
+    "not score them): left out of their group's mean and std, advantage 0, and left out of reward/*",
     "advantage/mean": "mean advantage of the trained completions (about 0 by construction)",
     "advantage/std": "std of the advantages",
     "advantage/abs_mean": "mean |advantage|: how much signal the step carries",
@@ -65,11 +67,12 @@ def describe(name: str) -> str:
 def summary(values: torch.Tensor, prefix: str, stats: tuple[str, ...] = ("mean", "std")) -> dict[str, float]:
     """{prefix/mean, prefix/std, ...} of a 1-D tensor (std with Bessel's correction; 0 for one value).
 
-    NaN entries (a reward component that did not apply, or a failed call with on_error='skip') are left
-    out; with no value left the stats are omitted rather than reported as NaN.
+    NaN entries (a reward component that did not apply, or a failed call with on_error='skip') and
+    infinite ones (an unscorable completion) are left out; with no value left the stats are omitted
+    rather than reported as NaN.
     """
     values = values.double()
-    values = values[~values.isnan()]
+    values = values[torch.isfinite(values)]
     if values.numel() == 0:
         return {}
     out = {}

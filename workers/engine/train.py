@@ -23,7 +23,7 @@ from workers.engine.config import GRPOConfig
 from workers.engine.data import validate_rows
 from workers.engine.evaluation import evaluate
 from workers.engine.interface import RewardFn, SampleRecord, StepReport, TrainingSink, TrainResult
-from workers.engine.loss import LossSettings, group_advantages
+from workers.engine.loss import LossSettings, group_advantages, tied_groups, unscorable
 from workers.engine.metrics import peak_memory, summary
 from workers.engine.model import autocast, reference_mode, sync_reference
 from workers.engine.state import RunState, save_run, setup_run
@@ -161,8 +161,8 @@ def _rollout_metrics(
     metrics = summary(batch.all_rewards, "reward", ("mean", "std", "min", "max"))
     for name, values in batch.all_components.items():
         metrics.update(summary(torch.tensor(values), f"reward/{name}"))
-    all_groups = batch.all_rewards.view(-1, group_size)
-    metrics["reward/frac_zero_std"] = float((all_groups.std(dim=1) == 0).double().mean())
+    metrics["reward/frac_zero_std"] = float(tied_groups(batch.all_rewards, group_size).double().mean())
+    metrics["reward/unscorable_frac"] = float(unscorable(batch.all_rewards).double().mean())
     metrics.update(summary(advantages.cpu(), "advantage"))
     metrics["advantage/abs_mean"] = float(advantages.abs().mean())
     lengths = batch.all_lengths.double()
@@ -183,11 +183,12 @@ def _rollout_metrics(
 def _samples(
     batch: Collected, advantages: torch.Tensor, rows: list[dict[str, Any]], config: GRPOConfig
 ) -> list[SampleRecord]:
-    """The first log_samples_per_step completions of the trained batch, for people to read."""
-    count = min(config.log_samples_per_step, len(batch.rollout.texts))
+    """The first log_samples_per_step scorable completions of the trained batch, for people to read
+    (an unscorable one has no reward to show: JSON has no NaN; reward/unscorable_frac counts them)."""
     lengths, truncated = batch.rollout.lengths.tolist(), batch.rollout.truncated.tolist()
+    scorable = (~unscorable(batch.rewards)).nonzero().squeeze(1).tolist()
     records = []
-    for i in range(count):
+    for i in scorable[: config.log_samples_per_step]:
         row = batch.row_indices[i]
         records.append(
             SampleRecord(
