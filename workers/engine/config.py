@@ -169,6 +169,15 @@ class GRPOConfig:
         _require(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm must be > 0, or None")
         _require(self.log_samples_per_step >= 0, "log_samples_per_step must be >= 0")
         _require(0 <= self.ref_model_mixup_alpha <= 1, "ref_model_mixup_alpha must be in [0, 1]")
+        _require(
+            self.ref_model_sync_steps is None or self.lora is None,
+            "ref_model_sync_steps cannot be used with lora: the reference is the base model with the adapters "
+            "disabled, so there is no separate reference to sync; set it to None or train all weights",
+        )
+        _require(
+            self.ref_model_sync_steps is None or self.beta > 0,
+            "ref_model_sync_steps needs beta > 0: with beta = 0 no reference model is loaded; set it to None",
+        )
         self.stop = list(self.stop)
         if self.model_cache_dir is not None:
             self.model_cache_dir = Path(self.model_cache_dir)

@@ -1,8 +1,10 @@
 """Names and meanings of the per-step metrics (StepReport.metrics), documented in one place.
 
 Names are '/'-separated families. Rewards and completion statistics cover every completion generated
-in the step (with dynamic sampling, also the groups that were dropped); loss, KL, entropy and clip
-fractions cover the tokens that entered the loss and are averaged over the num_iterations updates.
+in the step (with dynamic sampling, also the groups that were dropped); loss, KL and clip fractions
+cover the tokens that entered the loss and are averaged over the num_iterations updates. Entropy covers
+the same tokens but is computed on the first iteration only (the policy that sampled the batch, before
+the step's updates): later iterations would need the entropy again for a number that barely moves.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ METRICS: dict[str, str] = {
     "completion/truncated_frac": "fraction of completions that hit max_new_tokens (no EOS or stop string)",
     "loss": "the step's loss (the value whose gradient was applied), mean over the num_iterations updates",
     "kl": "mean k3 KL(policy || reference) per loss token; only reported when beta > 0",
-    "entropy": "mean per-token entropy (nats) of the policy's sampling distribution on the loss tokens",
+    "entropy": "mean per-token entropy (nats) of softmax(logits / temperature) on the loss tokens, computed on the "
+    "first iteration only (the policy before the step's updates), not averaged over num_iterations",
     "clip/low_frac": "fraction of loss tokens with ratio < 1 - epsilon and negative advantage",
     "clip/high_frac": "fraction of loss tokens with ratio > 1 + epsilon_high and positive advantage",
     "clip/region_frac": "fraction of loss tokens clipped on either side",
