@@ -76,7 +76,10 @@ class GRPOHyperparameters(BaseModel):
         default_factory=list,
         max_length=16,
         description="Stop strings: a completion ends right after the first one it produces (the stop string is kept) "
-        "and counts as finished, not truncated. None by default: completions end at EOS or max_new_tokens.",
+        "and counts as finished, not truncated: the reward sees the text up to and including the stop string. The "
+        "token that completed it may carry more characters; it is kept whole in the trained tokens (the loss mask "
+        "covers every sampled token up to and including it), only the text is cut. None by default: completions "
+        "end at EOS or max_new_tokens.",
     )
 
     # --- advantages --------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Log-probs and rollouts against naive reference computations on the tiny model."""
 
+import copy
 import itertools
 
 import pytest
@@ -12,7 +13,7 @@ from workers.engine.fast_decode import lean_decode_step
 from workers.engine.kv_cache import PreallocatedLayer, rollout_cache
 from workers.engine.lm_head import chunked_selected_logprobs
 from workers.engine.logprobs import completion_logprobs, length_buckets, selective_log_softmax
-from workers.engine.rollout import generate, left_pad
+from workers.engine.rollout import generate, left_pad, trim_at_stop
 from workers.engine.sampling import SamplingParams
 
 
@@ -352,3 +353,26 @@ def test_chunked_head_under_bf16_autocast_computes_like_autograd(chunk):
     for a, b in zip(ours, theirs, strict=True):
         assert a.dtype == b.dtype == torch.float32
         torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-2)  # bf16 products
+
+
+def test_a_stop_token_with_trailing_characters_ends_the_text_at_the_stop_string(tiny, monkeypatch):
+    """Issue 17 defect 5: a token that completes a stop string and carries characters after it (here an
+    added token '+9' with stop '+') is kept whole in the tokens and the loss mask, and the text the reward
+    sees ends right after the stop string."""
+    model, tokenizer = tiny
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.add_tokens(["+9"])
+    merged = tokenizer.convert_tokens_to_ids("+9")
+
+    def always_merged(logits, params, generator, history=None):
+        return torch.full((logits.size(0),), merged, dtype=torch.long)
+
+    monkeypatch.setattr(rollout, "next_tokens", always_merged)
+    out = generate(
+        model, tokenizer, [tokenizer("5>")["input_ids"]], group_size=2, max_new_tokens=5,
+        params=SamplingParams(), generator=torch.Generator().manual_seed(0), stop=["+"],
+    )  # fmt: skip
+    assert out.texts == ["+", "+"]
+    assert out.completion_ids[:, 0].tolist() == [merged, merged]
+    assert out.completion_mask.tolist() == [[1], [1]] and not out.truncated.any()
+    assert trim_at_stop("ab.cd;e", [";", "."]) == "ab." and trim_at_stop("abc", ["x"]) == "abc"

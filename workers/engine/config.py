@@ -63,7 +63,7 @@ class GRPOConfig:
     top_p: float = 1.0  # nucleus mass; 1.0 disables
     top_k: int = 0  # 0 disables
     repetition_penalty: float = 1.0  # CTRL-style; 1.0 disables
-    stop: list[str] = field(default_factory=list)  # a completion ends right after the first stop string
+    stop: list[str] = field(default_factory=list)  # the text ends right after the first stop string
 
     # --- advantages ------------------------------------------------------------------------------
     scale_rewards: str = "group"  # 'group' | 'batch' | 'none'
