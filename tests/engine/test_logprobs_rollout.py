@@ -365,7 +365,7 @@ def test_a_stop_token_with_trailing_characters_ends_the_text_at_the_stop_string(
     merged = tokenizer.convert_tokens_to_ids("+9")
 
     def always_merged(logits, params, generator, history=None):
-        return torch.full((logits.size(0),), merged, dtype=torch.long)
+        return torch.full((logits.size(0),), merged, dtype=torch.long), torch.zeros(logits.size(0))
 
     monkeypatch.setattr(rollout, "next_tokens", always_merged)
     out = generate(

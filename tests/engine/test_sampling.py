@@ -97,7 +97,7 @@ def test_top_p_sampling_draws_only_from_the_nucleus_in_proportion():
     params = SamplingParams(top_p=0.7)
     nucleus = torch.softmax(process_logits(logits, params, None), dim=-1)[0]
     generator = torch.Generator().manual_seed(6)
-    tokens = next_tokens(logits.expand(40_000, -1).contiguous(), params, generator)
+    tokens, _ = next_tokens(logits.expand(40_000, -1).contiguous(), params, generator)
     counts = torch.bincount(tokens, minlength=20).double()
     assert counts[nucleus == 0].sum() == 0
     dof = int((nucleus > 0).sum()) - 1
@@ -108,7 +108,7 @@ def test_top_p_sampling_draws_only_from_the_nucleus_in_proportion():
 def test_greedy_is_argmax_after_penalty():
     logits = torch.tensor([[1.0, 3.0, 2.0]])
     history = torch.tensor([[1]])
-    token = next_tokens(logits, SamplingParams(greedy=True, repetition_penalty=2.0), torch.Generator(), history)
+    token, _ = next_tokens(logits, SamplingParams(greedy=True, repetition_penalty=2.0), torch.Generator(), history)
     assert token.tolist() == [2]  # 3.0 / 2 = 1.5 < 2.0
 
 

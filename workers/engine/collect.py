@@ -43,6 +43,7 @@ def sampling_params(config: GRPOConfig) -> SamplingParams:
         top_k=config.top_k,
         top_p=config.top_p,
         repetition_penalty=config.repetition_penalty,
+        min_p=config.min_p,
     )
 
 
@@ -194,6 +195,7 @@ def select_rows(rollout: Rollout, rows: torch.Tensor) -> Rollout:
         completion_mask=rollout.completion_mask[rows],
         truncated=rollout.truncated[rows],
         texts=[rollout.texts[i] for i in rows.tolist()],
+        sampler_logps=None if rollout.sampler_logps is None else rollout.sampler_logps[rows],
     )
 
 
@@ -215,4 +217,7 @@ def concat_rollouts(parts: list[Rollout], pad_id: int) -> Rollout:
         completion_mask=torch.cat([pad(p.completion_mask, completion_width, 0, False) for p in parts]),
         truncated=torch.cat([p.truncated for p in parts]),
         texts=[text for p in parts for text in p.texts],
+        sampler_logps=None
+        if any(p.sampler_logps is None for p in parts)
+        else torch.cat([pad(p.sampler_logps, completion_width, 0, False) for p in parts]),  # type: ignore[arg-type]
     )

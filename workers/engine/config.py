@@ -16,6 +16,8 @@ _CHOICES = {
     "scale_rewards": ("group", "batch", "none"),
     "loss_type": ("grpo", "bnpo", "dr_grpo", "dapo"),
     "importance_sampling_level": ("token", "sequence"),
+    "advantage_baseline": ("mean", "leave_one_out"),
+    "sampling_correction": ("off", "token_truncate", "token_mask", "sequence_truncate", "sequence_mask"),
     "lr_scheduler": ("constant", "linear", "cosine"),
     "precision": ("auto", "fp32", "bf16"),
 }
@@ -54,7 +56,8 @@ class GRPOConfig:
     prompts_per_step: int = 4  # prompts per generation batch (P); a step samples P * G completions
     max_steps: int = 200  # steps; a step = one generation batch + num_iterations optimiser updates
     micro_batch_size: int | None = None  # completions per forward/backward chunk; None = whole step
-    num_iterations: int = 1  # optimiser updates per generation batch (mu)
+    num_iterations: int = 1  # passes over each generation batch (mu)
+    steps_per_generation: int = 1  # optimiser mini-batches per generation batch (TRL's knob); 1 = one update
 
     # --- sampling --------------------------------------------------------------------------------
     max_new_tokens: int = 256  # completion length cap
@@ -63,11 +66,13 @@ class GRPOConfig:
     top_p: float = 1.0  # nucleus mass; 1.0 disables
     top_k: int = 0  # 0 disables
     repetition_penalty: float = 1.0  # CTRL-style; 1.0 disables
+    min_p: float = 0.0  # drop tokens below min_p * the top token's probability; 0.0 disables
     stop: list[str] = field(default_factory=list)  # the text ends right after the first stop string
 
     # --- advantages ------------------------------------------------------------------------------
     scale_rewards: str = "group"  # 'group' | 'batch' | 'none'
     reward_std_epsilon: float = 1e-4  # added to the std so tied groups give advantage 0
+    advantage_baseline: str = "mean"  # 'mean' (GRPO) | 'leave_one_out' (RLOO)
 
     # --- loss ------------------------------------------------------------------------------------
     loss_type: str = "dapo"  # 'grpo' | 'bnpo' | 'dr_grpo' | 'dapo'
@@ -76,6 +81,9 @@ class GRPOConfig:
     delta: float | None = None  # two-sided clip cap on the unclipped ratio; None disables
     importance_sampling_level: str = "token"  # 'token' (GRPO) | 'sequence' (GSPO)
     mask_truncated_completions: bool = False  # drop completions that never finished from the loss
+    # Sampler/trainer mismatch correction: 'off' | '{token,sequence}_{truncate,mask}' (TIS / masked IS).
+    sampling_correction: str = "off"
+    sampling_correction_cap: float = 3.0  # truncate: weight capped here; mask: weights above it zeroed
 
     # --- KL to a reference model -----------------------------------------------------------------
     beta: float = 0.0  # k3 KL coefficient; 0 loads no reference model
@@ -152,6 +160,13 @@ class GRPOConfig:
         _require(0 < self.top_p <= 1, "top_p must be in (0, 1]; 1.0 disables nucleus sampling")
         _require(self.top_k >= 0, "top_k must be >= 0; 0 disables it")
         _require(self.repetition_penalty > 0, "repetition_penalty must be > 0; 1.0 disables it")
+        _require(0 <= self.min_p <= 1, "min_p must be in [0, 1]; 0.0 disables it")
+        _require(self.steps_per_generation >= 1, "steps_per_generation must be >= 1")
+        _require(
+            self.steps_per_generation <= self.prompts_per_step * self.group_size,
+            "steps_per_generation must be <= prompts_per_step * group_size (each optimiser step needs a completion)",
+        )
+        _require(self.sampling_correction_cap >= 1, "sampling_correction_cap must be >= 1 (1 = on-policy weight)")
         _require(self.epsilon >= 0, "epsilon must be >= 0")
         _require(
             self.epsilon_high is None or self.epsilon_high >= self.epsilon,
@@ -163,8 +178,8 @@ class GRPOConfig:
         _require(self.beta >= 0, "beta must be >= 0; 0 disables the KL term and the reference model")
         _require(self.learning_rate > 0, "learning_rate must be > 0")
         _require(
-            self.warmup_steps <= self.max_steps * self.num_iterations,
-            "warmup_steps exceeds the optimiser updates of the run (max_steps * num_iterations)",
+            self.warmup_steps <= self.optimizer_updates,
+            "warmup_steps exceeds the optimiser updates of the run (max_steps * num_iterations * steps_per_generation)",
         )
         _require(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm must be > 0, or None")
         _require(self.log_samples_per_step >= 0, "log_samples_per_step must be >= 0")
@@ -181,6 +196,11 @@ class GRPOConfig:
         self.stop = list(self.stop)
         if self.model_cache_dir is not None:
             self.model_cache_dir = Path(self.model_cache_dir)
+
+    @property
+    def optimizer_updates(self) -> int:
+        """Optimiser updates in the whole run (what the learning-rate schedule counts)."""
+        return self.max_steps * self.num_iterations * self.steps_per_generation
 
     @property
     def clip_high(self) -> float:

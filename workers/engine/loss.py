@@ -119,6 +119,8 @@ class LossSettings:
     beta: float = 0.0
     kl_bias_correction: bool = False  # k3 term times the (unclipped) importance ratio
     max_completion_length: int = 256  # dr_grpo's constant normaliser
+    sampling_correction: str = "off"  # see sampling_weights; 'off' weights nothing
+    sampling_correction_cap: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,28 @@ def per_token_loss(
         high_clipped=(ratio > 1.0 + settings.epsilon_high) & (adv > 0),
     )
     return loss, parts
+
+
+def sampling_weights(
+    trainer_logps: torch.Tensor, sampler_logps: torch.Tensor, mask: torch.Tensor, mode: str, cap: float
+) -> torch.Tensor:
+    """(B, C) no-grad log-probs of the sampled tokens under the policy that sampled them as the trainer
+    scores it (softmax(logits / T)) and under the sampler's own distribution, (B, C) mask -> (B, C)
+    importance weights w = p_trainer / p_sampler that correct the loss for the mismatch (truncated IS:
+    min(w, cap); masked IS: w, or 0 where w > cap). Sequence modes use the product over the sequence's
+    tokens, shared by its tokens. No gradient flows through the weights."""
+    diff = ((trainer_logps - sampler_logps) * mask).detach()  # (B, C), 0 on padding
+    if mode.startswith("sequence"):
+        diff = diff.sum(dim=1, keepdim=True).expand_as(diff)  # log of the product of the token ratios
+    weights = torch.exp(diff)
+    if mode.endswith("truncate"):
+        return weights.clamp(max=cap)
+    return weights.masked_fill(weights > cap, 0.0)
+
+
+def corrected(weights: torch.Tensor, mode: str, cap: float) -> torch.Tensor:
+    """(B, C) bool: tokens whose weight the truncation or the mask changed (for the metrics)."""
+    return weights == cap if mode.endswith("truncate") else weights == 0.0
 
 
 def aggregate(

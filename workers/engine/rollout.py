@@ -36,6 +36,10 @@ class Rollout:
     # (N,) decoded completions, special tokens skipped, each cut right after its first stop string (the
     # token completing it may decode to more characters; it stays whole in completion_ids and the mask)
     texts: list[str]
+    # (N, C) float32 log-prob of each completion token under the distribution it was drawn from (after
+    # temperature, top-k, top-p, min-p and the repetition penalty), 0 on padding; None for greedy decoding.
+    # The trainer's log-probs use the temperature only, so the two differ (see the sampling/* metrics).
+    sampler_logps: torch.Tensor | None = None
 
     @property
     def lengths(self) -> torch.Tensor:
@@ -132,6 +136,7 @@ def generate(
         history=history.repeat_interleave(group_size, dim=0) if history is not None else None,
     )
     completion = torch.full((num_rows, max_new_tokens), tokenizer.pad_token_id, dtype=torch.long, device=device)
+    sampler_logps = None if params.greedy else torch.zeros((num_rows, max_new_tokens), device=device)
     lengths = torch.full((num_rows,), max_new_tokens, dtype=torch.long, device=device)
     finished = torch.zeros(num_rows, dtype=torch.bool, device=device)
     lean_step = lean_decode_step(model, cache, num_rows)  # the transformers forward without its overhead, if exact
@@ -142,9 +147,11 @@ def generate(
         live = batch.sampling.nonzero().squeeze(1)  # (R,) batch positions still sampling
         all_live = live.numel() == batch.rows.numel()
         history = batch.history if batch.history is None or all_live else batch.history[live]
-        tokens = next_tokens(logits if all_live else logits[live], params, generator, history)  # (R,)
+        tokens, token_logps = next_tokens(logits if all_live else logits[live], params, generator, history)  # (R,)
         rows = batch.rows[live]  # (R,) original rows
         completion[rows, t] = tokens
+        if sampler_logps is not None and token_logps is not None:
+            sampler_logps[rows, t] = token_logps
         done = torch.isin(tokens, eos)
         if stop:
             done |= _hit_stop(tokenizer, completion[rows, : t + 1], stop)
@@ -164,7 +171,10 @@ def generate(
             step_tokens = step_tokens[keep]
         step = (step_tokens, row_lengths[batch.rows] + t, batch.attention[:, : width + t + 1])
         logits = lean_step(*step, cache) if lean_step is not None else _model_step(model, *step, cache)
-    return _assemble(tokenizer, prompt_ids, prompt_mask, group_size, completion, lengths, finished, stop)
+    rollout = _assemble(tokenizer, prompt_ids, prompt_mask, group_size, completion, lengths, finished, stop)
+    if sampler_logps is not None:
+        rollout.sampler_logps = sampler_logps[:, : rollout.completion_ids.size(1)] * rollout.completion_mask
+    return rollout
 
 
 def _model_step(

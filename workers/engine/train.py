@@ -65,12 +65,15 @@ def train(
         with precision:
             batch = collect_batch(run.model, run.tokenizer, rows, run.order, reward_fn, config, run.generator)
         # 2) group-relative advantages, (N,)
-        advantages, _ = group_advantages(batch.rewards, G, config.scale_rewards, config.reward_std_epsilon)
-        # 3) no-grad log-probs (N, C): old policy only if mu > 1 (else ratio = 1), reference only if beta > 0
+        advantages, _ = group_advantages(
+            batch.rewards, G, config.scale_rewards, config.reward_std_epsilon, config.advantage_baseline
+        )
+        # 3) no-grad log-probs (N, C): old policy only if an update can follow another on this batch (mu > 1
+        #    or several mini-batches; else ratio = 1), reference only if beta > 0
         policy_batch = _policy_batch(batch, advantages.to(run.device), config)
         scored = time.perf_counter()
         with precision:
-            if config.num_iterations > 1:
+            if config.num_iterations > 1 or config.steps_per_generation > 1:
                 policy_batch.old_logps = score_batch(
                     run.model, policy_batch, config.micro_batch_size, config.temperature
                 )
@@ -93,6 +96,7 @@ def train(
                 micro_batch_size=config.micro_batch_size,
                 temperature=config.temperature,
                 max_grad_norm=config.max_grad_norm,
+                steps_per_generation=config.steps_per_generation,
             )
         if (
             config.ref_model_sync_steps
@@ -137,6 +141,8 @@ def loss_settings(config: GRPOConfig) -> LossSettings:
         beta=config.beta,
         kl_bias_correction=config.kl_bias_correction,
         max_completion_length=config.max_new_tokens,
+        sampling_correction=config.sampling_correction,
+        sampling_correction_cap=config.sampling_correction_cap,
     )
 
 
@@ -152,6 +158,7 @@ def _policy_batch(batch: Collected, advantages: torch.Tensor, config: GRPOConfig
         completion_mask=rollout.completion_mask,
         loss_mask=loss_mask,
         advantages=advantages,
+        sampler_logps=rollout.sampler_logps,
     )
 
 
