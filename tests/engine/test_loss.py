@@ -158,3 +158,48 @@ def test_micro_batches_sum_to_the_full_batch(loss_type):
 
 def test_masked_mean_of_empty_mask_is_zero():
     assert float(masked_mean(torch.ones(2, 2), torch.zeros(2, 2))) == 0.0
+
+
+def test_bias_corrected_kl_uses_the_ratio_before_the_delta_cap():
+    """kl_bias_correction weights k3 by the unclipped ratio even when delta caps the surrogate's ratio: a
+    mutation that multiplies by the capped ratio changes this value (and TRL's definition)."""
+    from workers.engine.loss import LossSettings, per_token_loss
+
+    old = torch.zeros(1, 2)
+    logps = torch.tensor([[math.log(5.0), 0.0]])  # ratio 5 on the first token, above delta = 2
+    ref = torch.tensor([[0.3, -0.2]])
+    settings = LossSettings(beta=0.5, kl_bias_correction=True, delta=2.0)
+    loss, parts = per_token_loss(logps, old, torch.tensor([-1.0]), torch.ones(1, 2), settings, ref)
+    diff = ref - logps
+    k3 = torch.exp(diff) - diff - 1.0
+    assert torch.allclose(parts.kl, k3 * torch.tensor([[5.0, 1.0]]))
+    # surrogate with A < 0: -min(r A, clip(r) A) with r capped at delta = 2, clip at 1.2 -> 2
+    assert torch.allclose(loss, torch.tensor([[2.0, 1.0]]) + 0.5 * k3 * torch.tensor([[5.0, 1.0]]))
+
+
+@pytest.mark.parametrize("mode", ["token_truncate", "token_mask", "sequence_truncate", "sequence_mask"])
+def test_sampling_weights_follow_their_definition(mode):
+    from workers.engine.loss import sampling_weights
+
+    trainer = torch.log(torch.tensor([[0.5, 0.2, 0.9], [0.3, 0.3, 0.3]]))
+    sampler = torch.log(torch.tensor([[0.1, 0.4, 0.9], [0.3, 0.2, 0.7]]))
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    w = sampling_weights(trainer, sampler, mask, mode, cap=3.0)
+    token = torch.tensor([[5.0, 0.5, 1.0], [1.0, 1.5, 3 / 7]])  # p_trainer / p_sampler, 1 off the mask
+    raw = token if mode.startswith("token") else token.prod(dim=1, keepdim=True).expand_as(token)
+    expected = raw.clamp(max=3.0) if mode.endswith("truncate") else torch.where(raw > 3.0, 0.0, raw)
+    torch.testing.assert_close(w, expected)
+    assert not w.requires_grad
+
+
+def test_leave_one_out_baseline_is_the_mean_of_the_others():
+    rewards = torch.tensor([1.0, 0.0, 0.5, 0.25, 3.0, 1.0, 2.0, 2.0])
+    advantages, _ = group_advantages(rewards, 4, "none", 1e-4, baseline="leave_one_out")
+    grouped = rewards.double().view(2, 4)
+    others = (grouped.sum(dim=1, keepdim=True) - grouped) / 3
+    torch.testing.assert_close(advantages, (grouped - others).view(-1).float())
+    scaled, _ = group_advantages(rewards, 4, "group", 1e-4, baseline="leave_one_out")
+    torch.testing.assert_close(scaled, ((grouped - others) / (grouped.std(dim=1, keepdim=True) + 1e-4)).view(-1).float())
+    # an unscorable completion is left out of the others' baseline and gets 0
+    with_nan, _ = group_advantages(torch.tensor([1.0, math.nan, 0.0, 2.0]), 4, "none", 1e-4, "leave_one_out")
+    torch.testing.assert_close(with_nan, torch.tensor([0.0, 0.0, -1.5, 1.5]))
