@@ -36,6 +36,15 @@ TRL has an option for it):
   pad); here, when it produced neither EOS nor a stop string. They differ only with stop strings,
   which TRL has no option for (a `stop_strings` generation kwarg would count as truncated there).
 - Sequence-level clip metrics: TRL counts clipped sequences, metrics.py counts clipped tokens.
+- Unscorable completions (NaN / inf total reward): as TRL, left out of the group mean and std, advantage
+  0 (TRL marks a completion unscorable when every reward function returned None).
+- sampling_correction is TRL's vllm_importance_sampling_correction (modes and cap as its
+  vllm_importance_sampling_mode / clip_max, the weight multiplying the whole per-token loss, KL included);
+  TRL offers it only with vLLM, here it corrects for the engine's own sampler (top-p, top-k, min-p,
+  repetition penalty: the distribution the tokens were drawn from is not the one the loss scores).
+- steps_per_generation: TRL shuffles the generation batch before splitting it into mini-batches; here
+  the split is contiguous (rows in group order), so it is deterministic and needs no extra RNG state.
+- advantage_baseline 'leave_one_out' (RLOO) has no GRPOTrainer equivalent (TRL's RLOOTrainer has it).
 """
 
 from __future__ import annotations
