@@ -99,7 +99,8 @@ class GRPOHyperparameters(BaseModel):
     top_k: int = Field(
         0,
         ge=0,
-        description="Keep only the k most likely tokens; 0 disables it. Off-policy like top_p: see sampling_correction.",
+        description="Keep only the k most likely tokens; 0 disables it. Off-policy like top_p: see "
+        "sampling_correction.",
     )
     repetition_penalty: float = Field(
         1.0,
@@ -287,11 +288,14 @@ class GRPOHyperparameters(BaseModel):
     @classmethod
     def _warmup_within_run(cls, value: int, info: ValidationInfo) -> int:
         updates = (
-            info.data.get("max_steps", 0) * info.data.get("num_iterations", 1) * info.data.get("steps_per_generation", 1)
+            info.data.get("max_steps", 0)
+            * info.data.get("num_iterations", 1)
+            * info.data.get("steps_per_generation", 1)
         )
         if value > updates:
             raise ValueError(
-                f"exceeds the {updates} optimiser updates of the run (max_steps * num_iterations * steps_per_generation)"
+                f"exceeds the {updates} optimiser updates of the run "
+                "(max_steps * num_iterations * steps_per_generation)"
             )
         return value
 

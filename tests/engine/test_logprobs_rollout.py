@@ -364,7 +364,7 @@ def test_a_stop_token_with_trailing_characters_ends_the_text_at_the_stop_string(
     tokenizer.add_tokens(["+9"])
     merged = tokenizer.convert_tokens_to_ids("+9")
 
-    def always_merged(logits, params, generator, history=None):
+    def always_merged(logits, _params, _generator, _history=None):
         return torch.full((logits.size(0),), merged, dtype=torch.long), torch.zeros(logits.size(0))
 
     monkeypatch.setattr(rollout, "next_tokens", always_merged)

@@ -199,7 +199,8 @@ def test_leave_one_out_baseline_is_the_mean_of_the_others():
     others = (grouped.sum(dim=1, keepdim=True) - grouped) / 3
     torch.testing.assert_close(advantages, (grouped - others).view(-1).float())
     scaled, _ = group_advantages(rewards, 4, "group", 1e-4, baseline="leave_one_out")
-    torch.testing.assert_close(scaled, ((grouped - others) / (grouped.std(dim=1, keepdim=True) + 1e-4)).view(-1).float())
+    expected = (grouped - others) / (grouped.std(dim=1, keepdim=True) + 1e-4)
+    torch.testing.assert_close(scaled, expected.view(-1).float())
     # an unscorable completion is left out of the others' baseline and gets 0
     with_nan, _ = group_advantages(torch.tensor([1.0, math.nan, 0.0, 2.0]), 4, "none", 1e-4, "leave_one_out")
     torch.testing.assert_close(with_nan, torch.tensor([0.0, 0.0, -1.5, 1.5]))

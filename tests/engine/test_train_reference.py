@@ -1,8 +1,8 @@
-"""The real train() path checked numerically (issue 17): one step of train() itself (rollout -> rewards ->
-advantages -> update) at T != 1 with top-k, top-p, min-p and a repetition penalty on, against an independent plain-autograd
-computation over the same tokens: one transformers forward of prompt + completion per row, a full
-log-softmax, the GRPO loss written out, torch.autograd. A wrong temperature at any call site, a wrong
-sampler log-prob, advantage, importance weight or mini-batch split fails it.
+"""The real train() path checked numerically (issue 17): one step of train() itself (rollout -> rewards
+-> advantages -> update) at T != 1 with top-k, top-p, min-p and a repetition penalty on, against an
+independent plain-autograd computation over the same tokens: one transformers forward of prompt +
+completion per row, a full log-softmax, the GRPO loss written out, torch.autograd. A wrong temperature
+at any call site, a wrong sampler log-prob, advantage, importance weight or mini-batch split fails it.
 
 Tolerances (fp32, CPU, one thread): the engine's scorer (shared prompts, length buckets, selective head)
 and the plain forward agree to rounding: log-probs within ~1e-6, gradients within ~1e-6 relative
@@ -93,8 +93,11 @@ SAMPLING = {"temperature": 0.7, "top_k": 8, "top_p": 0.9, "min_p": 0.05, "repeti
         # a strong repetition penalty and no truncation: repeated tokens get w = p_trainer / p_sampler > 1
         {"sampling_correction": "token_truncate", "sampling_correction_cap": 1.5, "repetition_penalty": 3.0, **PLAIN},
         {
-            "sampling_correction": "sequence_mask", "sampling_correction_cap": 2.0, "repetition_penalty": 3.0,
-            "advantage_baseline": "leave_one_out", **PLAIN,
+            "sampling_correction": "sequence_mask",
+            "sampling_correction_cap": 2.0,
+            "repetition_penalty": 3.0,
+            "advantage_baseline": "leave_one_out",
+            **PLAIN,
         },
         {"steps_per_generation": 2, "micro_batch_size": 5},
     ],

@@ -1,9 +1,11 @@
 """GRPOConfig: every knob of one training run, documented once.
 
-The hyperparameter fields mirror `app/schemas/grpo.py` (GRPOHyperparameters) name for name and
-default for default, so `GRPOConfig(**hp.model_dump(), model_source=...)` works; their meaning is
-documented there, next to the API field, and only summarised here. The remaining fields (model,
-data, checkpoints, evaluation, logging, device) are engine-side and documented here.
+The hyperparameter fields mirror `app/schemas/grpo.py` (GRPOHyperparameters) name for name, type for
+type and default for default, so `GRPOConfig(**hp.model_dump(), model_source=...)` works; their meaning
+is documented there, next to the API field, and only summarised here. Their admissible values and the
+rules between them are data in knobs.py; tests/engine/test_knob_drift.py fails when either side
+drifts. The remaining fields (model, data, checkpoints, evaluation, logging, device) are engine-side and
+documented here.
 """
 
 from __future__ import annotations
@@ -12,15 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-_CHOICES = {
-    "scale_rewards": ("group", "batch", "none"),
-    "loss_type": ("grpo", "bnpo", "dr_grpo", "dapo"),
-    "importance_sampling_level": ("token", "sequence"),
-    "advantage_baseline": ("mean", "leave_one_out"),
-    "sampling_correction": ("off", "token_truncate", "token_mask", "sequence_truncate", "sequence_mask"),
-    "lr_scheduler": ("constant", "linear", "cosine"),
-    "precision": ("auto", "fp32", "bf16"),
-}
+from workers.engine.knobs import check
 
 
 @dataclass(frozen=True)
@@ -129,70 +123,7 @@ class GRPOConfig:
     log_samples_per_step: int = 4  # completions per step copied into StepReport.samples (first groups first)
 
     def __post_init__(self) -> None:
-        for name, allowed in _CHOICES.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name}={getattr(self, name)!r}: choose one of {allowed}")
-        _require(
-            self.group_size >= 2, "group_size must be >= 2: advantages compare completions within a group"
-        )
-        for name in (
-            "prompts_per_step",
-            "max_steps",
-            "num_iterations",
-            "max_new_tokens",
-            "checkpoint_every",
-            "keep_last",
-            "eval_samples_per_prompt",
-        ):
-            _require(getattr(self, name) >= 1, f"{name} must be >= 1")
-        for name in (
-            "micro_batch_size",
-            "max_prompt_tokens",
-            "ref_model_sync_steps",
-            "eval_every",
-            "eval_max_new_tokens",
-            "eval_max_prompts",
-            "num_threads",
-        ):
-            value = getattr(self, name)
-            _require(value is None or value >= 1, f"{name} must be >= 1, or None to disable it")
-        _require(self.temperature > 0, "temperature must be > 0 (use eval_greedy for greedy decoding)")
-        _require(0 < self.top_p <= 1, "top_p must be in (0, 1]; 1.0 disables nucleus sampling")
-        _require(self.top_k >= 0, "top_k must be >= 0; 0 disables it")
-        _require(self.repetition_penalty > 0, "repetition_penalty must be > 0; 1.0 disables it")
-        _require(0 <= self.min_p <= 1, "min_p must be in [0, 1]; 0.0 disables it")
-        _require(self.steps_per_generation >= 1, "steps_per_generation must be >= 1")
-        _require(
-            self.steps_per_generation <= self.prompts_per_step * self.group_size,
-            "steps_per_generation must be <= prompts_per_step * group_size (each optimiser step needs a completion)",
-        )
-        _require(self.sampling_correction_cap >= 1, "sampling_correction_cap must be >= 1 (1 = on-policy weight)")
-        _require(self.epsilon >= 0, "epsilon must be >= 0")
-        _require(
-            self.epsilon_high is None or self.epsilon_high >= self.epsilon,
-            "epsilon_high must be >= epsilon (it widens the upper clip range); set None to use epsilon",
-        )
-        _require(
-            self.delta is None or self.delta > 1, "delta must be > 1 (it caps the ratio); None disables it"
-        )
-        _require(self.beta >= 0, "beta must be >= 0; 0 disables the KL term and the reference model")
-        _require(self.learning_rate > 0, "learning_rate must be > 0")
-        _require(
-            self.warmup_steps <= self.optimizer_updates,
-            "warmup_steps exceeds the optimiser updates of the run (max_steps * num_iterations * steps_per_generation)",
-        )
-        _require(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm must be > 0, or None")
-        _require(self.log_samples_per_step >= 0, "log_samples_per_step must be >= 0")
-        _require(0 <= self.ref_model_mixup_alpha <= 1, "ref_model_mixup_alpha must be in [0, 1]")
-        _require(
-            self.ref_model_sync_steps is None or self.lora is None,
-            "ref_model_sync_steps cannot be used with lora: the reference is the base model with the adapters "
-            "disabled, so there is no separate reference to sync; set it to None or train all weights",
-        )
-        _require(
-            self.ref_model_sync_steps is None or self.beta > 0,
-            "ref_model_sync_steps needs beta > 0: with beta = 0 no reference model is loaded; set it to None",
-        )
+        check(self)  # choices, ranges and cross-field rules: knobs.py, one table kept equal to the API's
         self.stop = list(self.stop)
         if self.model_cache_dir is not None:
             self.model_cache_dir = Path(self.model_cache_dir)
@@ -224,7 +155,3 @@ class GRPOConfig:
             data["lora"] = LoraSettings(**lora)
         return cls(**data)
 
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)

@@ -123,9 +123,9 @@ def _backward(
         token_loss, parts = per_token_loss(logps, old, mb.advantages[rows], mask, settings, ref)
         sampler = _cut(mb.sampler_logps, rows, width)
         if correct:  # weight by p_trainer / p_sampler of the policy that sampled (old, no gradient)
-            is_weights = sampling_weights(
-                old, sampler, mask, settings.sampling_correction, settings.sampling_correction_cap  # type: ignore[arg-type]
-            )
+            assert sampler is not None  # checked above
+            mode, cap = settings.sampling_correction, settings.sampling_correction_cap
+            is_weights = sampling_weights(old, sampler, mask, mode, cap)
             token_loss = token_loss * is_weights
         loss = (token_loss * weights[rows, :width]).sum()  # this bucket's share of the step loss
         loss.backward()
