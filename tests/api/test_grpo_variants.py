@@ -102,8 +102,8 @@ def test_every_variant_reaches_the_engine_config_unchanged(
         expected = None if lora is None else LoraSettings(**{**lora, "target_modules": tuple(lora["target_modules"])})
         assert config.lora == expected
         loss = loss_settings(config)  # and on into the loss
-        assert (loss.loss_type, loss.epsilon_low, loss.epsilon_high, loss.delta) == ("dr_grpo", 0.15, 0.28, 3.0)
-        assert (loss.importance_sampling_level, loss.beta, loss.max_completion_length) == ("sequence", 0.04, 12)
+        assert (loss.loss_type, loss.epsilon, loss.epsilon_high, loss.delta) == ("dr_grpo", 0.15, 0.28, 3.0)
+        assert (loss.importance_sampling_level, loss.beta, loss.max_new_tokens) == ("sequence", 0.04, 12)
         assert (loss.sampling_correction, loss.sampling_correction_cap) == ("sequence_mask", 2.0)
 
 

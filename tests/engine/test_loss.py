@@ -61,7 +61,7 @@ ADV = torch.tensor([1.0, -3.0])
 def test_aggregation_by_hand(loss_type, expected):
     # On-policy (ratio 1): the per-token loss is -A on every unmasked token: [[-1, -1, .], [3, ., .]].
     logps = torch.randn(2, 3)
-    settings = LossSettings(loss_type=loss_type, max_completion_length=4)
+    settings = LossSettings(loss_type=loss_type, max_new_tokens=4)
     loss, _ = per_token_loss(logps, logps, ADV, MASK, settings)
     total = aggregate(loss, MASK, settings, StepTotals(num_tokens=3, num_sequences=2, num_micro_batches=1))
     assert float(total) == pytest.approx(expected)
@@ -72,7 +72,7 @@ def test_clipping_removes_gradient_and_clip_higher_widens_it():
     # ratios 1.5 (A>0: clipped at 1.2), 1.25 (inside 1 + 0.28, outside 1 + 0.2), 1.0, 0.5
     logps = torch.log(torch.tensor([[1.5, 1.25, 1.0, 0.5]])).requires_grad_()
     mask = torch.ones(1, 4)
-    settings = LossSettings(epsilon_low=0.2, epsilon_high=0.2)
+    settings = LossSettings(epsilon=0.2, epsilon_high=0.2)
     loss, parts = per_token_loss(logps, old, torch.tensor([1.0]), mask, settings)
     torch.testing.assert_close(loss, torch.tensor([[-1.2, -1.2, -1.0, -0.5]]))
     loss.sum().backward()
@@ -80,7 +80,7 @@ def test_clipping_removes_gradient_and_clip_higher_widens_it():
     assert logps.grad[0, 2] != 0 and logps.grad[0, 3] != 0
     assert parts.high_clipped.tolist() == [[True, True, False, False]]
 
-    wider = LossSettings(epsilon_low=0.2, epsilon_high=0.28)
+    wider = LossSettings(epsilon=0.2, epsilon_high=0.28)
     loss, parts = per_token_loss(logps.detach(), old, torch.tensor([1.0]), mask, wider)
     torch.testing.assert_close(loss, torch.tensor([[-1.28, -1.25, -1.0, -0.5]]))
     assert parts.high_clipped.tolist() == [[True, False, False, False]]
@@ -141,7 +141,7 @@ def test_micro_batches_sum_to_the_full_batch(loss_type):
     logps, old = torch.randn(4, 5), torch.randn(4, 5)
     mask = (torch.rand(4, 5) > 0.3).float()
     adv = torch.randn(4)
-    settings = LossSettings(loss_type=loss_type, max_completion_length=5)
+    settings = LossSettings(loss_type=loss_type, max_new_tokens=5)
     tokens = int(mask.sum())
     whole = aggregate(per_token_loss(logps, old, adv, mask, settings)[0], mask, settings, StepTotals(tokens, 4, 1))
     parts = sum(

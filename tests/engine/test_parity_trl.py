@@ -443,7 +443,7 @@ def test_config_names_reach_the_loss():
     """clip_high falls back to epsilon; dr_grpo's constant is max_new_tokens (TRL: max_completion_length)."""
     config = dataclasses.replace(make_config(None), epsilon=0.15, epsilon_high=None, max_new_tokens=9)
     settings = loss_settings(config)
-    assert (settings.epsilon_low, settings.epsilon_high, settings.max_completion_length) == (0.15, 0.15, 9)
+    assert (settings.epsilon, settings.epsilon_high, settings.max_new_tokens) == (0.15, 0.15, 9)
 
 
 def real_rollout(setup: dict[str, Any], stop: list[str]) -> tuple[dict[str, Any], Rollout]:

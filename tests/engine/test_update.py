@@ -67,7 +67,7 @@ def test_bucketed_backward_gives_the_gradient_of_the_step_loss(model_cache, monk
     model = AutoModelForCausalLM.from_pretrained(build_tiny_model(model_cache))
     monkeypatch.setattr(logprobs, "BUCKET_COSTS", {"cpu": logprobs.BucketCosts(overhead=2, max_tokens=12)})
     batch = make_batch(model.config.vocab_size)
-    settings = LossSettings(loss_type=loss_type, beta=0.04, max_completion_length=9)
+    settings = LossSettings(loss_type=loss_type, beta=0.04, max_new_tokens=9)
     params = list(model.parameters())
     optimizer = RecordingSGD(params)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, Schedule("constant", 0, 1))
@@ -88,7 +88,7 @@ def test_steps_per_generation_updates_each_mini_batch_against_the_old_policy(mod
     path = build_tiny_model(model_cache)
     model, reference = (AutoModelForCausalLM.from_pretrained(path) for _ in range(2))
     batch = make_batch(model.config.vocab_size)
-    settings = LossSettings(loss_type=loss_type, beta=0.04, max_completion_length=9)
+    settings = LossSettings(loss_type=loss_type, beta=0.04, max_new_tokens=9)
     with torch.no_grad():
         hidden = logprobs._full_forward_hidden(
             reference.get_decoder(), batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.completion_mask

@@ -121,13 +121,13 @@ def group_advantages(
 @dataclass(frozen=True)
 class LossSettings:
     loss_type: str = "dapo"
-    epsilon_low: float = 0.2
+    epsilon: float = 0.2  # the config's names throughout: one name per concept
     epsilon_high: float = 0.2
     delta: float | None = None
     importance_sampling_level: str = "token"
     beta: float = 0.0
     kl_bias_correction: bool = False  # k3 term times the (unclipped) importance ratio
-    max_completion_length: int = 256  # dr_grpo's constant normaliser
+    max_new_tokens: int = 256  # dr_grpo's constant normaliser (TRL: max_completion_length)
     sampling_correction: str = "off"  # see sampling_weights; 'off' weights nothing
     sampling_correction_cap: float = 3.0
 
@@ -167,7 +167,7 @@ def per_token_loss(
         log_ratio = (log_ratio * mask).sum(dim=1, keepdim=True) / mask.sum(dim=1, keepdim=True).clamp(min=1.0)
         log_ratio = log_ratio.expand_as(logps)
     ratio = torch.exp(log_ratio)  # (B, C)
-    clipped = torch.clamp(ratio, 1.0 - settings.epsilon_low, 1.0 + settings.epsilon_high)
+    clipped = torch.clamp(ratio, 1.0 - settings.epsilon, 1.0 + settings.epsilon_high)
     if settings.delta is not None:
         ratio = torch.clamp(ratio, max=settings.delta)  # two-sided clip: bounds the A < 0 side too
     adv = advantages[:, None]  # (B, 1)
@@ -185,7 +185,7 @@ def per_token_loss(
     parts = LossParts(
         ratio=ratio,
         kl=kl,
-        low_clipped=(ratio < 1.0 - settings.epsilon_low) & (adv < 0),
+        low_clipped=(ratio < 1.0 - settings.epsilon) & (adv < 0),
         high_clipped=(ratio > 1.0 + settings.epsilon_high) & (adv > 0),
     )
     return loss, parts
@@ -224,7 +224,7 @@ def aggregate(
     if settings.loss_type == "bnpo":
         return masked.sum() / mask.sum().clamp(min=1.0) / totals.num_micro_batches
     if settings.loss_type == "dr_grpo":
-        return masked.sum() / (totals.num_sequences * settings.max_completion_length)
+        return masked.sum() / (totals.num_sequences * settings.max_new_tokens)
     if settings.loss_type == "dapo":
         return masked.sum() / max(totals.num_tokens, 1)
     raise ValueError(f"unknown loss_type {settings.loss_type!r}")

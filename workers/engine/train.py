@@ -134,13 +134,13 @@ def loss_settings(config: GRPOConfig) -> LossSettings:
     """The loss knobs of a run (a function of its own so the TRL parity tests use the same mapping)."""
     return LossSettings(
         loss_type=config.loss_type,
-        epsilon_low=config.epsilon,
+        epsilon=config.epsilon,
         epsilon_high=config.clip_high,
         delta=config.delta,
         importance_sampling_level=config.importance_sampling_level,
         beta=config.beta,
         kl_bias_correction=config.kl_bias_correction,
-        max_completion_length=config.max_new_tokens,
+        max_new_tokens=config.max_new_tokens,
         sampling_correction=config.sampling_correction,
         sampling_correction_cap=config.sampling_correction_cap,
     )
