@@ -11,6 +11,7 @@ and the plain forward agree to rounding: log-probs within ~1e-6, gradients withi
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import Any
 
@@ -27,7 +28,7 @@ from transformers.generation.logits_process import (
 from workers.engine import RewardBatch, train
 from workers.engine.model import load_policy
 
-from .conftest import RecordingSink, digit_rows, gradient_errors, make_config
+from .conftest import RecordingSink, digit_rows, gradient_errors, make_config, repeat_reward
 
 LOGP_TOLERANCE = {"rtol": 0, "atol": 2e-5}
 GRAD_TOLERANCE = 2e-5
@@ -172,3 +173,16 @@ def test_train_step_matches_a_plain_autograd_reference(tmp_path, monkeypatch, mo
         assert total < GRAD_TOLERANCE and worst < 10 * GRAD_TOLERANCE, (total, worst)
         if config.steps_per_generation > 1:
             break  # the second update's policy has moved: its gradient is checked by test_update's split test
+
+
+def test_plain_sampling_reports_no_mismatch_and_the_processors_do(tmp_path, model_cache):
+    """Temperature alone keeps the update on-policy (the loss scores softmax(logits / T) too): the mismatch
+    metrics are 0 up to fp32 rounding; top-p makes it off-policy, and the metrics show it."""
+    plain, nucleus = RecordingSink(), RecordingSink()
+    config = make_config(model_cache, max_steps=1, max_new_tokens=5, temperature=0.7)
+    train(config, digit_rows(), repeat_reward, plain, work_dir=tmp_path / "plain")
+    train(dataclasses.replace(config, top_p=0.8), digit_rows(), repeat_reward, nucleus, work_dir=tmp_path / "top_p")
+    assert plain.steps[0].metrics["sampling/logp_diff_max"] < 1e-5
+    assert abs(plain.steps[0].metrics["sampling/kl"]) < 1e-9
+    assert nucleus.steps[0].metrics["sampling/logp_diff_mean"] > 1e-3
+    assert nucleus.steps[0].metrics["sampling/kl"] > 1e-4
