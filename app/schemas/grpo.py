@@ -143,7 +143,8 @@ class GRPOHyperparameters(BaseModel):
         "mean",
         description="What a completion's reward is compared with. 'mean' (default, GRPO and TRL): the mean of its "
         "group, itself included. 'leave_one_out' (RLOO): the mean of the other completions of its group, an unbiased "
-        "baseline; equal to 'mean' scaled by G / (G - 1), so it matters with scale_rewards 'none'. A completion "
+        "baseline. Within a group it is 'mean' times G / (G - 1) (n / (n - 1) for n scorable completions): the same "
+        "direction, a larger step, as in RLOO runs. A completion "
         "whose reward is NaN or infinite (unscorable) is left out of every baseline and std and gets advantage 0.",
     )
 
