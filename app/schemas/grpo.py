@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 ScaleRewards = Literal["group", "batch", "none"]
 LossType = Literal["grpo", "bnpo", "dr_grpo", "dapo"]
 ImportanceSamplingLevel = Literal["token", "sequence"]
+AdvantageBaseline = Literal["mean", "leave_one_out"]
+SamplingCorrection = Literal["off", "token_truncate", "token_mask", "sequence_truncate", "sequence_mask"]
 LrScheduler = Literal["constant", "linear", "cosine"]
 Precision = Literal["auto", "fp32", "bf16"]
 
@@ -36,7 +38,8 @@ class GRPOHyperparameters(BaseModel):
     max_steps: int = Field(
         200,
         ge=1,
-        description="Number of steps. A step is one generation batch followed by num_iterations optimiser updates.",
+        description="Number of steps. A step is one generation batch followed by num_iterations * steps_per_generation "
+        "optimiser updates.",
     )
     micro_batch_size: int | None = Field(
         None,
@@ -49,8 +52,21 @@ class GRPOHyperparameters(BaseModel):
         1,
         ge=1,
         le=64,
-        description="Optimiser updates per generation batch (mu in the GRPO paper). With 1 the old policy is the "
-        "current one, so the old log-prob forward pass is skipped.",
+        description="Passes over each generation batch (mu in the GRPO paper), each pass one optimiser update per "
+        "mini-batch (steps_per_generation). With 1 pass and 1 mini-batch the old policy is the current one, so the "
+        "old log-prob forward pass is skipped.",
+    )
+    steps_per_generation: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Optimiser mini-batches per generation batch (TRL's steps_per_generation): the step's "
+        "completions (in group order) are split into this many contiguous, nearly equal mini-batches, each "
+        "with its own loss (normalised over its own tokens / sequences) and optimiser update, so one generation "
+        "feeds several updates. Advantages are computed over the whole generation batch first. Above 1 the "
+        "mini-batches after the first are off-policy, so the old log-probs are computed once before the first "
+        "update (one extra no-grad forward pass) and the clipped ratio corrects for it. 1 (default): one update "
+        "per generation, the cheapest and most on-policy choice.",
     )
 
     # --- sampling ----------------------------------------------------------------------------
@@ -66,17 +82,50 @@ class GRPOHyperparameters(BaseModel):
         description="Prompts longer than this are left-truncated, so a stray long row cannot blow up memory "
         "(TRL 1.16 has no such limit). None keeps them whole.",
     )
-    temperature: float = Field(1.0, gt=0.0, le=10.0, description="Sampling temperature; 1.0 samples the policy as is.")
-    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass; 1.0 disables it.")
-    top_k: int = Field(0, ge=0, description="Keep only the k most likely tokens; 0 disables it.")
+    temperature: float = Field(
+        1.0,
+        gt=0.0,
+        le=10.0,
+        description="Sampling temperature; 1.0 samples the policy as is. The loss scores softmax(logits / "
+        "temperature) too (as TRL), so the temperature alone keeps the update on-policy.",
+    )
+    top_p: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="Nucleus sampling mass; 1.0 disables it. Below 1 the tokens come from a truncated distribution "
+        "while the loss scores the full one: the update is off-policy unless sampling_correction is on.",
+    )
+    top_k: int = Field(
+        0,
+        ge=0,
+        description="Keep only the k most likely tokens; 0 disables it. Off-policy like top_p: see "
+        "sampling_correction.",
+    )
     repetition_penalty: float = Field(
-        1.0, gt=0.0, le=10.0, description="CTRL-style penalty on tokens already in the sequence; 1.0 disables it."
+        1.0,
+        gt=0.0,
+        le=10.0,
+        description="CTRL-style penalty on tokens already in the sequence; 1.0 disables it. Like top_p, top_k and "
+        "min_p, it makes the sampler's distribution differ from the policy the loss scores (softmax(logits / "
+        "temperature)), so the update is off-policy by that much unless sampling_correction is on (the "
+        "sampling/logp_diff_* metrics show how much).",
+    )
+    min_p: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Drop tokens whose probability is below min_p times the most likely token's (as transformers' "
+        "min_p; 0.05-0.1 is usual). 0.0 (default) disables it. Off-policy like top_p, see repetition_penalty.",
     )
     stop: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
         default_factory=list,
         max_length=16,
         description="Stop strings: a completion ends right after the first one it produces (the stop string is kept) "
-        "and counts as finished, not truncated. None by default: completions end at EOS or max_new_tokens.",
+        "and counts as finished, not truncated: the reward sees the text up to and including the stop string. The "
+        "token that completed it may carry more characters; it is kept whole in the trained tokens (the loss mask "
+        "covers every sampled token up to and including it), only the text is cut. None by default: completions "
+        "end at EOS or max_new_tokens.",
     )
 
     # --- advantages --------------------------------------------------------------------------
@@ -89,6 +138,14 @@ class GRPOHyperparameters(BaseModel):
         1e-4,
         gt=0.0,
         description="Added to the std before dividing, so tied groups give 0, not NaN (TRL: fixed at 1e-4).",
+    )
+    advantage_baseline: AdvantageBaseline = Field(
+        "mean",
+        description="What a completion's reward is compared with. 'mean' (default, GRPO and TRL): the mean of its "
+        "group, itself included. 'leave_one_out' (RLOO): the mean of the other completions of its group, an unbiased "
+        "baseline. Within a group it is 'mean' times G / (G - 1) (n / (n - 1) for n scorable completions): the same "
+        "direction, a larger step, as in RLOO runs. A completion "
+        "whose reward is NaN or infinite (unscorable) is left out of every baseline and std and gets advantage 0.",
     )
 
     # --- loss --------------------------------------------------------------------------------
@@ -124,6 +181,24 @@ class GRPOHyperparameters(BaseModel):
     )
     mask_truncated_completions: bool = Field(
         False, description="Exclude completions that hit max_new_tokens without finishing from the loss (DAPO)."
+    )
+    sampling_correction: SamplingCorrection = Field(
+        "off",
+        description="Importance-sampling correction for the sampler/trainer mismatch: each token's loss is weighted "
+        "by w = p_trainer / p_sampler, the probability the policy being trained gives the token over the one the "
+        "sampler drew it with (after top_p, top_k, min_p, repetition_penalty). 'token_truncate' caps each token's "
+        "w at sampling_correction_cap (truncated IS, TIS); 'token_mask' zeroes tokens whose w is above it (masked "
+        "IS); 'sequence_*' do the same with the product of the sequence's token weights. 'off' (default): no "
+        "weight, the cheapest and exact when sampling is plain (temperature only) in fp32. Turn it on with top_p, "
+        "top_k, min_p or a repetition penalty, bf16 sampling, or a separate inference engine; the "
+        "sampling/logp_diff_* metrics show the mismatch it corrects (TRL: vllm_importance_sampling_correction).",
+    )
+    sampling_correction_cap: float = Field(
+        3.0,
+        ge=1.0,
+        le=1000.0,
+        description="The threshold of sampling_correction: the truncation cap or the masking threshold on w "
+        "(TRL's vllm_importance_sampling_clip_max, default 3.0).",
     )
 
     # --- KL to a reference model ---------------------------------------------------------------
@@ -213,7 +288,22 @@ class GRPOHyperparameters(BaseModel):
     @field_validator("warmup_steps")
     @classmethod
     def _warmup_within_run(cls, value: int, info: ValidationInfo) -> int:
-        updates = info.data.get("max_steps", 0) * info.data.get("num_iterations", 1)
+        updates = (
+            info.data.get("max_steps", 0)
+            * info.data.get("num_iterations", 1)
+            * info.data.get("steps_per_generation", 1)
+        )
         if value > updates:
-            raise ValueError(f"exceeds the {updates} optimiser updates of the run (max_steps * num_iterations)")
+            raise ValueError(
+                f"exceeds the {updates} optimiser updates of the run "
+                "(max_steps * num_iterations * steps_per_generation)"
+            )
+        return value
+
+    @field_validator("steps_per_generation")
+    @classmethod
+    def _a_completion_per_update(cls, value: int, info: ValidationInfo) -> int:
+        completions = info.data.get("prompts_per_step", 1) * info.data.get("group_size", 2)
+        if value > completions:
+            raise ValueError(f"exceeds the {completions} completions of a step (prompts_per_step * group_size)")
         return value

@@ -29,21 +29,26 @@ NON_DEFAULT: dict[str, Any] = {
     "max_steps": 5,
     "micro_batch_size": 4,
     "num_iterations": 2,
+    "steps_per_generation": 2,
     "max_new_tokens": 12,
     "max_prompt_tokens": 64,
     "temperature": 0.9,
     "top_p": 0.95,
     "top_k": 20,
     "repetition_penalty": 1.1,
+    "min_p": 0.05,
     "stop": ["\n\n", "###"],
     "scale_rewards": "batch",
     "reward_std_epsilon": 1e-3,
+    "advantage_baseline": "leave_one_out",
     "loss_type": "dr_grpo",
     "epsilon": 0.15,
     "epsilon_high": 0.28,
     "delta": 3.0,
     "importance_sampling_level": "sequence",
     "mask_truncated_completions": True,
+    "sampling_correction": "sequence_mask",
+    "sampling_correction_cap": 2.0,
     "beta": 0.04,
     "kl_bias_correction": True,
     "ref_model_sync_steps": 2,
@@ -97,8 +102,9 @@ def test_every_variant_reaches_the_engine_config_unchanged(
         expected = None if lora is None else LoraSettings(**{**lora, "target_modules": tuple(lora["target_modules"])})
         assert config.lora == expected
         loss = loss_settings(config)  # and on into the loss
-        assert (loss.loss_type, loss.epsilon_low, loss.epsilon_high, loss.delta) == ("dr_grpo", 0.15, 0.28, 3.0)
-        assert (loss.importance_sampling_level, loss.beta, loss.max_completion_length) == ("sequence", 0.04, 12)
+        assert (loss.loss_type, loss.epsilon, loss.epsilon_high, loss.delta) == ("dr_grpo", 0.15, 0.28, 3.0)
+        assert (loss.importance_sampling_level, loss.beta, loss.max_new_tokens) == ("sequence", 0.04, 12)
+        assert (loss.sampling_correction, loss.sampling_correction_cap) == ("sequence_mask", 2.0)
 
 
 CHOICES = [
@@ -131,6 +137,9 @@ BAD_COMBINATIONS = [
     ("grpo", {"top_p": 0.0}, "grpo.top_p", "greater_than"),
     ("grpo", {"num_iterations": 0}, "grpo.num_iterations", "greater_than_equal"),
     ("grpo", {"micro_batch_size": 0}, "grpo.micro_batch_size", "greater_than_equal"),
+    ("grpo", {"steps_per_generation": 13}, "grpo.steps_per_generation", "value_error"),  # 2 prompts x 4 completions
+    ("grpo", {"min_p": 1.5}, "grpo.min_p", "less_than_equal"),
+    ("grpo", {"sampling_correction_cap": 0.5}, "grpo.sampling_correction_cap", "greater_than_equal"),
     ("model", {"lora": {"r": 0}}, "model.lora.r", "greater_than_equal"),
     ("model", {"lora": {"dropout": 1.0}}, "model.lora.dropout", "less_than"),
     ("model", {"lora": {"target_modules": []}}, "model.lora.target_modules", "too_short"),

@@ -21,7 +21,7 @@ def test_config_mirrors_the_schema_names_and_defaults():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"group_size": 1}, "group_size must be >= 2"),
+        ({"group_size": 1}, "group_size must be in .2, 1024. (advantages compare completions within a group)"),
         ({"loss_type": "ppo"}, "choose one of"),
         ({"epsilon": 0.3, "epsilon_high": 0.2}, "epsilon_high must be >= epsilon"),
         ({"warmup_steps": 11, "max_steps": 10}, "warmup_steps exceeds"),

@@ -49,3 +49,29 @@ def test_lora_run_resumes_bit_for_bit(tmp_path, model_cache):
     train(config, digit_rows(), repeat_reward, resumed, work_dir=tmp_path / "resumed", resume_from=checkpoint)
     assert [r.step for r in resumed.steps] == [3, 4]
     assert resumed.run_metrics() == straight.run_metrics()[2:]
+
+
+def test_lora_reference_logprobs_are_the_base_models_exactly(tmp_path, model_cache, monkeypatch):
+    """With beta > 0 the LoRA run's reference log-probs (the policy with adapters disabled) are the base
+    model's, bit for bit, after the adapters have moved (step 2)."""
+    import importlib
+
+    from workers.engine.update import score_batch
+
+    train_module = importlib.import_module("workers.engine.train")
+    batches = []
+    real_update = train_module.update_policy
+
+    def spy(model, parameters, optimizer, scheduler, batch, *args, **kwargs):
+        batches.append(batch)
+        return real_update(model, parameters, optimizer, scheduler, batch, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "update_policy", spy)
+    config = make_config(model_cache, max_steps=2, beta=0.04, lora=LORA, learning_rate=1e-2, temperature=0.8)
+    sink = RecordingSink()
+    train(config, digit_rows(), repeat_reward, sink, work_dir=tmp_path)
+    base = load_policy(config, torch.device("cpu")).eval()
+    assert sink.steps[-1].metrics["kl"] > 0  # the adapters moved: the policy is not the reference
+    for batch in batches:
+        expected = score_batch(base, batch, config.micro_batch_size, config.temperature)
+        assert torch.equal(batch.ref_logps, expected)

@@ -61,7 +61,7 @@ ADV = torch.tensor([1.0, -3.0])
 def test_aggregation_by_hand(loss_type, expected):
     # On-policy (ratio 1): the per-token loss is -A on every unmasked token: [[-1, -1, .], [3, ., .]].
     logps = torch.randn(2, 3)
-    settings = LossSettings(loss_type=loss_type, max_completion_length=4)
+    settings = LossSettings(loss_type=loss_type, max_new_tokens=4)
     loss, _ = per_token_loss(logps, logps, ADV, MASK, settings)
     total = aggregate(loss, MASK, settings, StepTotals(num_tokens=3, num_sequences=2, num_micro_batches=1))
     assert float(total) == pytest.approx(expected)
@@ -72,7 +72,7 @@ def test_clipping_removes_gradient_and_clip_higher_widens_it():
     # ratios 1.5 (A>0: clipped at 1.2), 1.25 (inside 1 + 0.28, outside 1 + 0.2), 1.0, 0.5
     logps = torch.log(torch.tensor([[1.5, 1.25, 1.0, 0.5]])).requires_grad_()
     mask = torch.ones(1, 4)
-    settings = LossSettings(epsilon_low=0.2, epsilon_high=0.2)
+    settings = LossSettings(epsilon=0.2, epsilon_high=0.2)
     loss, parts = per_token_loss(logps, old, torch.tensor([1.0]), mask, settings)
     torch.testing.assert_close(loss, torch.tensor([[-1.2, -1.2, -1.0, -0.5]]))
     loss.sum().backward()
@@ -80,7 +80,7 @@ def test_clipping_removes_gradient_and_clip_higher_widens_it():
     assert logps.grad[0, 2] != 0 and logps.grad[0, 3] != 0
     assert parts.high_clipped.tolist() == [[True, True, False, False]]
 
-    wider = LossSettings(epsilon_low=0.2, epsilon_high=0.28)
+    wider = LossSettings(epsilon=0.2, epsilon_high=0.28)
     loss, parts = per_token_loss(logps.detach(), old, torch.tensor([1.0]), mask, wider)
     torch.testing.assert_close(loss, torch.tensor([[-1.28, -1.25, -1.0, -0.5]]))
     assert parts.high_clipped.tolist() == [[True, False, False, False]]
@@ -141,7 +141,7 @@ def test_micro_batches_sum_to_the_full_batch(loss_type):
     logps, old = torch.randn(4, 5), torch.randn(4, 5)
     mask = (torch.rand(4, 5) > 0.3).float()
     adv = torch.randn(4)
-    settings = LossSettings(loss_type=loss_type, max_completion_length=5)
+    settings = LossSettings(loss_type=loss_type, max_new_tokens=5)
     tokens = int(mask.sum())
     whole = aggregate(per_token_loss(logps, old, adv, mask, settings)[0], mask, settings, StepTotals(tokens, 4, 1))
     parts = sum(
@@ -158,3 +158,49 @@ def test_micro_batches_sum_to_the_full_batch(loss_type):
 
 def test_masked_mean_of_empty_mask_is_zero():
     assert float(masked_mean(torch.ones(2, 2), torch.zeros(2, 2))) == 0.0
+
+
+def test_bias_corrected_kl_uses_the_ratio_before_the_delta_cap():
+    """kl_bias_correction weights k3 by the unclipped ratio even when delta caps the surrogate's ratio: a
+    mutation that multiplies by the capped ratio changes this value (and TRL's definition)."""
+    from workers.engine.loss import LossSettings, per_token_loss
+
+    old = torch.zeros(1, 2)
+    logps = torch.tensor([[math.log(5.0), 0.0]])  # ratio 5 on the first token, above delta = 2
+    ref = torch.tensor([[0.3, -0.2]])
+    settings = LossSettings(beta=0.5, kl_bias_correction=True, delta=2.0)
+    loss, parts = per_token_loss(logps, old, torch.tensor([-1.0]), torch.ones(1, 2), settings, ref)
+    diff = ref - logps
+    k3 = torch.exp(diff) - diff - 1.0
+    assert torch.allclose(parts.kl, k3 * torch.tensor([[5.0, 1.0]]))
+    # surrogate with A < 0: -min(r A, clip(r) A) with r capped at delta = 2, clip at 1.2 -> 2
+    assert torch.allclose(loss, torch.tensor([[2.0, 1.0]]) + 0.5 * k3 * torch.tensor([[5.0, 1.0]]))
+
+
+@pytest.mark.parametrize("mode", ["token_truncate", "token_mask", "sequence_truncate", "sequence_mask"])
+def test_sampling_weights_follow_their_definition(mode):
+    from workers.engine.loss import sampling_weights
+
+    trainer = torch.log(torch.tensor([[0.5, 0.2, 0.9], [0.3, 0.3, 0.3]]))
+    sampler = torch.log(torch.tensor([[0.1, 0.4, 0.9], [0.3, 0.2, 0.7]]))
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    w = sampling_weights(trainer, sampler, mask, mode, cap=3.0)
+    token = torch.tensor([[5.0, 0.5, 1.0], [1.0, 1.5, 3 / 7]])  # p_trainer / p_sampler, 1 off the mask
+    raw = token if mode.startswith("token") else token.prod(dim=1, keepdim=True).expand_as(token)
+    expected = raw.clamp(max=3.0) if mode.endswith("truncate") else torch.where(raw > 3.0, 0.0, raw)
+    torch.testing.assert_close(w, expected)
+    assert not w.requires_grad
+
+
+def test_leave_one_out_baseline_is_the_mean_of_the_others():
+    rewards = torch.tensor([1.0, 0.0, 0.5, 0.25, 3.0, 1.0, 2.0, 2.0])
+    advantages, _ = group_advantages(rewards, 4, "none", 1e-4, baseline="leave_one_out")
+    grouped = rewards.double().view(2, 4)
+    others = (grouped.sum(dim=1, keepdim=True) - grouped) / 3
+    torch.testing.assert_close(advantages, (grouped - others).view(-1).float())
+    scaled, _ = group_advantages(rewards, 4, "group", 1e-4, baseline="leave_one_out")
+    expected = (grouped - others) / (grouped.std(dim=1, keepdim=True) + 1e-4)
+    torch.testing.assert_close(scaled, expected.view(-1).float())
+    # an unscorable completion is left out of the others' baseline and gets 0
+    with_nan, _ = group_advantages(torch.tensor([1.0, math.nan, 0.0, 2.0]), 4, "none", 1e-4, "leave_one_out")
+    torch.testing.assert_close(with_nan, torch.tensor([0.0, 0.0, -1.5, 1.5]))

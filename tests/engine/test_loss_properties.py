@@ -51,12 +51,12 @@ def loss_cases(draw: st.DrawFn) -> dict:
     epsilon = draw(st.sampled_from([0.1, 0.2]))
     loss_settings_ = LossSettings(
         loss_type=draw(st.sampled_from(LOSS_TYPES)),
-        epsilon_low=epsilon,
+        epsilon=epsilon,
         epsilon_high=epsilon + draw(st.sampled_from([0.0, 0.08])),
         delta=draw(st.sampled_from([None, 1.5])),
         importance_sampling_level=draw(st.sampled_from(["token", "sequence"])),
         beta=draw(st.sampled_from([0.0, 0.04])),
-        max_completion_length=width,
+        max_new_tokens=width,
     )
     return {
         "logps": logps,

@@ -34,7 +34,8 @@ from tests.engine.conftest import gradient_errors, make_config
 from workers.engine.collect import Collected
 from workers.engine.loss import group_advantages
 from workers.engine.model import load_policy, load_reference
-from workers.engine.rollout import Rollout, left_pad
+from workers.engine.rollout import Rollout, generate, left_pad
+from workers.engine.sampling import SamplingParams
 from workers.engine.train import _policy_batch, loss_settings
 from workers.engine.update import score_batch, update_policy
 
@@ -218,7 +219,10 @@ class RecordingSGD(torch.optim.SGD):
         return super().step(closure)
 
 
-def engine_step(setup: dict[str, Any], knobs: dict[str, Any], *, micro_batch_size: int | None) -> dict[str, Any]:
+def engine_step(
+    setup: dict[str, Any], knobs: dict[str, Any], *, micro_batch_size: int | None, rollout: Rollout | None = None
+) -> dict[str, Any]:
+    """One engine step on the fixed completions, or on `rollout` (a real one: its masks as generated)."""
     config = make_config(
         None,
         model_source=setup["path"],
@@ -239,9 +243,11 @@ def engine_step(setup: dict[str, Any], knobs: dict[str, Any], *, micro_batch_siz
         completion_ids[row, : len(ids)] = torch.tensor(ids)
     completion_mask = (completion_ids != pad).long()
     truncated = torch.tensor([ids[-1] != eos for ids in completions])
-    rollout = Rollout(
-        prompt_ids, prompt_mask, completion_ids, completion_mask, truncated, texts=[""] * len(completions)
-    )
+    if rollout is None:
+        rollout = Rollout(
+            prompt_ids, prompt_mask, completion_ids, completion_mask, truncated, texts=[""] * len(completions)
+        )
+    truncated = rollout.truncated
     rewards = torch.tensor(REWARDS)
     collected = Collected(
         rollout=rollout,
@@ -286,9 +292,11 @@ def engine_step(setup: dict[str, Any], knobs: dict[str, Any], *, micro_batch_siz
 # the comparisons
 
 
-def run_both(setup: dict[str, Any], knobs: dict[str, Any], micro_batch_size: int | None = None) -> dict[str, Any]:
+def run_both(
+    setup: dict[str, Any], knobs: dict[str, Any], micro_batch_size: int | None = None, rollout: Rollout | None = None
+) -> dict[str, Any]:
     """One step on both sides; asserts every intermediate and the result agree."""
-    engine = engine_step(setup, knobs, micro_batch_size=micro_batch_size)
+    engine = engine_step(setup, knobs, micro_batch_size=micro_batch_size, rollout=rollout)
     trainer = trl_trainer(setup, knobs, micro_batch_size=micro_batch_size)
     inputs = trl_inputs(trainer)
     batch = engine["batch"]
@@ -435,4 +443,40 @@ def test_config_names_reach_the_loss():
     """clip_high falls back to epsilon; dr_grpo's constant is max_new_tokens (TRL: max_completion_length)."""
     config = dataclasses.replace(make_config(None), epsilon=0.15, epsilon_high=None, max_new_tokens=9)
     settings = loss_settings(config)
-    assert (settings.epsilon_low, settings.epsilon_high, settings.max_completion_length) == (0.15, 0.15, 9)
+    assert (settings.epsilon, settings.epsilon_high, settings.max_new_tokens) == (0.15, 0.15, 9)
+
+
+def real_rollout(setup: dict[str, Any], stop: list[str]) -> tuple[dict[str, Any], Rollout]:
+    """Completions sampled by the engine's own rollout from the policy (EOS, stop strings and truncation
+    at MAX_NEW as generated), and a setup whose fixed completions are those, for TRL's rollout_func."""
+    config = make_config(None, model_source=setup["path"])
+    model = load_policy(config, torch.device("cpu")).eval()
+    model.load_state_dict(setup["policy"])
+    out = generate(
+        model, setup["tokenizer"], PROMPTS, group_size=GROUP, max_new_tokens=MAX_NEW,
+        params=SamplingParams(temperature=TEMPERATURE), generator=torch.Generator().manual_seed(5), stop=stop,
+    )  # fmt: skip
+    completions = [ids[: int(n)].tolist() for ids, n in zip(out.completion_ids, out.lengths, strict=True)]
+    return {**setup, "completions": completions}, out
+
+
+@pytest.mark.parametrize(
+    ("stop", "knobs"),
+    [
+        pytest.param([], {"mask_truncated_completions": True, "beta": 0.04}, id="eos-truncation-masked"),
+        # TRL has no stop strings: a row ended by one is a completion without EOS there, so its mask (every
+        # token up to the stop token) is the same, but mask_truncated_completions would drop it (loss.py).
+        pytest.param(["3"], {"num_iterations": 2}, id="stop-strings"),
+    ],
+)
+def test_masks_from_the_real_rollout_match_trl(setup, stop, knobs):
+    real_setup, rollout = real_rollout(setup, stop)
+    eos = setup["tokenizer"].eos_token_id
+    ended_by_eos = [bool(ids[-1] == eos) for ids in real_setup["completions"]]
+    truncated = rollout.truncated.tolist()
+    assert any(ended_by_eos) and any(truncated)  # both endings occur with this seed
+    if stop:
+        assert any(not e and not t for e, t in zip(ended_by_eos, truncated, strict=True))  # a stop string ended one
+    assert rollout.lengths.min() < MAX_NEW
+    result = run_both(real_setup, knobs, rollout=rollout)
+    assert torch.equal(result["engine"]["batch"].completion_mask, rollout.completion_mask)

@@ -97,7 +97,7 @@ def test_top_p_sampling_draws_only_from_the_nucleus_in_proportion():
     params = SamplingParams(top_p=0.7)
     nucleus = torch.softmax(process_logits(logits, params, None), dim=-1)[0]
     generator = torch.Generator().manual_seed(6)
-    tokens = next_tokens(logits.expand(40_000, -1).contiguous(), params, generator)
+    tokens, _ = next_tokens(logits.expand(40_000, -1).contiguous(), params, generator)
     counts = torch.bincount(tokens, minlength=20).double()
     assert counts[nucleus == 0].sum() == 0
     dof = int((nucleus > 0).sum()) - 1
@@ -108,7 +108,7 @@ def test_top_p_sampling_draws_only_from_the_nucleus_in_proportion():
 def test_greedy_is_argmax_after_penalty():
     logits = torch.tensor([[1.0, 3.0, 2.0]])
     history = torch.tensor([[1]])
-    token = next_tokens(logits, SamplingParams(greedy=True, repetition_penalty=2.0), torch.Generator(), history)
+    token, _ = next_tokens(logits, SamplingParams(greedy=True, repetition_penalty=2.0), torch.Generator(), history)
     assert token.tolist() == [2]  # 3.0 / 2 = 1.5 < 2.0
 
 
@@ -144,3 +144,34 @@ def test_a_value_past_the_end_falls_back_to_the_last_possible_token():
     mass = torch.tensor([[0.2, 0.3, 0.5, 0.0]])
     assert sampling._first_above(cdf, torch.tensor([[1.0]], dtype=torch.float64), mass).tolist() == [2]
     assert sampling._first_above(cdf, torch.tensor([[0.2]], dtype=torch.float64), mass).tolist() == [1]
+
+
+@pytest.mark.parametrize("min_p", [0.01, 0.1, 0.5, 1.0])
+def test_min_p_matches_transformers(min_p):
+    from transformers.generation.logits_process import MinPLogitsWarper
+
+    logits = torch.randn(6, 40) * 3
+    ours = process_logits(logits, SamplingParams(min_p=min_p), None)
+    theirs = MinPLogitsWarper(min_p)(None, logits.clone())
+    assert torch.equal(ours, theirs)
+
+
+def test_full_chain_with_min_p_matches_transformers_order():
+    from transformers.generation.logits_process import MinPLogitsWarper
+
+    logits = torch.randn(4, 30) * 2
+    history = torch.randint(0, 30, (4, 7))
+    params = SamplingParams(temperature=0.7, top_k=12, top_p=0.95, repetition_penalty=1.3, min_p=0.1)
+    expected = RepetitionPenaltyLogitsProcessor(1.3)(history, logits.clone())
+    for warper in (TemperatureLogitsWarper(0.7), TopKLogitsWarper(12), TopPLogitsWarper(0.95), MinPLogitsWarper(0.1)):
+        expected = warper(history, expected)
+    torch.testing.assert_close(process_logits(logits, params, history), expected)
+
+
+def test_sampler_logprobs_are_the_drawn_tokens_log_softmax():
+    logits = torch.randn(64, 300) * 2  # several blocks of the two-level search
+    params = SamplingParams(temperature=0.8, top_k=50, top_p=0.9, min_p=0.02)
+    tokens, logps = next_tokens(logits, params, torch.Generator().manual_seed(3))
+    expected = torch.log_softmax(process_logits(logits, params, None), dim=-1).gather(1, tokens[:, None]).squeeze(1)
+    torch.testing.assert_close(logps, expected, rtol=0, atol=1e-5)
+    assert next_tokens(logits, SamplingParams(greedy=True), torch.Generator())[1] is None

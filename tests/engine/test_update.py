@@ -67,7 +67,7 @@ def test_bucketed_backward_gives_the_gradient_of_the_step_loss(model_cache, monk
     model = AutoModelForCausalLM.from_pretrained(build_tiny_model(model_cache))
     monkeypatch.setattr(logprobs, "BUCKET_COSTS", {"cpu": logprobs.BucketCosts(overhead=2, max_tokens=12)})
     batch = make_batch(model.config.vocab_size)
-    settings = LossSettings(loss_type=loss_type, beta=0.04, max_completion_length=9)
+    settings = LossSettings(loss_type=loss_type, beta=0.04, max_new_tokens=9)
     params = list(model.parameters())
     optimizer = RecordingSGD(params)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, Schedule("constant", 0, 1))
@@ -78,3 +78,52 @@ def test_bucketed_backward_gives_the_gradient_of_the_step_loss(model_cache, monk
     expected = reference_gradients(model, batch, settings, micro_batch_size, 0.9)
     for i, grad in enumerate(expected):
         torch.testing.assert_close(optimizer.seen[0][i], grad, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "dapo"])
+def test_steps_per_generation_updates_each_mini_batch_against_the_old_policy(model_cache, loss_type):
+    """steps_per_generation = 2: two SGD updates per pass, each on its own contiguous half of the rows and
+    normalised over its own tokens / sequences; the second half runs on the moved policy, so its ratio is
+    taken against the old log-probs of the policy that sampled (num_iterations = 2: both passes)."""
+    path = build_tiny_model(model_cache)
+    model, reference = (AutoModelForCausalLM.from_pretrained(path) for _ in range(2))
+    batch = make_batch(model.config.vocab_size)
+    settings = LossSettings(loss_type=loss_type, beta=0.04, max_new_tokens=9)
+    with torch.no_grad():
+        hidden = logprobs._full_forward_hidden(
+            reference.get_decoder(), batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.completion_mask
+        )
+        full = torch.log_softmax(reference.lm_head(hidden).float() / 0.9, dim=-1)
+        batch.old_logps = full.gather(2, batch.completion_ids[:, :, None]).squeeze(2) * batch.completion_mask
+
+    params = list(model.parameters())
+    optimizer = RecordingSGD(params)
+    optimizer.param_groups[0]["lr"] = 0.5
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, Schedule("constant", 0, 4))
+    update_policy(
+        model, params, optimizer, scheduler, batch, settings,
+        num_iterations=2, micro_batch_size=None, temperature=0.9, max_grad_norm=None, steps_per_generation=2,
+    )  # fmt: skip
+    assert len(optimizer.seen) == 4
+
+    expected = []
+    halves = torch.arange(batch.advantages.numel()).tensor_split(2)
+    for _ in range(2):
+        for half in halves:
+            mb = batch.rows(half)
+            reference.zero_grad()
+            hidden = logprobs._full_forward_hidden(
+                reference.get_decoder(), mb.prompt_ids, mb.prompt_mask, mb.completion_ids, mb.completion_mask
+            )
+            full = torch.log_softmax(reference.lm_head(hidden).float() / 0.9, dim=-1)
+            logps = full.gather(2, mb.completion_ids[:, :, None]).squeeze(2) * mb.completion_mask
+            totals = StepTotals(int(mb.loss_mask.sum()), mb.advantages.numel(), 1)
+            token_loss, _ = per_token_loss(logps, mb.old_logps, mb.advantages, mb.loss_mask, settings, mb.ref_logps)
+            aggregate(token_loss, mb.loss_mask, settings, totals).backward()
+            expected.append([p.grad.clone() for p in reference.parameters()])
+            with torch.no_grad():
+                for p in reference.parameters():
+                    p.sub_(0.5 * p.grad)
+    for update, grads in enumerate(expected):
+        for i, grad in enumerate(grads):
+            torch.testing.assert_close(optimizer.seen[update][i], grad, rtol=1e-3, atol=1e-6, msg=f"update {update}")

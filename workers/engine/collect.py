@@ -14,6 +14,7 @@ from transformers import PreTrainedTokenizerBase
 from workers.engine.config import GRPOConfig
 from workers.engine.data import PromptOrder, encode_prompts
 from workers.engine.interface import RewardBatch, RewardFn
+from workers.engine.loss import tied_groups
 from workers.engine.rollout import Rollout, generate
 from workers.engine.sampling import SamplingParams
 
@@ -42,6 +43,7 @@ def sampling_params(config: GRPOConfig) -> SamplingParams:
         top_k=config.top_k,
         top_p=config.top_p,
         repetition_penalty=config.repetition_penalty,
+        min_p=config.min_p,
     )
 
 
@@ -127,7 +129,7 @@ def collect_batch(
         if not config.dynamic_sampling:
             kept.append((rollout, indices, rewards, scores.components))
             break
-        informative = rewards.view(-1, G).std(dim=1) > 0  # (n,) groups whose rewards do not all tie
+        informative = ~tied_groups(rewards, G)  # (n,) groups whose rewards do not all tie (exactly)
         dropped += int((~informative).sum())
         fallback = fallback or (rollout, indices, rewards, scores.components)
         if bool(informative.any()):
@@ -193,6 +195,7 @@ def select_rows(rollout: Rollout, rows: torch.Tensor) -> Rollout:
         completion_mask=rollout.completion_mask[rows],
         truncated=rollout.truncated[rows],
         texts=[rollout.texts[i] for i in rows.tolist()],
+        sampler_logps=None if rollout.sampler_logps is None else rollout.sampler_logps[rows],
     )
 
 
@@ -214,4 +217,7 @@ def concat_rollouts(parts: list[Rollout], pad_id: int) -> Rollout:
         completion_mask=torch.cat([pad(p.completion_mask, completion_width, 0, False) for p in parts]),
         truncated=torch.cat([p.truncated for p in parts]),
         texts=[text for p in parts for text in p.texts],
+        sampler_logps=None
+        if any(p.sampler_logps is None for p in parts)
+        else torch.cat([pad(p.sampler_logps, completion_width, 0, False) for p in parts]),  # type: ignore[arg-type]
     )

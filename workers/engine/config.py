@@ -1,9 +1,11 @@
 """GRPOConfig: every knob of one training run, documented once.
 
-The hyperparameter fields mirror `app/schemas/grpo.py` (GRPOHyperparameters) name for name and
-default for default, so `GRPOConfig(**hp.model_dump(), model_source=...)` works; their meaning is
-documented there, next to the API field, and only summarised here. The remaining fields (model,
-data, checkpoints, evaluation, logging, device) are engine-side and documented here.
+The hyperparameter fields mirror `app/schemas/grpo.py` (GRPOHyperparameters) name for name, type for
+type and default for default, so `GRPOConfig(**hp.model_dump(), model_source=...)` works; their meaning
+is documented there, next to the API field, and only summarised here. Their admissible values and the
+rules between them are data in knobs.py; tests/engine/test_knob_drift.py fails when either side
+drifts. The remaining fields (model, data, checkpoints, evaluation, logging, device) are engine-side and
+documented here.
 """
 
 from __future__ import annotations
@@ -12,13 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-_CHOICES = {
-    "scale_rewards": ("group", "batch", "none"),
-    "loss_type": ("grpo", "bnpo", "dr_grpo", "dapo"),
-    "importance_sampling_level": ("token", "sequence"),
-    "lr_scheduler": ("constant", "linear", "cosine"),
-    "precision": ("auto", "fp32", "bf16"),
-}
+from workers.engine.knobs import check
 
 
 @dataclass(frozen=True)
@@ -54,7 +50,8 @@ class GRPOConfig:
     prompts_per_step: int = 4  # prompts per generation batch (P); a step samples P * G completions
     max_steps: int = 200  # steps; a step = one generation batch + num_iterations optimiser updates
     micro_batch_size: int | None = None  # completions per forward/backward chunk; None = whole step
-    num_iterations: int = 1  # optimiser updates per generation batch (mu)
+    num_iterations: int = 1  # passes over each generation batch (mu)
+    steps_per_generation: int = 1  # optimiser mini-batches per generation batch (TRL's knob); 1 = one update
 
     # --- sampling --------------------------------------------------------------------------------
     max_new_tokens: int = 256  # completion length cap
@@ -63,11 +60,13 @@ class GRPOConfig:
     top_p: float = 1.0  # nucleus mass; 1.0 disables
     top_k: int = 0  # 0 disables
     repetition_penalty: float = 1.0  # CTRL-style; 1.0 disables
-    stop: list[str] = field(default_factory=list)  # a completion ends right after the first stop string
+    min_p: float = 0.0  # drop tokens below min_p * the top token's probability; 0.0 disables
+    stop: list[str] = field(default_factory=list)  # the text ends right after the first stop string
 
     # --- advantages ------------------------------------------------------------------------------
     scale_rewards: str = "group"  # 'group' | 'batch' | 'none'
     reward_std_epsilon: float = 1e-4  # added to the std so tied groups give advantage 0
+    advantage_baseline: str = "mean"  # 'mean' (GRPO) | 'leave_one_out' (RLOO)
 
     # --- loss ------------------------------------------------------------------------------------
     loss_type: str = "dapo"  # 'grpo' | 'bnpo' | 'dr_grpo' | 'dapo'
@@ -76,6 +75,9 @@ class GRPOConfig:
     delta: float | None = None  # two-sided clip cap on the unclipped ratio; None disables
     importance_sampling_level: str = "token"  # 'token' (GRPO) | 'sequence' (GSPO)
     mask_truncated_completions: bool = False  # drop completions that never finished from the loss
+    # Sampler/trainer mismatch correction: 'off' | '{token,sequence}_{truncate,mask}' (TIS / masked IS).
+    sampling_correction: str = "off"
+    sampling_correction_cap: float = 3.0  # truncate: weight capped here; mask: weights above it zeroed
 
     # --- KL to a reference model -----------------------------------------------------------------
     beta: float = 0.0  # k3 KL coefficient; 0 loads no reference model
@@ -121,57 +123,15 @@ class GRPOConfig:
     log_samples_per_step: int = 4  # completions per step copied into StepReport.samples (first groups first)
 
     def __post_init__(self) -> None:
-        for name, allowed in _CHOICES.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name}={getattr(self, name)!r}: choose one of {allowed}")
-        _require(
-            self.group_size >= 2, "group_size must be >= 2: advantages compare completions within a group"
-        )
-        for name in (
-            "prompts_per_step",
-            "max_steps",
-            "num_iterations",
-            "max_new_tokens",
-            "checkpoint_every",
-            "keep_last",
-            "eval_samples_per_prompt",
-        ):
-            _require(getattr(self, name) >= 1, f"{name} must be >= 1")
-        for name in (
-            "micro_batch_size",
-            "max_prompt_tokens",
-            "ref_model_sync_steps",
-            "eval_every",
-            "eval_max_new_tokens",
-            "eval_max_prompts",
-            "num_threads",
-        ):
-            value = getattr(self, name)
-            _require(value is None or value >= 1, f"{name} must be >= 1, or None to disable it")
-        _require(self.temperature > 0, "temperature must be > 0 (use eval_greedy for greedy decoding)")
-        _require(0 < self.top_p <= 1, "top_p must be in (0, 1]; 1.0 disables nucleus sampling")
-        _require(self.top_k >= 0, "top_k must be >= 0; 0 disables it")
-        _require(self.repetition_penalty > 0, "repetition_penalty must be > 0; 1.0 disables it")
-        _require(self.epsilon >= 0, "epsilon must be >= 0")
-        _require(
-            self.epsilon_high is None or self.epsilon_high >= self.epsilon,
-            "epsilon_high must be >= epsilon (it widens the upper clip range); set None to use epsilon",
-        )
-        _require(
-            self.delta is None or self.delta > 1, "delta must be > 1 (it caps the ratio); None disables it"
-        )
-        _require(self.beta >= 0, "beta must be >= 0; 0 disables the KL term and the reference model")
-        _require(self.learning_rate > 0, "learning_rate must be > 0")
-        _require(
-            self.warmup_steps <= self.max_steps * self.num_iterations,
-            "warmup_steps exceeds the optimiser updates of the run (max_steps * num_iterations)",
-        )
-        _require(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm must be > 0, or None")
-        _require(self.log_samples_per_step >= 0, "log_samples_per_step must be >= 0")
-        _require(0 <= self.ref_model_mixup_alpha <= 1, "ref_model_mixup_alpha must be in [0, 1]")
+        check(self)  # choices, ranges and cross-field rules: knobs.py, one table kept equal to the API's
         self.stop = list(self.stop)
         if self.model_cache_dir is not None:
             self.model_cache_dir = Path(self.model_cache_dir)
+
+    @property
+    def optimizer_updates(self) -> int:
+        """Optimiser updates in the whole run (what the learning-rate schedule counts)."""
+        return self.max_steps * self.num_iterations * self.steps_per_generation
 
     @property
     def clip_high(self) -> float:
@@ -195,7 +155,3 @@ class GRPOConfig:
             data["lora"] = LoraSettings(**lora)
         return cls(**data)
 
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)

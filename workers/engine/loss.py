@@ -36,6 +36,15 @@ TRL has an option for it):
   pad); here, when it produced neither EOS nor a stop string. They differ only with stop strings,
   which TRL has no option for (a `stop_strings` generation kwarg would count as truncated there).
 - Sequence-level clip metrics: TRL counts clipped sequences, metrics.py counts clipped tokens.
+- Unscorable completions (NaN / inf total reward): as TRL, left out of the group mean and std, advantage
+  0 (TRL marks a completion unscorable when every reward function returned None).
+- sampling_correction is TRL's vllm_importance_sampling_correction (modes and cap as its
+  vllm_importance_sampling_mode / clip_max, the weight multiplying the whole per-token loss, KL included);
+  TRL offers it only with vLLM, here it corrects for the engine's own sampler (top-p, top-k, min-p,
+  repetition penalty: the distribution the tokens were drawn from is not the one the loss scores).
+- steps_per_generation: TRL shuffles the generation batch before splitting it into mini-batches; here
+  the split is contiguous (rows in group order), so it is deterministic and needs no extra RNG state.
+- advantage_baseline 'leave_one_out' (RLOO) has no GRPOTrainer equivalent (TRL's RLOOTrainer has it).
 """
 
 from __future__ import annotations
@@ -45,40 +54,82 @@ from dataclasses import dataclass
 import torch
 
 
+def unscorable(rewards: torch.Tensor) -> torch.Tensor:
+    """(N,) total rewards -> (N,) bool: the completion could not be scored (NaN or +-inf total).
+
+    The engine's one rule for such completions (TRL's): they are left out of their group's mean and std
+    and get advantage 0, so they neither move the policy nor shift the baseline of the others (a 0.0
+    stand-in would). A component that is NaN while the total is finite only means "not applicable".
+    """
+    return ~torch.isfinite(rewards)
+
+
+def tied_groups(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """(N,) rewards -> (P,) bool: the group's scorable rewards all tie exactly (or fewer than two are
+    scorable), so every advantage in it is 0. Decided by comparing values, not by std > 0: in float32
+    the std of one group of 8 x 0.7 is ~6e-8, not 0."""
+    grouped = rewards.double().view(-1, group_size)  # (P, G)
+    finite = torch.isfinite(grouped)
+    high = torch.where(finite, grouped, -torch.inf).amax(dim=1)
+    low = torch.where(finite, grouped, torch.inf).amin(dim=1)
+    return (finite.sum(dim=1) < 2) | (high == low)
+
+
+def _nanstd(values: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """Bessel-corrected std over the non-NaN entries (NaN where fewer than two are left)."""
+    keep = ~values.isnan()
+    count = keep.sum() if dim is None else keep.sum(dim=dim, keepdim=True)
+    mean = values.nanmean() if dim is None else values.nanmean(dim=dim, keepdim=True)
+    squares = torch.where(keep, (values - mean) ** 2, 0.0)
+    total = squares.sum() if dim is None else squares.sum(dim=dim, keepdim=True)
+    return (total / (count - 1)).sqrt()  # count 1 -> 0/0 = NaN, count 0 -> NaN
+
+
 def group_advantages(
-    rewards: torch.Tensor, group_size: int, scale_rewards: str, epsilon: float
+    rewards: torch.Tensor, group_size: int, scale_rewards: str, epsilon: float, baseline: str = "mean"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(N,) rewards, rows grouped by prompt -> (N,) advantages and (N,) group std (for logging).
 
-    A = (r - mean of its group) / (std + epsilon), std with Bessel's correction taken over the group
-    ('group'), over the whole batch ('batch'), or not dividing at all ('none', Dr. GRPO).
+    A = (r - b) / (std + epsilon), std with Bessel's correction taken over the group ('group'), over
+    the whole batch ('batch'), or not dividing at all ('none', Dr. GRPO). The baseline b is the group's
+    mean ('mean', GRPO) or the mean of the group's other completions ('leave_one_out', RLOO: an
+    unbiased baseline, which is (G / (G - 1)) * (r - group mean) for a group of G scorable rewards).
+
+    Unscorable completions (non-finite reward, see `unscorable`) are left out of every mean and std and
+    get advantage 0.
 
     Computed in float64 and returned in the rewards' dtype. In float32 the mean of G equal rewards is
     often not that reward (8 x 0.7 is off by one ulp), which left a tied group a same-sign advantage of
     up to ~2e-3 instead of 0; in float64 the sum of G float32 values is exact, so the mean is exact.
     """
     grouped = rewards.double().view(-1, group_size)  # (P, G)
-    centred = (grouped - grouped.mean(dim=1, keepdim=True)).view(-1)  # (N,), exactly 0 for a tied group
-    group_std = grouped.std(dim=1, keepdim=True).expand_as(grouped).reshape(-1)  # (N,)
+    grouped = torch.where(torch.isfinite(grouped), grouped, torch.nan)  # unscorable -> NaN, skipped below
+    centred = grouped - grouped.nanmean(dim=1, keepdim=True)  # (P, G), exactly 0 for a tied group
+    if baseline == "leave_one_out":
+        count = (~grouped.isnan()).sum(dim=1, keepdim=True)  # scorable completions in the group
+        # r - mean(others) = (r - mean) * n / (n - 1); a lone scorable completion has no baseline: 0.
+        centred = torch.where(count > 1, centred * count / (count - 1).clamp(min=1), 0.0)
+    group_std = _nanstd(grouped, dim=1).expand_as(grouped)  # (P, G)
     if scale_rewards == "group":
-        advantages = centred / (group_std + epsilon)
+        centred = centred / (group_std + epsilon)
     elif scale_rewards == "batch":
-        advantages = centred / (grouped.std() + epsilon)
-    else:
-        advantages = centred
-    return advantages.to(rewards.dtype), group_std.to(rewards.dtype)
+        centred = centred / (_nanstd(grouped) + epsilon)
+    advantages = centred.reshape(-1).nan_to_num(nan=0.0)  # unscorable rows (and lone ones' NaN std) -> 0
+    return advantages.to(rewards.dtype), group_std.reshape(-1).nan_to_num(nan=0.0).to(rewards.dtype)
 
 
 @dataclass(frozen=True)
 class LossSettings:
     loss_type: str = "dapo"
-    epsilon_low: float = 0.2
+    epsilon: float = 0.2  # the config's names throughout: one name per concept
     epsilon_high: float = 0.2
     delta: float | None = None
     importance_sampling_level: str = "token"
     beta: float = 0.0
     kl_bias_correction: bool = False  # k3 term times the (unclipped) importance ratio
-    max_completion_length: int = 256  # dr_grpo's constant normaliser
+    max_new_tokens: int = 256  # dr_grpo's constant normaliser (TRL: max_completion_length)
+    sampling_correction: str = "off"  # see sampling_weights; 'off' weights nothing
+    sampling_correction_cap: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -116,7 +167,7 @@ def per_token_loss(
         log_ratio = (log_ratio * mask).sum(dim=1, keepdim=True) / mask.sum(dim=1, keepdim=True).clamp(min=1.0)
         log_ratio = log_ratio.expand_as(logps)
     ratio = torch.exp(log_ratio)  # (B, C)
-    clipped = torch.clamp(ratio, 1.0 - settings.epsilon_low, 1.0 + settings.epsilon_high)
+    clipped = torch.clamp(ratio, 1.0 - settings.epsilon, 1.0 + settings.epsilon_high)
     if settings.delta is not None:
         ratio = torch.clamp(ratio, max=settings.delta)  # two-sided clip: bounds the A < 0 side too
     adv = advantages[:, None]  # (B, 1)
@@ -134,10 +185,32 @@ def per_token_loss(
     parts = LossParts(
         ratio=ratio,
         kl=kl,
-        low_clipped=(ratio < 1.0 - settings.epsilon_low) & (adv < 0),
+        low_clipped=(ratio < 1.0 - settings.epsilon) & (adv < 0),
         high_clipped=(ratio > 1.0 + settings.epsilon_high) & (adv > 0),
     )
     return loss, parts
+
+
+def sampling_weights(
+    trainer_logps: torch.Tensor, sampler_logps: torch.Tensor, mask: torch.Tensor, mode: str, cap: float
+) -> torch.Tensor:
+    """(B, C) no-grad log-probs of the sampled tokens under the policy that sampled them as the trainer
+    scores it (softmax(logits / T)) and under the sampler's own distribution, (B, C) mask -> (B, C)
+    importance weights w = p_trainer / p_sampler that correct the loss for the mismatch (truncated IS:
+    min(w, cap); masked IS: w, or 0 where w > cap). Sequence modes use the product over the sequence's
+    tokens, shared by its tokens. No gradient flows through the weights."""
+    diff = ((trainer_logps - sampler_logps) * mask).detach()  # (B, C), 0 on padding
+    if mode.startswith("sequence"):
+        diff = diff.sum(dim=1, keepdim=True).expand_as(diff)  # log of the product of the token ratios
+    weights = torch.exp(diff)
+    if mode.endswith("truncate"):
+        return weights.clamp(max=cap)
+    return weights.masked_fill(weights > cap, 0.0)
+
+
+def corrected(weights: torch.Tensor, mode: str, cap: float) -> torch.Tensor:
+    """(B, C) bool: tokens whose weight the truncation or the mask changed (for the metrics)."""
+    return weights == cap if mode.endswith("truncate") else weights == 0.0
 
 
 def aggregate(
@@ -151,7 +224,7 @@ def aggregate(
     if settings.loss_type == "bnpo":
         return masked.sum() / mask.sum().clamp(min=1.0) / totals.num_micro_batches
     if settings.loss_type == "dr_grpo":
-        return masked.sum() / (totals.num_sequences * settings.max_completion_length)
+        return masked.sum() / (totals.num_sequences * settings.max_new_tokens)
     if settings.loss_type == "dapo":
         return masked.sum() / max(totals.num_tokens, 1)
     raise ValueError(f"unknown loss_type {settings.loss_type!r}")

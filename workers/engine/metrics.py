@@ -1,8 +1,10 @@
 """Names and meanings of the per-step metrics (StepReport.metrics), documented in one place.
 
 Names are '/'-separated families. Rewards and completion statistics cover every completion generated
-in the step (with dynamic sampling, also the groups that were dropped); loss, KL, entropy and clip
-fractions cover the tokens that entered the loss and are averaged over the num_iterations updates.
+in the step (with dynamic sampling, also the groups that were dropped); loss, KL and clip fractions
+cover the tokens that entered the loss and are averaged over the num_iterations updates. Entropy covers
+the same tokens but is computed on the first iteration only (the policy that sampled the batch, before
+the step's updates): later iterations would need the entropy again for a number that barely moves.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ METRICS: dict[str, str] = {
     "reward/max": "highest total reward in the step",
     "reward/<component>/mean": "mean raw (unweighted) score of one reward component",
     "reward/<component>/std": "std of that component's raw score",
-    "reward/frac_zero_std": "fraction of groups whose rewards all tie (no learning signal)",
+    "reward/frac_zero_std": "fraction of groups whose scorable rewards all tie exactly (no learning signal)",
+    "reward/unscorable_frac": "fraction of completions whose total reward is NaN or infinite (the scorer could "
+    "not score them): left out of their group's mean and std, advantage 0, and left out of reward/*",
     "advantage/mean": "mean advantage of the trained completions (about 0 by construction)",
     "advantage/std": "std of the advantages",
     "advantage/abs_mean": "mean |advantage|: how much signal the step carries",
@@ -27,19 +31,30 @@ METRICS: dict[str, str] = {
     "completion/length_min": "shortest completion in tokens",
     "completion/length_max": "longest completion in tokens",
     "completion/truncated_frac": "fraction of completions that hit max_new_tokens (no EOS or stop string)",
-    "loss": "the step's loss (the value whose gradient was applied), mean over the num_iterations updates",
+    "loss": "the loss whose gradient was applied, mean over the step's optimiser updates (num_iterations * "
+    "steps_per_generation)",
     "kl": "mean k3 KL(policy || reference) per loss token; only reported when beta > 0",
-    "entropy": "mean per-token entropy (nats) of the policy's sampling distribution on the loss tokens",
+    "entropy": "mean per-token entropy (nats) of softmax(logits / temperature) on the loss tokens, computed on the "
+    "first iteration only (the policy before the step's updates), not averaged over num_iterations",
     "clip/low_frac": "fraction of loss tokens with ratio < 1 - epsilon and negative advantage",
     "clip/high_frac": "fraction of loss tokens with ratio > 1 + epsilon_high and positive advantage",
     "clip/region_frac": "fraction of loss tokens clipped on either side",
-    "grad_norm": "global gradient norm before clipping, mean over the num_iterations updates",
+    "grad_norm": "global gradient norm before clipping, mean over the step's optimiser updates",
     "learning_rate": "learning rate of the step's first optimiser update",
     "throughput/tokens_per_s": "completion tokens generated per second of the whole step",
     "time/step_s": "wall time of the step (everything below, plus bookkeeping)",
     "time/generation_s": "sampling the completions (prefill + decode)",
     "time/scoring_s": "running the reward function",
-    "time/reference_s": "no-grad forwards: old-policy (num_iterations > 1), reference (beta > 0) log-probs",
+    "time/reference_s": "no-grad forwards: old-policy (num_iterations or steps_per_generation > 1), reference "
+    "(beta > 0) log-probs",
+    "sampling/logp_diff_mean": "mean |log p_trainer - log p_sampler| of the sampled loss tokens: p_sampler is the "
+    "distribution the sampler drew from (after temperature, top-k, top-p, min-p, repetition penalty), p_trainer the "
+    "sampling policy as the loss scores it (softmax(logits / temperature)); 0 up to rounding for plain fp32 sampling",
+    "sampling/logp_diff_max": "largest |log p_trainer - log p_sampler| over the step's loss tokens",
+    "sampling/kl": "k3 estimate of KL(sampler || trainer) per loss token (r - 1 - log r, r = p_trainer / p_sampler): "
+    "how off-policy the update is before any correction",
+    "sampling/is_weight_mean": "mean importance weight applied by sampling_correction per loss token (only when on)",
+    "sampling/is_corrected_frac": "fraction of loss tokens whose weight sampling_correction truncated or masked",
     "time/training_s": "forward + backward of the policy, all micro-batches and iterations",
     "time/optimizer_s": "gradient clipping, AdamW step and schedule",
     "memory/peak_rss_mb": "peak resident memory of the process so far (MiB)",
@@ -65,11 +80,12 @@ def describe(name: str) -> str:
 def summary(values: torch.Tensor, prefix: str, stats: tuple[str, ...] = ("mean", "std")) -> dict[str, float]:
     """{prefix/mean, prefix/std, ...} of a 1-D tensor (std with Bessel's correction; 0 for one value).
 
-    NaN entries (a reward component that did not apply, or a failed call with on_error='skip') are left
-    out; with no value left the stats are omitted rather than reported as NaN.
+    NaN entries (a reward component that did not apply, or a failed call with on_error='skip') and
+    infinite ones (an unscorable completion) are left out; with no value left the stats are omitted
+    rather than reported as NaN.
     """
     values = values.double()
-    values = values[~values.isnan()]
+    values = values[torch.isfinite(values)]
     if values.numel() == 0:
         return {}
     out = {}

@@ -116,9 +116,11 @@ def load_reference(
         return None
     path = source or model_path(config)
     revision = None if source else config.model_revision
-    reference = AutoModelForCausalLM.from_pretrained(
-        path, revision=revision, dtype=resolve_dtype(config, device)
-    )
+    # float32 like the policy, whatever the precision: under bf16 autocast a bf16-weight model is not the
+    # same computation as fp32 weights autocast to bf16 (norms, rotary and softmax run in bf16 there), so a
+    # bf16 reference gave KL != 0 at step 0 (mean k3 ~6e-7). The same weights under the same autocast
+    # give the policy's own step-0 log-probs; the cost is fp32 weights in memory for the reference.
+    reference = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=torch.float32)
     reference.to(device).eval().requires_grad_(False)
     return reference
 

@@ -17,7 +17,7 @@ class Schedule:
 
     kind: str  # 'constant' | 'linear' | 'cosine'
     warmup: int
-    total: int  # optimiser updates in the run: max_steps * num_iterations
+    total: int  # optimiser updates in the run: max_steps * num_iterations * steps_per_generation
 
     def __call__(self, update: int) -> float:
         if update < self.warmup:
@@ -43,7 +43,7 @@ def build_optimizer(
         weight_decay=config.weight_decay,
         foreach=None if parameters and parameters[0].is_cuda else False,
     )
-    schedule = Schedule(config.lr_scheduler, config.warmup_steps, config.max_steps * config.num_iterations)
+    schedule = Schedule(config.lr_scheduler, config.warmup_steps, config.optimizer_updates)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     return optimizer, scheduler
 

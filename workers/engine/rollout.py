@@ -33,7 +33,13 @@ class Rollout:
     completion_ids: torch.Tensor  # (N, C) right-padded with pad id; C = longest completion
     completion_mask: torch.Tensor  # (N, C) 1 on generated tokens, up to and including EOS / the stop token
     truncated: torch.Tensor  # (N,) bool: hit max_new_tokens without EOS or a stop string
-    texts: list[str]  # (N,) decoded completions, special tokens skipped
+    # (N,) decoded completions, special tokens skipped, each cut right after its first stop string (the
+    # token completing it may decode to more characters; it stays whole in completion_ids and the mask)
+    texts: list[str]
+    # (N, C) float32 log-prob of each completion token under the distribution it was drawn from (after
+    # temperature, top-k, top-p, min-p and the repetition penalty), 0 on padding; None for greedy decoding.
+    # The trainer's log-probs use the temperature only, so the two differ (see the sampling/* metrics).
+    sampler_logps: torch.Tensor | None = None
 
     @property
     def lengths(self) -> torch.Tensor:
@@ -130,6 +136,7 @@ def generate(
         history=history.repeat_interleave(group_size, dim=0) if history is not None else None,
     )
     completion = torch.full((num_rows, max_new_tokens), tokenizer.pad_token_id, dtype=torch.long, device=device)
+    sampler_logps = None if params.greedy else torch.zeros((num_rows, max_new_tokens), device=device)
     lengths = torch.full((num_rows,), max_new_tokens, dtype=torch.long, device=device)
     finished = torch.zeros(num_rows, dtype=torch.bool, device=device)
     lean_step = lean_decode_step(model, cache, num_rows)  # the transformers forward without its overhead, if exact
@@ -140,9 +147,11 @@ def generate(
         live = batch.sampling.nonzero().squeeze(1)  # (R,) batch positions still sampling
         all_live = live.numel() == batch.rows.numel()
         history = batch.history if batch.history is None or all_live else batch.history[live]
-        tokens = next_tokens(logits if all_live else logits[live], params, generator, history)  # (R,)
+        tokens, token_logps = next_tokens(logits if all_live else logits[live], params, generator, history)  # (R,)
         rows = batch.rows[live]  # (R,) original rows
         completion[rows, t] = tokens
+        if sampler_logps is not None and token_logps is not None:
+            sampler_logps[rows, t] = token_logps
         done = torch.isin(tokens, eos)
         if stop:
             done |= _hit_stop(tokenizer, completion[rows, : t + 1], stop)
@@ -162,7 +171,10 @@ def generate(
             step_tokens = step_tokens[keep]
         step = (step_tokens, row_lengths[batch.rows] + t, batch.attention[:, : width + t + 1])
         logits = lean_step(*step, cache) if lean_step is not None else _model_step(model, *step, cache)
-    return _assemble(tokenizer, prompt_ids, prompt_mask, group_size, completion, lengths, finished)
+    rollout = _assemble(tokenizer, prompt_ids, prompt_mask, group_size, completion, lengths, finished, stop)
+    if sampler_logps is not None:
+        rollout.sampler_logps = sampler_logps[:, : rollout.completion_ids.size(1)] * rollout.completion_mask
+    return rollout
 
 
 def _model_step(
@@ -186,6 +198,7 @@ def _assemble(
     completion: torch.Tensor,
     lengths: torch.Tensor,
     finished: torch.Tensor,
+    stop: list[str] | None = None,
 ) -> Rollout:
     width = int(lengths.max())
     completion_mask = (torch.arange(width, device=completion.device)[None, :] < lengths[:, None]).long()  # (N, C)
@@ -193,6 +206,8 @@ def _assemble(
     texts = tokenizer.batch_decode(
         [ids[:n].tolist() for ids, n in zip(completion_ids, lengths, strict=True)], skip_special_tokens=True
     )
+    if stop:
+        texts = [trim_at_stop(text, stop) for text in texts]
     return Rollout(
         prompt_ids=prompt_ids.repeat_interleave(group_size, dim=0),
         prompt_mask=prompt_mask.repeat_interleave(group_size, dim=0),
@@ -201,6 +216,16 @@ def _assemble(
         truncated=~finished,
         texts=texts,
     )
+
+
+def trim_at_stop(text: str, stop: list[str]) -> str:
+    """The text up to and including the first stop string it contains (the one that ends first).
+
+    The token that completes a stop string may carry characters after it (a token 'X.\n' for stop '.');
+    the completion's text (what the reward sees) ends right after the stop string, while its tokens
+    (and so the loss mask) keep that whole last token: it is what the policy sampled."""
+    ends = [text.find(s) + len(s) for s in stop if s in text]
+    return text[: min(ends)] if ends else text
 
 
 def _penalty_history(ids: torch.Tensor, mask: torch.Tensor, params: SamplingParams) -> torch.Tensor | None:

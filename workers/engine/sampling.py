@@ -1,7 +1,7 @@
 """Next-token sampling: Hugging Face `generate` semantics, with a cheaper exact sampler.
 
 The logit processors follow transformers' order and definitions (repetition penalty, then
-temperature, top-k, top-p), so a job means the same thing here as with `generate`. The draw itself is
+temperature, top-k, top-p, min-p), so a job means the same thing here as with `generate`. The draw itself is
 inverse-CDF sampling: one uniform number per row, located in the cumulative distribution with a
 binary search (two-level: blocks, then one block). It samples exactly the softmax distribution (the
 CDF is accumulated in float64, so rounding distorts no probability above ~1e-15) at a fraction of
@@ -21,6 +21,7 @@ class SamplingParams:
     top_k: int = 0  # 0 disables
     top_p: float = 1.0  # 1.0 disables
     repetition_penalty: float = 1.0  # 1.0 disables
+    min_p: float = 0.0  # 0.0 disables
     greedy: bool = False  # argmax instead of sampling (evaluation)
 
 
@@ -50,6 +51,15 @@ def apply_top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return logits.masked_fill(remove, float("-inf"))
 
 
+def apply_min_p(logits: torch.Tensor, min_p: float) -> torch.Tensor:
+    """Drop tokens whose probability is below min_p times the most likely token's; the most likely
+    token always survives (transformers' MinPLogitsWarper with min_tokens_to_keep=1)."""
+    probs = torch.softmax(logits, dim=-1)
+    remove = probs < min_p * probs.amax(dim=-1, keepdim=True)
+    remove.scatter_(1, probs.argmax(dim=-1, keepdim=True), False)
+    return logits.masked_fill(remove, float("-inf"))
+
+
 def process_logits(logits: torch.Tensor, params: SamplingParams, history: torch.Tensor | None) -> torch.Tensor:
     """(R, V) raw next-token logits -> (R, V) float32 logits of the sampling distribution."""
     logits = logits.float()
@@ -63,6 +73,8 @@ def process_logits(logits: torch.Tensor, params: SamplingParams, history: torch.
         logits = apply_top_k(logits, params.top_k)
     if params.top_p < 1.0:
         logits = apply_top_p(logits, params.top_p)
+    if params.min_p > 0.0:
+        logits = apply_min_p(logits, params.min_p)
     return logits
 
 
@@ -81,7 +93,14 @@ def _first_above(cdf: torch.Tensor, value: torch.Tensor, mass: torch.Tensor) -> 
 
 
 def inverse_cdf_sample(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Draw one token per row of (R, V) logits from softmax(logits). Returns (R,) int64.
+    """Draw one token per row of (R, V) logits from softmax(logits). Returns (R,) int64."""
+    return sample_with_logprobs(logits, generator)[0]
+
+
+def sample_with_logprobs(logits: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw one token per row of (R, V) logits from softmax(logits). Returns (R,) int64 tokens and (R,)
+    float32 log-probabilities of the drawn tokens under that distribution (the sampler's own log-probs;
+    the log of the softmax already computed for the draw, so they cost a gather and a log).
 
     One uniform number u per row picks the first token whose cumulative probability exceeds u times
     the total: token i is hit with probability probs[i] / total. The search runs in two levels, over
@@ -103,7 +122,8 @@ def inverse_cdf_sample(logits: torch.Tensor, generator: torch.Generator) -> torc
     before = torch.where(block > 0, block_cdf.gather(1, (block - 1).clamp(min=0)[:, None]).squeeze(1), 0.0)
     inside = probs[torch.arange(rows, device=logits.device), block]  # (R, SAMPLE_BLOCK)
     offset = _first_above(inside.cumsum(dim=-1, dtype=torch.float64), (target.squeeze(1) - before)[:, None], inside)
-    return block * SAMPLE_BLOCK + offset
+    chosen = inside.gather(1, offset[:, None]).squeeze(1)  # (R,) probability of the drawn token
+    return block * SAMPLE_BLOCK + offset, chosen.log()
 
 
 def next_tokens(
@@ -111,9 +131,10 @@ def next_tokens(
     params: SamplingParams,
     generator: torch.Generator,
     history: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """(R, V) raw logits of the last position -> (R,) sampled (or greedy) token ids."""
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(R, V) raw logits of the last position -> (R,) sampled (or greedy) token ids, and (R,) their
+    log-probs under the distribution they were drawn from (after every processor); None when greedy."""
     processed = process_logits(logits, params, history)
     if params.greedy:
-        return processed.argmax(dim=-1)
-    return inverse_cdf_sample(processed, generator)
+        return processed.argmax(dim=-1), None
+    return sample_with_logprobs(processed, generator)

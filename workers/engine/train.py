@@ -23,7 +23,7 @@ from workers.engine.config import GRPOConfig
 from workers.engine.data import validate_rows
 from workers.engine.evaluation import evaluate
 from workers.engine.interface import RewardFn, SampleRecord, StepReport, TrainingSink, TrainResult
-from workers.engine.loss import LossSettings, group_advantages
+from workers.engine.loss import LossSettings, group_advantages, tied_groups, unscorable
 from workers.engine.metrics import peak_memory, summary
 from workers.engine.model import autocast, reference_mode, sync_reference
 from workers.engine.state import RunState, save_run, setup_run
@@ -69,12 +69,15 @@ def train(
         with precision:
             batch = collect_batch(run.model, run.tokenizer, rows, run.order, reward_fn, config, run.generator)
         # 2) group-relative advantages, (N,)
-        advantages, _ = group_advantages(batch.rewards, G, config.scale_rewards, config.reward_std_epsilon)
-        # 3) no-grad log-probs (N, C): old policy only if mu > 1 (else ratio = 1), reference only if beta > 0
+        advantages, _ = group_advantages(
+            batch.rewards, G, config.scale_rewards, config.reward_std_epsilon, config.advantage_baseline
+        )
+        # 3) no-grad log-probs (N, C): old policy only if an update can follow another on this batch (mu > 1
+        #    or several mini-batches; else ratio = 1), reference only if beta > 0
         policy_batch = _policy_batch(batch, advantages.to(run.device), config)
         scored = time.perf_counter()
         with precision:
-            if config.num_iterations > 1:
+            if config.num_iterations > 1 or config.steps_per_generation > 1:
                 policy_batch.old_logps = score_batch(
                     run.model, policy_batch, config.micro_batch_size, config.temperature
                 )
@@ -97,6 +100,7 @@ def train(
                 micro_batch_size=config.micro_batch_size,
                 temperature=config.temperature,
                 max_grad_norm=config.max_grad_norm,
+                steps_per_generation=config.steps_per_generation,
             )
         if (
             config.ref_model_sync_steps
@@ -134,13 +138,15 @@ def loss_settings(config: GRPOConfig) -> LossSettings:
     """The loss knobs of a run (a function of its own so the TRL parity tests use the same mapping)."""
     return LossSettings(
         loss_type=config.loss_type,
-        epsilon_low=config.epsilon,
+        epsilon=config.epsilon,
         epsilon_high=config.clip_high,
         delta=config.delta,
         importance_sampling_level=config.importance_sampling_level,
         beta=config.beta,
         kl_bias_correction=config.kl_bias_correction,
-        max_completion_length=config.max_new_tokens,
+        max_new_tokens=config.max_new_tokens,
+        sampling_correction=config.sampling_correction,
+        sampling_correction_cap=config.sampling_correction_cap,
     )
 
 
@@ -156,6 +162,7 @@ def _policy_batch(batch: Collected, advantages: torch.Tensor, config: GRPOConfig
         completion_mask=rollout.completion_mask,
         loss_mask=loss_mask,
         advantages=advantages,
+        sampler_logps=rollout.sampler_logps,
     )
 
 
@@ -165,8 +172,8 @@ def _rollout_metrics(
     metrics = summary(batch.all_rewards, "reward", ("mean", "std", "min", "max"))
     for name, values in batch.all_components.items():
         metrics.update(summary(torch.tensor(values), f"reward/{name}"))
-    all_groups = batch.all_rewards.view(-1, group_size)
-    metrics["reward/frac_zero_std"] = float((all_groups.std(dim=1) == 0).double().mean())
+    metrics["reward/frac_zero_std"] = float(tied_groups(batch.all_rewards, group_size).double().mean())
+    metrics["reward/unscorable_frac"] = float(unscorable(batch.all_rewards).double().mean())
     metrics.update(summary(advantages.cpu(), "advantage"))
     metrics["advantage/abs_mean"] = float(advantages.abs().mean())
     lengths = batch.all_lengths.double()
@@ -187,11 +194,12 @@ def _rollout_metrics(
 def _samples(
     batch: Collected, advantages: torch.Tensor, rows: list[dict[str, Any]], config: GRPOConfig
 ) -> list[SampleRecord]:
-    """The first log_samples_per_step completions of the trained batch, for people to read."""
-    count = min(config.log_samples_per_step, len(batch.rollout.texts))
+    """The first log_samples_per_step scorable completions of the trained batch, for people to read
+    (an unscorable one has no reward to show: JSON has no NaN; reward/unscorable_frac counts them)."""
     lengths, truncated = batch.rollout.lengths.tolist(), batch.rollout.truncated.tolist()
+    scorable = (~unscorable(batch.rewards)).nonzero().squeeze(1).tolist()
     records = []
-    for i in range(count):
+    for i in scorable[: config.log_samples_per_step]:
         row = batch.row_indices[i]
         records.append(
             SampleRecord(

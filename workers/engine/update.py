@@ -1,4 +1,5 @@
-"""Policy update: num_iterations optimiser steps over one generation batch, in micro-batches.
+"""Policy update: num_iterations passes over one generation batch, each pass one optimiser step per
+mini-batch (steps_per_generation), each mini-batch's gradient accumulated over micro-batches.
 
 Micro-batches are length-bucketed (rows sorted by length, so a micro-batch pads to lengths close to
 its own) and trimmed (prompt columns that are padding in every row and completion columns past the
@@ -14,7 +15,7 @@ import torch
 from torch import nn
 
 from workers.engine.logprobs import CompletionScorer, completion_logprobs
-from workers.engine.loss import LossSettings, StepTotals, aggregate, per_token_loss
+from workers.engine.loss import LossSettings, StepTotals, aggregate, corrected, per_token_loss, sampling_weights
 from workers.engine.optim import clip_and_step
 
 
@@ -28,8 +29,9 @@ class PolicyBatch:
     completion_mask: torch.Tensor  # (N, C) real completion tokens (attention and log-probs)
     loss_mask: torch.Tensor  # (N, C) float: tokens that enter the loss (truncated rows masked if asked)
     advantages: torch.Tensor  # (N,)
-    old_logps: torch.Tensor | None = None  # (N, C), only when num_iterations > 1
+    old_logps: torch.Tensor | None = None  # (N, C), only when num_iterations > 1 or steps_per_generation > 1
     ref_logps: torch.Tensor | None = None  # (N, C), only when beta > 0
+    sampler_logps: torch.Tensor | None = None  # (N, C) the sampler's own log-probs (rollout.sampler_logps)
 
     def micro_batches(self, size: int | None) -> list[torch.Tensor]:
         """Row indices of each micro-batch, longest rows first (stable, so the split is deterministic)."""
@@ -55,6 +57,7 @@ class PolicyBatch:
             advantages=self.advantages[index],
             old_logps=cut(self.old_logps),
             ref_logps=cut(self.ref_logps),
+            sampler_logps=cut(self.sampler_logps),
         )
 
 
@@ -103,6 +106,9 @@ def _backward(
     """Accumulate one micro-batch's gradients, one length bucket at a time (each bucket's graph is freed
     after its backward, see logprobs.CompletionScorer), and add its metrics to `sums`."""
     weights = loss_weights(mb.loss_mask, settings, totals)
+    correct = settings.sampling_correction != "off"
+    if correct and mb.sampler_logps is None:
+        raise ValueError("sampling_correction needs the sampler's log-probs, which greedy rollouts do not record")
     scorer = CompletionScorer(
         model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids, mb.completion_mask,
         temperature=temperature, backward_per_bucket=True,
@@ -115,6 +121,12 @@ def _backward(
         mask = mb.loss_mask[rows, :width]
         ref = _cut(mb.ref_logps, rows, width)
         token_loss, parts = per_token_loss(logps, old, mb.advantages[rows], mask, settings, ref)
+        sampler = _cut(mb.sampler_logps, rows, width)
+        if correct:  # weight by p_trainer / p_sampler of the policy that sampled (old, no gradient)
+            assert sampler is not None  # checked above
+            mode, cap = settings.sampling_correction, settings.sampling_correction_cap
+            is_weights = sampling_weights(old, sampler, mask, mode, cap)
+            token_loss = token_loss * is_weights
         loss = (token_loss * weights[rows, :width]).sum()  # this bucket's share of the step loss
         loss.backward()
         with torch.no_grad():
@@ -126,7 +138,24 @@ def _backward(
             sums["low"] += float((parts.low_clipped * mask).sum())
             sums["high"] += float((parts.high_clipped * mask).sum())
             sums["region"] += float(((parts.low_clipped | parts.high_clipped) * mask).sum())
+            if with_entropy and sampler is not None:  # iteration 0: the mismatch of the sampling policy
+                _mismatch(old, sampler, mask, sums)
+            if correct:
+                sums["is_weight"] += float((is_weights * mask).sum())
+                changed = corrected(is_weights, settings.sampling_correction, settings.sampling_correction_cap)
+                sums["is_corrected"] += float((changed * mask).sum())
     scorer.backward_prompts()
+
+
+def _mismatch(trainer: torch.Tensor, sampler: torch.Tensor, mask: torch.Tensor, sums: dict[str, float]) -> None:
+    """Add the sampler/trainer mismatch of a bucket's loss tokens to `sums`: |dlogp| and the k3 estimate of
+    KL(sampler || trainer) (tokens are drawn from the sampler, so r = p_trainer / p_sampler, k3 = r - 1 - log r)."""
+    diff = (trainer - sampler) * mask  # (n, w) log r, 0 off the mask
+    size = diff.abs()
+    total, largest, kl = torch.stack([size.sum(), size.max(), (torch.exp(diff) - 1.0 - diff).sum()]).tolist()
+    sums["dlogp"] += total
+    sums["dlogp_max"] = max(sums["dlogp_max"], largest)
+    sums["sampler_kl"] += kl  # exp(0) - 1 - 0 = 0 off the mask
 
 
 def update_policy(
@@ -141,39 +170,59 @@ def update_policy(
     micro_batch_size: int | None,
     temperature: float,
     max_grad_norm: float | None,
+    steps_per_generation: int = 1,
 ) -> dict[str, float]:
-    """Run num_iterations optimiser updates on `batch`; returns the loss-side metrics (see metrics.py)."""
-    chunks = batch.micro_batches(micro_batch_size)
-    totals = StepTotals(
-        num_tokens=int(batch.loss_mask.sum()),
-        num_sequences=batch.advantages.numel(),
-        num_micro_batches=len(chunks),
-    )
-    sums = dict.fromkeys(("loss", "kl", "entropy", "low", "high", "region", "grad_norm"), 0.0)
+    """Run num_iterations passes over `batch`, one optimiser update per mini-batch (steps_per_generation
+    contiguous, nearly equal row ranges); returns the loss-side metrics (see metrics.py)."""
+    rows = torch.arange(batch.advantages.numel(), device=batch.advantages.device)
+    mini_batches = [part for part in rows.tensor_split(steps_per_generation) if part.numel()]
+    # Each mini-batch is its own loss (its own normalisers), as a step is when steps_per_generation = 1.
+    plans = []
+    for part in mini_batches:
+        mini = batch if len(mini_batches) == 1 else batch.rows(part)
+        chunks = mini.micro_batches(micro_batch_size)
+        totals = StepTotals(
+            num_tokens=int(mini.loss_mask.sum()), num_sequences=mini.advantages.numel(), num_micro_batches=len(chunks)
+        )
+        plans.append((mini, chunks, totals))
+    sums = dict.fromkeys(
+        ("loss", "kl", "entropy", "low", "high", "region", "grad_norm", "dlogp", "dlogp_max", "sampler_kl",
+         "is_weight", "is_corrected"),
+        0.0,
+    )  # fmt: skip
     learning_rate = optimizer.param_groups[0]["lr"]
     training_s = optimizer_s = 0.0
     model.train()
     for iteration in range(num_iterations):
-        started = time.perf_counter()
-        for index in chunks:
-            mb = batch.rows(index)
-            _backward(model, mb, settings, totals, temperature, with_entropy=iteration == 0, sums=sums)
-        stepped = time.perf_counter()
-        sums["grad_norm"] += clip_and_step(parameters, optimizer, scheduler, max_grad_norm)
-        training_s += stepped - started
-        optimizer_s += time.perf_counter() - stepped
-    tokens = max(totals.num_tokens, 1)
+        for mini, chunks, totals in plans:
+            started = time.perf_counter()
+            for index in chunks:
+                mb = mini.rows(index)
+                _backward(model, mb, settings, totals, temperature, with_entropy=iteration == 0, sums=sums)
+            stepped = time.perf_counter()
+            sums["grad_norm"] += clip_and_step(parameters, optimizer, scheduler, max_grad_norm)
+            training_s += stepped - started
+            optimizer_s += time.perf_counter() - stepped
+    updates = num_iterations * len(plans)
+    tokens = max(int(batch.loss_mask.sum()), 1)
     metrics = {
-        "loss": sums["loss"] / num_iterations,
+        "loss": sums["loss"] / updates,
         "entropy": sums["entropy"] / tokens,
         "clip/low_frac": sums["low"] / (tokens * num_iterations),
         "clip/high_frac": sums["high"] / (tokens * num_iterations),
         "clip/region_frac": sums["region"] / (tokens * num_iterations),
-        "grad_norm": sums["grad_norm"] / num_iterations,
+        "grad_norm": sums["grad_norm"] / updates,
         "learning_rate": learning_rate,
         "time/training_s": training_s,
         "time/optimizer_s": optimizer_s,
     }
     if settings.beta != 0.0:
         metrics["kl"] = sums["kl"] / (tokens * num_iterations)
+    if batch.sampler_logps is not None:
+        metrics["sampling/logp_diff_mean"] = sums["dlogp"] / tokens
+        metrics["sampling/logp_diff_max"] = sums["dlogp_max"]
+        metrics["sampling/kl"] = sums["sampler_kl"] / tokens
+    if settings.sampling_correction != "off":
+        metrics["sampling/is_weight_mean"] = sums["is_weight"] / (tokens * num_iterations)
+        metrics["sampling/is_corrected_frac"] = sums["is_corrected"] / (tokens * num_iterations)
     return metrics
