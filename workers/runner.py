@@ -16,6 +16,7 @@ from app.core.queue import JobQueue
 from app.core.storage import ObjectStore, make_store
 from app.models import Job
 from app.schemas.job import JobSpec, JobStatus
+from app.schemas.job_error import error_from_exception
 from app.schemas.reward_resource import concrete_rewards
 from app.services import artifacts, runs
 from workers.engine import train
@@ -33,10 +34,9 @@ def job_work_dir(settings: Settings, job_id: uuid.UUID) -> Path:
 
 
 def error_body(exc: BaseException) -> dict[str, Any]:
-    """A failed job's error: a stable code, a message a person can act on, and the spec field if known."""
-    code = getattr(exc, "code", None) or "training_failed"
-    message = str(exc) or type(exc).__name__
-    return {"code": code, "message": f"{type(exc).__name__}: {message}"[:2000], "param": getattr(exc, "param", None)}
+    """A failed job's error: a code from the closed list, a message a person can act on, the spec field
+    if known; never driver text or SQL (app/schemas/job_error.py)."""
+    return error_from_exception(exc)
 
 
 def _train(
@@ -169,6 +169,7 @@ def _run_claimed(
             return
         except Exception as exc:
             logger.error("job %s failed:\n%s", job_id, traceback.format_exc())
-            outcome, error, message = JobStatus.failed, error_body(exc), f"job failed: {exc}"[:500]
+            error = error_body(exc)
+            outcome, message = JobStatus.failed, f"job failed: {error['message']}"[:500]
     with session_factory() as session:
         runs.finish_job(session=session, job_id=job_id, worker_id=worker_id, to=outcome, error=error, message=message)

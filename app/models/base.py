@@ -3,10 +3,12 @@
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData
+from sqlalchemy import JSON, DateTime, MetaData, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from app.core.sanitize import safe_json, safe_text
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -16,8 +18,32 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-# JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+class SafeJSON(TypeDecorator[Any]):
+    """JSON that is always storable: strings made safe and non-finite floats nulled on the way in
+    (app/core/sanitize.py), whoever writes it: metrics, checkpoints, events, alerts, job errors."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        return safe_json(value)
+
+
+class SafeString(TypeDecorator[str]):
+    """Text that may hold user-controlled content (event messages): made safe on the way in."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else safe_text(value)
+
+
+# JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere; made safe on write.
+JSONType = SafeJSON()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

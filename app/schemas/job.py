@@ -8,7 +8,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from app.core.sanitize import SafeText
 from app.schemas.grpo import GRPOHyperparameters
+from app.schemas.job_error import JobErrorCodeField
 from app.schemas.reward import SafeguardSpec
 from app.schemas.reward_resource import JobReward
 from app.schemas.storable import MAX_INT32, StorableBody
@@ -209,8 +211,8 @@ class JobCreate(JobSpec):
 
 
 class JobError(BaseModel):
-    code: str = Field(..., description="Machine-readable reason, e.g. 'model_load_failed', 'worker_lost'.")
-    message: str
+    code: JobErrorCodeField = Field(..., description="Why it failed: one of a closed list (see JobErrorCode).")
+    message: SafeText
     param: str | None = Field(None, description="The spec field at fault, when there is one.")
 
 

@@ -42,7 +42,9 @@ def test_a_venv_under_tmp_with_spaces_runs_python_rewards(tmp_path) -> None:
     python = venv / "bin" / "python"
     purelib = subprocess.run(
         [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     Path(purelib, "helper_mod.py").write_text("VALUE = 0.5\n")
     script = textwrap.dedent(
