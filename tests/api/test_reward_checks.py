@@ -188,3 +188,15 @@ def test_any_exception_message_in_a_creation_dry_run_is_safe(client, auth, messa
     response = _post(client, "/v1/rewards", body, auth)
     assert response.status_code == 422
     _assert_safe(response)
+
+
+def test_a_job_whose_reward_weights_are_all_zero_is_refused_naming_them(client, auth):
+    from tests.conftest import tiny_spec
+
+    spec = tiny_spec()
+    spec["rewards"] = [{"type": "exact_match", "weight": 0.0}, {"type": "format", "weight": 0}]
+    refused = client.post("/v1/jobs", json=spec, headers=auth)
+    assert refused.status_code == 422, refused.text
+    assert [e["field"] for e in refused.json()["errors"]] == ["rewards[0].weight", "rewards[1].weight"]
+    spec["rewards"][1]["weight"] = 0.5
+    assert client.post("/v1/jobs", json=spec, headers=auth).status_code == 201
