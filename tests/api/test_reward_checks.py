@@ -156,7 +156,7 @@ JSONISH = st.recursive(
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(NO_NUL)
     | st.sampled_from(["inf", "-inf", "nan", "1e308"]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(NO_NUL, max_size=5), inner, max_size=3),
     max_leaves=8,
 )
 
