@@ -40,8 +40,9 @@ class Stack:
 
     def restart_worker(self) -> None:
         """Start a new worker (after the old one was killed) and wait until it is ready."""
+        since = log_size(self.log_dir, "worker.log")
         self.worker = start_worker(self.env, self.log_dir)
-        wait_worker_ready(self.worker, self.log_dir)
+        wait_worker_ready(self.worker, self.log_dir, since=since)
 
 
 def service_env(data_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -166,12 +167,22 @@ def wait_ready(base_url: str, api: subprocess.Popen[bytes], timeout_s: float = 6
     raise TimeoutError(f"the API at {base_url} was not ready within {timeout_s:.0f} s")
 
 
-def wait_worker_ready(
-    worker: subprocess.Popen[bytes], log_dir: Path, timeout_s: float = 90.0, log_name: str = "worker.log"
-) -> None:
-    """Until the worker logs that it is ready; fails at once if it exits (an import error, a bad broker URL)."""
+def log_size(log_dir: Path, log_name: str) -> int:
     log = log_dir / log_name
-    start = log.stat().st_size if log.exists() else 0
+    return log.stat().st_size if log.exists() else 0
+
+
+def wait_worker_ready(
+    worker: subprocess.Popen[bytes],
+    log_dir: Path,
+    timeout_s: float = 90.0,
+    log_name: str = "worker.log",
+    since: int | None = None,
+) -> None:
+    """Until the worker logs that it is ready (after byte `since` of its log: where it was when the worker
+    started); fails at once if it exits (an import error, a bad broker URL)."""
+    log = log_dir / log_name
+    start = log_size(log_dir, log_name) if since is None else since
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if worker.poll() is not None:
@@ -212,7 +223,9 @@ def running_stack(
         [sys.executable, "-m", "alembic", "upgrade", "head"], cwd=PROJECT_ROOT, env=env, check=True, capture_output=True
     )
     port = port or free_port()
+    worker_log_start = log_size(log_dir, "worker.log")
     worker_process = start_worker(env, log_dir) if worker else None
+    rewards_log_start = log_size(log_dir, REWARD_WORKER_LOG)
     rewards = start_reward_worker(env, log_dir)
     api = start_api(env, log_dir, port)
     stack = Stack(
@@ -226,8 +239,8 @@ def running_stack(
     try:
         wait_ready(stack.base_url, api)
         if worker_process is not None:
-            wait_worker_ready(worker_process, log_dir)
-        wait_worker_ready(rewards, log_dir, log_name=REWARD_WORKER_LOG)
+            wait_worker_ready(worker_process, log_dir, since=worker_log_start)
+        wait_worker_ready(rewards, log_dir, log_name=REWARD_WORKER_LOG, since=rewards_log_start)
         yield stack
     finally:
         stop(stack.api)
