@@ -83,9 +83,9 @@ class Sample(Model):
     group_index: int
     prompt: str
     completion: str
-    reward: float
-    components: dict[str, float] = Field(default_factory=dict)
-    advantage: float
+    reward: float | None  # None: unscorable (no reward component scored it)
+    components: dict[str, float | None] = Field(default_factory=dict)
+    advantage: float | None
     num_tokens: int
     truncated: bool
 

@@ -1,9 +1,10 @@
 """Declarative base: naming convention (stable constraint names for Alembic) and shared column types."""
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, Text
+from sqlalchemy import JSON, DateTime, Float, MetaData, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -40,6 +41,17 @@ class SafeString(TypeDecorator[str]):
 
     def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
         return None if value is None else safe_text(value)
+
+
+class FiniteFloat(TypeDecorator[float]):
+    """A float column where NaN and infinities are stored as NULL: one meaning on every backend (SQLite
+    turns NaN into NULL by itself; PostgreSQL would keep it, and JSON answers cannot carry it)."""
+
+    impl = Float
+    cache_ok = True
+
+    def process_bind_param(self, value: float | None, dialect: Any) -> float | None:
+        return value if value is None or math.isfinite(value) else None
 
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere; made safe on write.

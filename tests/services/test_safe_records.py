@@ -67,3 +67,38 @@ def test_a_stored_error_with_an_unlisted_code_still_renders(session_factory):
         job = session.get(Job, job_id)
         assert JobError(**job.error).code is JobErrorCode.internal_error
     assert uuid.UUID(str(job_id))
+
+
+def test_an_unscorable_sample_is_stored_and_shown_with_a_null_reward(session_factory):
+    """The scorer gives an unscorable completion a NaN total; SQLite stores NaN as NULL, so the column
+    must allow it, and the sample is listed with reward null. Model text is made safe too."""
+    from app.models import JobSample
+    from app.schemas.artifact import SamplePublic
+
+    sample = {
+        "prompt_index": 0,
+        "group_index": 0,
+        "prompt": "p",
+        "completion": "c \x00 \x1b[2J",
+        "reward": math.nan,
+        "components": {"python": math.nan},
+        "advantage": math.nan,
+        "num_tokens": 3,
+        "truncated": False,
+    }
+    with session_factory() as session:
+        job_id = make_job(session, status="running", worker_id="w")
+        outcome = runs.record_step(
+            session=session,
+            job_id=job_id,
+            worker_id="w",
+            step=1,
+            metrics={"loss": 1.0},
+            step_seconds=1.0,
+            samples=[sample],
+        )
+        assert outcome == "continue"
+        row = session.scalar(select(JobSample).where(JobSample.job_id == job_id))
+        assert row.reward is None and row.advantage is None and row.components == {"python": None}
+        assert row.completion == r"c \x00 \x1b[2J"
+        assert SamplePublic.model_validate(row, from_attributes=True).reward is None
