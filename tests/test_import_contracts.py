@@ -69,8 +69,7 @@ def test_the_pure_packages_load_no_framework() -> None:
     """What `import workers.rewards` pulls in, indirectly too, in a fresh interpreter (the engine is
     checked on its source only: importing torch in a subprocess costs seconds)."""
     code = (
-        "import sys, workers.rewards\n"
-        f"print(sorted({{m for m in sys.modules if m.split('.')[0] in {FRAMEWORKS!r}}}))"
+        f"import sys, workers.rewards\nprint(sorted({{m for m in sys.modules if m.split('.')[0] in {FRAMEWORKS!r}}}))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
