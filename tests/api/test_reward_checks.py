@@ -30,6 +30,12 @@ CODE_POINT = st.integers(0, 0x10FFFF) | st.integers(0, 0x9F) | st.integers(0xD80
 FUZZ = settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
+@pytest.fixture
+def database_url(tmp_path):
+    """SQLite only: these tests are about the reward path, not the database (kept cheap on CI)."""
+    return f"sqlite:///{tmp_path / 'grpo.db'}"
+
+
 def _post(client, path, body, auth):
     """JSON with \\u escapes (what any client sends for a lone surrogate; httpx refuses to encode one raw)."""
     return client.post(path, content=json.dumps(body), headers={**auth, "Content-Type": "application/json"})
