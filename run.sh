@@ -2,7 +2,7 @@
 # One entry point for people and CI.
 #   ./run.sh demo     install what is needed, start API + worker, run the demo GRPO job and show it learn
 #   ./run.sh test     install what is needed (with test extras) and run the whole test suite
-#   ./run.sh api | worker   run one service process in the foreground (after an install)
+#   ./run.sh api | worker | rewards-worker   run one service process in the foreground (after an install)
 #   ./run.sh admin ...  grpo-admin (API keys, tenant limits); ./run.sh grpo ...  the client CLI;
 #   ./run.sh train ...  grpo-train (a spec in-process): the venv's commands without activating it
 # Environment: GRPO_VENV (default .venv), TORCH_SPEC (default torch==2.13.0: the CPU wheel; on a GPU machine
@@ -65,6 +65,10 @@ case "$command" in
   train)
     install test
     exec "$PY" -m workers.cli "$@"
+    ;;
+  rewards-worker)
+    install test
+    exec "$PY" -m celery -A workers.reward_app worker --loglevel INFO --pool threads --concurrency 2 --queues rewards "$@"
     ;;
   *)
     sed -n '2,9p' "$0"

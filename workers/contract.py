@@ -26,7 +26,7 @@ class JobFailure(Exception):
 class RewardBatch:
     """Scores for N completions, in the order they were given."""
 
-    total: list[float]  # weighted sum of the components, (N,)
+    total: list[float]  # weighted sum of the components, (N,); NaN: unscorable (no component had a value)
     components: dict[str, list[float]]  # component name -> raw (unweighted) score, each (N,)
     metrics: dict[str, float] = field(default_factory=dict)  # the scorer's own metrics (latency, errors)
 

@@ -123,6 +123,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("GRPO_MAX_JOB_ATTEMPTS", "max_job_attempts"),
         description="Times a job is started (first run plus requeues after lost workers) before it is failed.",
     )
+    reward_check_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        validation_alias=AliasChoices("GRPO_REWARD_CHECK_TIMEOUT_S", "reward_check_timeout_s"),
+        description="How long the API waits for a reward worker to test a reward before answering 503.",
+    )
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> "Settings":

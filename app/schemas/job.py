@@ -17,8 +17,10 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from app.schemas.errors import JOB_ERROR_CODES_DOC, JobErrorCode
+from app.core.sanitize import SafeText
+from app.schemas.errors import JOB_ERROR_CODES_DOC
 from app.schemas.grpo import GRPOHyperparameters
+from app.schemas.job_error import JobErrorCodeField
 from app.schemas.page import ListPublic
 from app.schemas.reward import SafeguardSpec
 from app.schemas.reward_resource import JobReward
@@ -263,8 +265,10 @@ class JobCreate(JobSpec):
 
 
 class JobError(BaseModel):
-    code: JobErrorCode = Field(..., description="Machine-readable reason, one of a closed list: " + JOB_ERROR_CODES_DOC)
-    message: str
+    code: JobErrorCodeField = Field(
+        ..., description="Machine-readable reason, one of a closed list: " + JOB_ERROR_CODES_DOC
+    )
+    message: SafeText
     param: str | None = Field(None, description="The spec field at fault, when there is one.")
 
 

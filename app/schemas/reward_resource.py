@@ -15,6 +15,7 @@ from app.schemas.reward import (
     RewardSpec,
     StringCheckReward,
 )
+from app.schemas.reward_check import RewardValidation
 from app.schemas.storable import MAX_INT32, StorableBody
 
 
@@ -90,7 +91,9 @@ class RewardCreate(StorableBody):
     spec: RewardSpec = Field(..., description="The grader (any reward type; 'multi' combines several).")
     validation_sample: RewardSample | None = Field(
         None,
-        description="A representative sample for the dry run at creation (recommended for python rewards).",
+        description="A representative sample (a dataset row, a typical completion) for a dry run at creation. "
+        "Without it, python code is compiled, its signature checked and the program loaded in the sandbox, "
+        "but reward() is not called (a made-up empty row would fail most rewards).",
     )
 
 
@@ -101,6 +104,13 @@ class RewardVersionCreate(StorableBody):
     validation_sample: RewardSample | None = None
 
 
+VALIDATION_DESC = (
+    "What creating it checked: 'dry_run' (built and scored on validation_sample) or 'checked' (built as a "
+    "job would: python compiled, signature checked and loaded in the sandbox, reward() not called, because "
+    "no validation_sample was given). Only in the answer to a create."
+)
+
+
 class RewardVersionPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -108,6 +118,7 @@ class RewardVersionPublic(BaseModel):
     version: int
     spec: dict[str, Any]
     created_at: datetime
+    validation: RewardValidation | None = Field(None, description=VALIDATION_DESC)
 
 
 class RewardPublic(BaseModel):
@@ -119,6 +130,7 @@ class RewardPublic(BaseModel):
     created_at: datetime
     spec: dict[str, Any] = Field(..., description="The latest version's spec.")
     versions: list[int] = Field(..., description="All versions, oldest first.")
+    validation: RewardValidation | None = Field(None, description=VALIDATION_DESC)
 
 
 class RewardsPublic(ListPublic[RewardPublic]):
@@ -141,5 +153,5 @@ class InlineRewardTestRequest(StorableBody):
 
 class RewardTestResponse(BaseModel):
     results: list[RewardSampleScore]
-    mean_total: float
+    mean_total: float | None = Field(..., description="Mean total over the scorable samples; null if none was.")
     error_count: int = Field(..., description="Samples with at least one component error.")

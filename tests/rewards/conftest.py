@@ -8,6 +8,7 @@ from pydantic import TypeAdapter
 
 from app.schemas.reward import RewardSpec
 from workers.rewards.sandbox import SandboxSettings
+from workers.rewards.sandbox.pool import CHILD_SCRIPT
 
 SPECS = TypeAdapter(list[RewardSpec])
 SETTINGS = SandboxSettings(workers=1)
@@ -18,13 +19,17 @@ def specs(*items: dict) -> list:
 
 
 def sandbox_pids(settings: SandboxSettings = SETTINGS) -> list[int]:
-    """Live processes running as a sandbox uid (uid_base + launcher pid)."""
+    """Live processes running as a sandbox uid (uid_base + launcher pid), started from this checkout's
+    sandbox script (other checkouts on the same machine run their own tests at the same time)."""
     found = []
+    ours = str(CHILD_SCRIPT).encode()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             status = (entry / "status").read_text()
+            if ours not in (entry / "cmdline").read_bytes():
+                continue
         except OSError:
             continue
         uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
