@@ -71,7 +71,7 @@ def job_metrics(
     limit: int | None = None,
     cursor: str | None = None,
 ) -> Operation:
-    params = [("name", name) for name in names or []]
+    params: list[tuple[str, Any]] = [("name", name) for name in names or []]
     params += [("step_gte", step_gte), ("step_lte", step_lte), ("limit", limit), ("cursor", cursor)]
     return Call("GET", f"/v1/jobs/{job_id}/metrics", params=params), Page[StepMetrics]
 

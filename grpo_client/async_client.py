@@ -9,6 +9,7 @@ async with AsyncGrpoClient() as grpo:
 from __future__ import annotations  # annotations name `list`, which the resources define as a method
 
 import asyncio
+import builtins
 import itertools
 import time
 from collections.abc import AsyncIterator
@@ -134,7 +135,7 @@ class AsyncJobs(_AsyncResource):
         return await self._client.send(calls.job_events(job_id, **filters))  # type: ignore[no-any-return]
 
     async def stream_events(
-        self, job_id: calls.Id, *, after: int | None = None, types: list[str] | None = None
+        self, job_id: calls.Id, *, after: int | None = None, types: builtins.list[str] | None = None
     ) -> AsyncIterator[Event]:
         """Follow the job live until it ends, resuming after a dropped connection (Last-Event-ID)."""
         last_id, attempt = after, 0

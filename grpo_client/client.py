@@ -10,6 +10,7 @@ with GrpoClient() as grpo:                      # GRPO_URL and GRPO_API_KEY from
 
 from __future__ import annotations  # annotations name `list`, which the resources define as a method
 
+import builtins
 import itertools
 import time
 from collections.abc import Iterator
@@ -137,7 +138,7 @@ class Jobs(_Resource):
         return self._client.send(calls.job_events(job_id, **filters))  # type: ignore[no-any-return]
 
     def stream_events(
-        self, job_id: calls.Id, *, after: int | None = None, types: list[str] | None = None
+        self, job_id: calls.Id, *, after: int | None = None, types: builtins.list[str] | None = None
     ) -> Iterator[Event]:
         """Follow the job live (Server-Sent Events) until it ends; a dropped connection resumes from
         the last event seen (Last-Event-ID), so nothing is missed or repeated."""

@@ -220,13 +220,13 @@ DATABASE_RETRY_AFTER_S = 5
 QUEUE_RETRY_AFTER_S = 30
 
 
-def outage_exceptions() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+def outage_exceptions() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
     """(database errors, broker errors) that mean a lost dependency."""
     from kombu.exceptions import OperationalError as BrokerOperationalError
     from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
     from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-    broker: list[type[BaseException]] = [BrokerOperationalError]
+    broker: list[type[Exception]] = [BrokerOperationalError]
     try:
         from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.exceptions import TimeoutError as RedisTimeoutError

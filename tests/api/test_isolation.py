@@ -10,8 +10,7 @@ import pytest
 
 from app.core.storage import make_store
 from app.services import artifacts, runs
-from tests.api.test_artifacts import make_checkpoint_dir, sample
-from tests.api.test_datasets import JSONL, jsonl
+from tests.utils.api import JSONL, jsonl, make_checkpoint_dir, sample
 from tests.utils.factories import tiny_spec
 
 ROWS = [{"prompt": "copy 1:", "answer": "1"}]

@@ -23,8 +23,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app.main import app
-from tests.integration.conftest import shared_stack
-from tests.integration.helpers import tiny_job
+from tests.utils.live import shared_stack, tiny_job
 
 FUZZ_EXAMPLES = int(os.environ.get("GRPO_FUZZ_EXAMPLES", "20"))
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance, status_code_conformance]
