@@ -62,6 +62,14 @@ def cancel_job(job_id: Id) -> Operation:
     return Call("POST", f"/v1/jobs/{job_id}/cancel"), Job
 
 
+def pause_job(job_id: Id) -> Operation:
+    return Call("POST", f"/v1/jobs/{job_id}/pause"), Job
+
+
+def resume_job(job_id: Id) -> Operation:
+    return Call("POST", f"/v1/jobs/{job_id}/resume"), Job
+
+
 def job_metrics(
     job_id: Id,
     *,

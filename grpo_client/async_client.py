@@ -127,6 +127,12 @@ class AsyncJobs(_AsyncResource):
     async def cancel(self, job_id: calls.Id) -> Job:
         return await self._client.send(calls.cancel_job(job_id))  # type: ignore[no-any-return]
 
+    async def pause(self, job_id: calls.Id) -> Job:
+        return await self._client.send(calls.pause_job(job_id))  # type: ignore[no-any-return]
+
+    async def resume(self, job_id: calls.Id) -> Job:
+        return await self._client.send(calls.resume_job(job_id))  # type: ignore[no-any-return]
+
     def metrics(self, job_id: calls.Id, **filters: Any) -> AsyncIterator[StepMetrics]:
         return self._pages(calls.job_metrics, job_id=job_id, **filters)
 

@@ -99,6 +99,16 @@ def jobs_cancel(grpo: GrpoClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def jobs_pause(grpo: GrpoClient, args: argparse.Namespace) -> int:
+    _out(grpo.jobs.pause(args.job_id))
+    return 0
+
+
+def jobs_resume(grpo: GrpoClient, args: argparse.Namespace) -> int:
+    _out(grpo.jobs.resume(args.job_id))
+    return 0
+
+
 def jobs_logs(grpo: GrpoClient, args: argparse.Namespace) -> int:
     """Past events, then (--follow) new ones until the job ends."""
     types = args.type or None
@@ -183,6 +193,8 @@ def _jobs_parser(commands: Any) -> None:
     for name, handler, text in [
         ("get", jobs_get, "show a job"),
         ("cancel", jobs_cancel, "cancel a job"),
+        ("pause", jobs_pause, "pause a job (it checkpoints and frees its worker)"),
+        ("resume", jobs_resume, "resume a paused job from its latest checkpoint"),
         ("wait", jobs_wait, "wait until a job ends"),
         ("metrics", jobs_metrics, "per-step metrics, one JSON line per step"),
     ]:

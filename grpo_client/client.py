@@ -128,6 +128,14 @@ class Jobs(_Resource):
     def cancel(self, job_id: calls.Id) -> Job:
         return self._client.send(calls.cancel_job(job_id))  # type: ignore[no-any-return]
 
+    def pause(self, job_id: calls.Id) -> Job:
+        """Queued: paused at once; running: 'pausing' until its step ends and is checkpointed, then 'paused'."""
+        return self._client.send(calls.pause_job(job_id))  # type: ignore[no-any-return]
+
+    def resume(self, job_id: calls.Id) -> Job:
+        """Queue a paused job again; it continues from its latest checkpoint."""
+        return self._client.send(calls.resume_job(job_id))  # type: ignore[no-any-return]
+
     def metrics(self, job_id: calls.Id, **filters: Any) -> Iterator[StepMetrics]:
         """Every step's metrics in step order; filters: names, step_gte, step_lte."""
         return self._pages(calls.job_metrics, job_id=job_id, **filters)

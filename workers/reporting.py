@@ -9,13 +9,14 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.storage import ObjectStore
 from app.schemas.job import JobSpec
 from app.services import artifacts, runs
-from workers.engine.interface import EvalReport, StepReport
+from workers.engine.interface import CheckpointThenStop, EvalReport, StepReport
 from workers.rewards import Alert, RewardMonitor
 from workers.rewards.monitor import MetricNames
 
@@ -28,6 +29,16 @@ class JobCancelled(Exception):
 
 class JobLost(Exception):
     """This worker no longer owns the job (it was requeued while this worker was stalled)."""
+
+
+class JobPaused(CheckpointThenStop):
+    """Stop after checkpointing this step and leave the job paused: asked for, or decided here (a
+    safeguard with on_alert='pause'). `reason` and `data` go into the status event."""
+
+    def __init__(self, message: str, *, reason: str, data: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.data = data or {}
 
 
 class SafeguardStop(Exception):
@@ -79,6 +90,13 @@ class DatabaseSink:
                 )
         if self._monitor.stop_requested:
             raise SafeguardStop(f"stopped by a reward-hacking safeguard: {alerts[0].message}")
+        if self._spec.safeguards.on_alert == "pause":  # for a person to look; resume continues
+            first = alerts[0]
+            raise JobPaused(
+                f"paused by a reward-hacking safeguard: {first.message}",
+                reason="safeguard",
+                data={"alert": {"code": first.code, "message": first.message, "step": first.step}},
+            )
 
     def on_step(self, report: StepReport) -> None:
         self._last_metrics = report.metrics
@@ -97,6 +115,8 @@ class DatabaseSink:
             raise JobCancelled(f"cancelled by the user after step {report.step}")
         if outcome == "lost":
             raise JobLost(f"worker {self._worker_id} no longer owns job {self._job_id}")
+        if outcome == "pause" and report.step < self._spec.grpo.max_steps:  # at the last step: just finish
+            raise JobPaused(f"paused by the user after step {report.step}", reason="requested")
         self._raise_alerts(self._monitor.observe_step(report.step, report.metrics))
 
     def on_checkpoint(self, step: int, path: Path) -> None:

@@ -17,10 +17,10 @@ from app.core.storage import ObjectStore, make_store
 from app.models import Job
 from app.schemas.job import JobSpec, JobStatus
 from app.schemas.reward_resource import concrete_rewards
-from app.services import artifacts, runs
+from app.services import artifacts, pause, runs
 from workers.engine import train
 from workers.inputs import load_rows, prepare_init_weights, prepare_resume
-from workers.reporting import MONITORED, DatabaseSink, Heartbeat, JobCancelled, JobLost
+from workers.reporting import MONITORED, DatabaseSink, Heartbeat, JobCancelled, JobLost, JobPaused
 from workers.rewards import RewardMonitor, build_reward_fn
 from workers.spec import engine_config_from_spec, token_counter
 from workers.watchdog import release_waiting_jobs
@@ -166,6 +166,17 @@ def _run_claimed(
             outcome, message = JobStatus.cancelled, str(exc)
         except JobLost:
             logger.warning("job %s was taken over by another worker; stopping", job_id)
+            return
+        except JobPaused as exc:  # its step is checkpointed: let go of the job (app/services/pause.py)
+            with session_factory() as session:
+                pause.settle_paused(
+                    session=session,
+                    job_id=job_id,
+                    worker_id=worker_id,
+                    reason=exc.reason,
+                    message=str(exc),
+                    data=exc.data,
+                )
             return
         except Exception as exc:
             logger.error("job %s failed:\n%s", job_id, traceback.format_exc())

@@ -19,6 +19,10 @@ HUB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$"
 class JobStatus(StrEnum):
     queued = "queued"
     running = "running"
+    # A pause was asked for: the worker finishes the current step, checkpoints and lets go of the job.
+    pausing = "pausing"
+    # Holds no worker; POST /jobs/{id}/resume queues it again to continue from its latest checkpoint.
+    paused = "paused"
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
@@ -185,7 +189,7 @@ class JobSpec(StorableBody):
     safeguards: SafeguardSpec = Field(
         default_factory=SafeguardSpec,
         description="Reward-hacking detectors over every step's metrics; alerts become job events and, "
-        "with on_alert='stop', end the job.",
+        "with on_alert='stop', end the job (with 'pause', pause it).",
     )
     logging: LoggingSpec = Field(default_factory=LoggingSpec, description="What is recorded besides metrics.")
     init_from: InitFrom | None = Field(

@@ -71,7 +71,9 @@ def claim_job(*, session: Session, job_id: uuid.UUID, worker_id: str, max_attemp
     return job
 
 
-StepOutcome = Literal["continue", "cancel", "lost"]
+StepOutcome = Literal["continue", "cancel", "lost", "pause"]
+# A pausing job is still its worker's until it stops at the next step boundary (app/services/pause.py).
+WORKER_HELD = (JobStatus.running, JobStatus.pausing)
 
 
 def record_step(
@@ -88,13 +90,13 @@ def record_step(
     this runs every step of every job).
 
     'lost' means this worker no longer owns the job (it was declared dead and requeued while it was
-    stalled): nothing is written and the caller must stop. 'cancel': the user asked to stop.
+    stalled): nothing is written and the caller must stop. 'cancel': the user asked to stop; 'pause': to pause.
     """
     finite = {name: value for name, value in metrics.items() if math.isfinite(value)}
     now = utcnow()
     owned = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == JobStatus.running)
+        .where(Job.id == job_id, Job.worker_id == worker_id, Job.status.in_(WORKER_HELD))
         .values(
             current_step=step,
             latest_metrics=finite,
@@ -102,7 +104,7 @@ def record_step(
             train_seconds=Job.train_seconds + step_seconds,
             steps_recorded=Job.steps_recorded + 1,
         )
-        .returning(Job.cancel_requested)
+        .returning(Job.cancel_requested, Job.status)
         .execution_options(synchronize_session=False)
     ).first()
     if owned is None:
@@ -112,7 +114,9 @@ def record_step(
     upsert_samples(session=session, job_id=job_id, step=step, samples=samples or [])
     session.execute(_announce_step(job_id, step, finite, now))
     session.commit()
-    return "cancel" if owned.cancel_requested else "continue"
+    if owned.cancel_requested:
+        return "cancel"
+    return "pause" if owned.status == JobStatus.pausing else "continue"
 
 
 def _announce_step(job_id: uuid.UUID, step: int, values: dict[str, float], now: datetime) -> Any:
@@ -148,7 +152,7 @@ def add_event(
 def beat(*, session: Session, job_id: uuid.UUID, worker_id: str) -> None:
     session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == JobStatus.running)
+        .where(Job.id == job_id, Job.worker_id == worker_id, Job.status.in_(WORKER_HELD))
         .values(heartbeat_at=utcnow())
     )
     session.commit()
@@ -166,7 +170,7 @@ def finish_job(
     finished = transition(
         session,
         job_id,
-        from_={JobStatus.running},
+        from_=set(WORKER_HELD),
         to=to,
         message=message,
         owned_by=worker_id,

@@ -15,9 +15,16 @@ from app.models import Job, JobEvent
 from app.schemas.job import TERMINAL_STATUSES, JobStatus
 
 ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.queued: frozenset({JobStatus.running, JobStatus.cancelled, JobStatus.failed}),
-    # running -> queued only when a lost worker's job is requeued (workers/watchdog.py).
-    JobStatus.running: frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled, JobStatus.queued}),
+    JobStatus.queued: frozenset({JobStatus.running, JobStatus.cancelled, JobStatus.failed, JobStatus.paused}),
+    # running -> queued only when a lost worker's job is requeued (workers/watchdog.py); running -> paused
+    # when the worker itself pauses (a budget crossed, a safeguard with on_alert='pause').
+    JobStatus.running: frozenset(
+        {JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled, JobStatus.queued}
+        | {JobStatus.pausing, JobStatus.paused}
+    ),
+    # Pause and resume: app/services/pause.py. A pausing job may still end (its last step, a failure, a cancel).
+    JobStatus.pausing: frozenset({JobStatus.paused, JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled}),
+    JobStatus.paused: frozenset({JobStatus.queued, JobStatus.cancelled}),
     **{status: frozenset() for status in TERMINAL_STATUSES},
 }
 
