@@ -1,0 +1,85 @@
+"""Control of running jobs against a live API and a real Celery worker (one, concurrency 1), no mocks:
+pause and resume through the `grpo` command and the client. On PostgreSQL when TEST_POSTGRES_URL is set."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from grpo_client import GrpoClient
+from scripts.stack import PROJECT_ROOT, Stack
+from tests.integration.conftest import shared_stack
+from tests.integration.helpers import tiny_job
+from workers.engine.metrics import is_wall_clock
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
+    with shared_stack(
+        tmp_path_factory.mktemp("control"), worker=True, extra_env={"GRPO_HEARTBEAT_INTERVAL_S": "1"}
+    ) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def grpo(live: tuple[Stack, str]) -> Iterator[GrpoClient]:
+    stack, key = live
+    with GrpoClient(stack.base_url, key, backoff_s=0.1) as client:
+        yield client
+
+
+def cli(live: tuple[Stack, str], *args: str) -> dict:
+    stack, key = live
+    env = {**os.environ, "GRPO_URL": stack.base_url, "GRPO_API_KEY": key, "PYTHONPATH": str(PROJECT_ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "grpo_client", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def wait_status(grpo: GrpoClient, job_id, statuses: set[str], min_step: int = 0, timeout_s: float = 180):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = grpo.jobs.get(job_id)
+        if job.status in statuses and job.progress.step >= min_step:
+            return job
+        assert job.status not in {"failed", "cancelled"}, job.error
+        time.sleep(0.2)
+    raise TimeoutError(f"job {job_id} never reached {statuses}: {job.status} at step {job.progress.step}")
+
+
+def comparable(grpo: GrpoClient, job_id) -> dict[int, dict[str, float]]:
+    return {
+        row.step: {name: value for name, value in row.values.items() if not is_wall_clock(name)}
+        for row in grpo.jobs.metrics(job_id)
+    }
+
+
+def test_pause_frees_the_worker_and_resume_continues_exactly(grpo: GrpoClient, live) -> None:
+    spec = tiny_job(max_steps=16) | {"checkpoint": {"every": 10, "keep_last": 2}}
+    straight = grpo.jobs.submit(spec)
+    assert grpo.jobs.wait(straight.id, timeout_s=240).status == "succeeded"
+
+    job = grpo.jobs.submit(spec)
+    wait_status(grpo, job.id, {"running"}, min_step=2)
+    assert grpo.jobs.pause(job.id).status == "pausing"  # the client here; the command resumes below
+    paused = wait_status(grpo, job.id, {"paused"})
+    assert 2 <= paused.progress.step < 16
+    checkpoints = [c.step for c in grpo.jobs.checkpoints(job.id)]
+    assert checkpoints[-1] == paused.progress.step  # the step in progress was checkpointed
+
+    # The only worker is free: another job runs to the end while this one is paused.
+    other = grpo.jobs.submit(tiny_job(max_steps=2))
+    assert grpo.jobs.wait(other.id, timeout_s=120).status == "succeeded"
+    assert grpo.jobs.get(job.id).status == "paused"
+
+    assert cli(live, "jobs", "resume", str(job.id))["status"] == "queued"
+    assert grpo.jobs.wait(job.id, timeout_s=240).status == "succeeded"
+    assert comparable(grpo, job.id) == comparable(grpo, straight.id)
