@@ -70,6 +70,10 @@ def resume_job(job_id: Id) -> Operation:
     return Call("POST", f"/v1/jobs/{job_id}/resume"), Job
 
 
+def set_job_budget(job_id: Id, budget: dict[str, Any]) -> Operation:
+    return Call("PATCH", f"/v1/jobs/{job_id}/budget", json=budget), Job
+
+
 def job_metrics(
     job_id: Id,
     *,

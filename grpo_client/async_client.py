@@ -133,6 +133,9 @@ class AsyncJobs(_AsyncResource):
     async def resume(self, job_id: calls.Id) -> Job:
         return await self._client.send(calls.resume_job(job_id))  # type: ignore[no-any-return]
 
+    async def set_budget(self, job_id: calls.Id, **budget: float) -> Job:
+        return await self._client.send(calls.set_job_budget(job_id, budget))  # type: ignore[no-any-return]
+
     def metrics(self, job_id: calls.Id, **filters: Any) -> AsyncIterator[StepMetrics]:
         return self._pages(calls.job_metrics, job_id=job_id, **filters)
 

@@ -109,6 +109,16 @@ def jobs_resume(grpo: GrpoClient, args: argparse.Namespace) -> int:
     return 0
 
 
+BUDGETS = ("wall_clock_s", "device_hours", "generated_tokens", "reward_calls", "reward_seconds")
+
+
+def jobs_budget(grpo: GrpoClient, args: argparse.Namespace) -> int:
+    """Replace the job's budget with the limits given (none given: no limits)."""
+    given = {name: getattr(args, name) for name in BUDGETS if getattr(args, name) is not None}
+    _out(grpo.jobs.set_budget(args.job_id, **given))
+    return 0
+
+
 def jobs_logs(grpo: GrpoClient, args: argparse.Namespace) -> int:
     """Past events, then (--follow) new ones until the job ends."""
     types = args.type or None
@@ -205,6 +215,12 @@ def _jobs_parser(commands: Any) -> None:
             sub.add_argument("--timeout", type=float)
         if name == "metrics":
             sub.add_argument("--name", action="append", help="only this metric (repeat)")
+    budget = jobs.add_parser("budget", help="replace a job's budget (crossing one pauses the job)")
+    budget.add_argument("job_id")
+    for name in BUDGETS:
+        kind = int if name in ("generated_tokens", "reward_calls") else float
+        budget.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind)
+    budget.set_defaults(handler=jobs_budget)
     listing = jobs.add_parser("list", help="your jobs, newest first")
     listing.add_argument("--status")
     listing.add_argument("--name", help="substring of the name")

@@ -136,6 +136,10 @@ class Jobs(_Resource):
         """Queue a paused job again; it continues from its latest checkpoint."""
         return self._client.send(calls.resume_job(job_id))  # type: ignore[no-any-return]
 
+    def set_budget(self, job_id: calls.Id, **budget: float) -> Job:
+        """Replace the job's budget: wall_clock_s, device_hours, generated_tokens, reward_calls, reward_seconds."""
+        return self._client.send(calls.set_job_budget(job_id, budget))  # type: ignore[no-any-return]
+
     def metrics(self, job_id: calls.Id, **filters: Any) -> Iterator[StepMetrics]:
         """Every step's metrics in step order; filters: names, step_gte, step_lte."""
         return self._pages(calls.job_metrics, job_id=job_id, **filters)

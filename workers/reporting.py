@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.storage import ObjectStore
 from app.schemas.job import JobSpec
-from app.services import artifacts, runs
+from app.services import artifacts, budgets, runs
 from workers.engine.interface import CheckpointThenStop, EvalReport, StepReport
 from workers.rewards import Alert, RewardMonitor
 from workers.rewards.monitor import MetricNames
@@ -111,12 +111,21 @@ class DatabaseSink:
                 step_seconds=report.metrics.get("time/step_s", 0.0),
                 samples=samples,
             )
+            crossing = None
+            if outcome != "lost":  # the step ran: its cost counts, whatever happens next
+                budgets.record_usage(
+                    session=session, job_id=self._job_id, worker_id=self._worker_id, metrics=report.metrics
+                )
+                crossing = budgets.crossed(session=session, job_id=self._job_id)
         if outcome == "cancel":
             raise JobCancelled(f"cancelled by the user after step {report.step}")
         if outcome == "lost":
             raise JobLost(f"worker {self._worker_id} no longer owns job {self._job_id}")
-        if outcome == "pause" and report.step < self._spec.grpo.max_steps:  # at the last step: just finish
+        last = report.step >= self._spec.grpo.max_steps  # a pause or a budget has nothing left to stop
+        if outcome == "pause" and not last:
             raise JobPaused(f"paused by the user after step {report.step}", reason="requested")
+        if crossing is not None and not last:
+            raise JobPaused(f"paused: {crossing.message}", reason="budget", data=crossing.data())
         self._raise_alerts(self._monitor.observe_step(report.step, report.metrics))
 
     def on_checkpoint(self, step: int, path: Path) -> None:

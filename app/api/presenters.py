@@ -2,6 +2,7 @@
 
 from app.models import Job
 from app.schemas.job import JobError, JobProgress, JobPublic
+from app.services.budgets import job_usage
 
 TOKENS_PER_S = "throughput/tokens_per_s"  # the engine's step metric (workers/engine/metrics.py)
 
@@ -30,4 +31,5 @@ def job_public(job: Job) -> JobPublic:
         spec=job.spec,
         latest_metrics=job.latest_metrics or {},
         alerts=job.alerts or [],
+        usage=job_usage(job),
     )

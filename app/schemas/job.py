@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from app.schemas.budget import Budget, JobUsage
 from app.schemas.grpo import GRPOHyperparameters
 from app.schemas.reward import SafeguardSpec
 from app.schemas.reward_resource import JobReward
@@ -195,6 +196,10 @@ class JobSpec(StorableBody):
     init_from: InitFrom | None = Field(
         None, description="Start from another job's checkpoint instead of model.source's weights (same tenant)."
     )
+    budget: Budget = Field(
+        default_factory=Budget,
+        description="Limits on time, device-hours, tokens and reward calls; crossing one pauses the job.",
+    )
 
     @field_validator("grpo")
     @classmethod
@@ -247,6 +252,7 @@ class JobPublic(BaseModel):
         default_factory=list,
         description="Reward-hacking alerts raised so far ({code, message, step}); also sent as 'alert' events.",
     )
+    usage: JobUsage = Field(default_factory=JobUsage, description="What the job has consumed so far (budgets).")
 
 
 class JobsPublic(BaseModel):

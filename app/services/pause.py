@@ -22,7 +22,7 @@ from app.core.queue import JobQueue
 from app.models import Job
 from app.models.base import utcnow
 from app.schemas.job import TERMINAL_STATUSES, JobStatus
-from app.services import slots
+from app.services import budgets, slots
 from app.services.transitions import transition
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,8 @@ def resume_job(*, session: Session, job: Job, queue: JobQueue) -> Job:
         raise ProblemError(409, "job_finished", f"the job is already {job.status.value}")
     if job.status == JobStatus.pausing:
         raise ProblemError(409, "job_pausing", "the job is still pausing (finishing its step); resume it once paused")
+    if job.status == JobStatus.paused:
+        budgets.refuse_if_spent(session=session, job_id=job.id)
     resumed = transition(
         session,
         job.id,

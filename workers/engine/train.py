@@ -113,6 +113,7 @@ def train(
             "time/reference_s": reference_s,
             "time/step_s": step_s,
             "throughput/tokens_per_s": float(batch.all_lengths.sum()) / step_s,
+            **_usage_metrics(batch, policy_batch, step_s),
             **peak_memory(run.device),
         }
         stop: CheckpointThenStop | None = None
@@ -156,6 +157,21 @@ def loss_settings(config: GRPOConfig) -> LossSettings:
         kl_bias_correction=config.kl_bias_correction,
         max_completion_length=config.max_new_tokens,
     )
+
+
+def _usage_metrics(batch: Collected, policy_batch: PolicyBatch, step_s: float) -> dict[str, float]:
+    """What the step consumed, for budgets and cost (app/services/budgets.py)."""
+    generated, trained = batch.all_lengths.numel(), policy_batch.prompt_mask.size(0)
+    # Prompts of dropped groups (dynamic sampling) were prefilled too: scale by generated / trained.
+    prompt_tokens = float(policy_batch.prompt_mask.sum()) * generated / max(trained, 1)
+    ranks = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+    return {
+        "usage/tokens_sampled": float(batch.all_lengths.sum()),
+        "usage/prompt_tokens": float(round(prompt_tokens)),
+        "usage/tokens_trained": float(policy_batch.loss_mask.sum()),
+        "usage/reward_calls": float(generated * max(len(batch.all_components), 1)),
+        "time/device_s": step_s * ranks,
+    }
 
 
 def _policy_batch(batch: Collected, advantages: torch.Tensor, config: GRPOConfig) -> PolicyBatch:
