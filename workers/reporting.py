@@ -17,6 +17,7 @@ from app.core.storage import ObjectStore
 from app.schemas.job import JobSpec
 from app.services import artifacts, budgets, runs
 from workers.engine.interface import CheckpointThenStop, EvalReport, StepReport
+from workers.manifest import write_manifest
 from workers.rewards import Alert, RewardMonitor
 from workers.rewards.monitor import MetricNames
 
@@ -66,6 +67,7 @@ class DatabaseSink:
         worker_id: str,
         spec: JobSpec,
         monitor: RewardMonitor,
+        manifest: dict[str, Any] | None = None,
     ) -> None:
         self._sessions = session_factory
         self._store = store
@@ -74,6 +76,7 @@ class DatabaseSink:
         self._spec = spec
         self._monitor = monitor
         self._last_metrics: dict[str, float] = {}
+        self._manifest = manifest  # workers/manifest.py: written into every checkpoint
 
     def _raise_alerts(self, alerts: list[Alert]) -> None:
         if not alerts:
@@ -129,6 +132,8 @@ class DatabaseSink:
         self._raise_alerts(self._monitor.observe_step(report.step, report.metrics))
 
     def on_checkpoint(self, step: int, path: Path) -> None:
+        if self._manifest is not None:
+            write_manifest(path, self._manifest, step)
         with self._sessions() as session:
             artifacts.register_checkpoint(
                 session=session,

@@ -20,6 +20,7 @@ from app.schemas.reward_resource import concrete_rewards
 from app.services import artifacts, pause, runs
 from workers.engine import train
 from workers.inputs import load_rows, prepare_init_weights, prepare_resume
+from workers.manifest import base_manifest
 from workers.reporting import MONITORED, DatabaseSink, Heartbeat, JobCancelled, JobLost, JobPaused
 from workers.rewards import RewardMonitor, build_reward_fn
 from workers.spec import engine_config_from_spec, token_counter
@@ -76,7 +77,7 @@ def _train(
                 )
             )
     monitor = rebuilt_monitor(spec, sessions, job_id, resume_from)
-    sink = DatabaseSink(sessions, store, job_id, worker_id, spec, monitor)
+    sink = DatabaseSink(sessions, store, job_id, worker_id, spec, monitor, manifest=base_manifest(spec, rows, config))
     group_size = spec.grpo.group_size
     eval_rewards = concrete_rewards(spec.eval.rewards) if spec.eval and spec.eval.rewards else None
     tokens = token_counter(config)  # for length rewards counted in tokens

@@ -51,7 +51,9 @@ def test_operator_sets_and_clears_tenant_budgets(settings, monkeypatch, capsys):
     monkeypatch.setattr(cli, "settings", settings)
     assert cli.main(["create-key", "--tenant", "ops"]) == 0
     capsys.readouterr()
-    assert cli.main(["set-limits", "--tenant", "ops", "--budget-reward-calls", "100", "--budget-device-hours", "2.5"]) == 0
+    assert (
+        cli.main(["set-limits", "--tenant", "ops", "--budget-reward-calls", "100", "--budget-device-hours", "2.5"]) == 0
+    )
     assert json.loads(capsys.readouterr().out)["budget"] == {"reward_calls": 100, "device_hours": 2.5}
     assert cli.main(["set-limits", "--tenant", "ops", "--budget-reward-calls", "0"]) == 0  # 0 removes one limit
     assert json.loads(capsys.readouterr().out)["budget"] == {"device_hours": 2.5}

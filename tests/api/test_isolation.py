@@ -27,12 +27,16 @@ ROUTES = {
     ("GET", "/v1/jobs/{job_id}/checkpoints/{step}"): (None, 200),
     ("GET", "/v1/jobs/{job_id}/checkpoints/{step}/download"): (None, 200),
     ("GET", "/v1/jobs/{job_id}/evaluations"): (None, 200),
+    ("GET", "/v1/jobs/{job_id}/checkpoints/{step}/manifest"): (None, 404),  # code manifest_missing: no worker wrote it
     ("POST", "/v1/jobs/{job_id}/evaluations"): ({"rows": ROWS}, 202),
     ("GET", "/v1/datasets/{dataset_id}"): (None, 200),
     ("GET", "/v1/rewards/{reward_id}"): (None, 200),
     ("GET", "/v1/rewards/{reward_id}/versions/{version}"): (None, 200),
     ("POST", "/v1/rewards/{reward_id}/versions"): ({"spec": {"type": "exact_match", "field": "answer"}}, 201),
     ("POST", "/v1/rewards/{reward_id}/test"): ({"samples": [{"completion": "1", "row": {"answer": "1"}}]}, 200),
+    ("PATCH", "/v1/jobs/{job_id}/budget"): ({"reward_calls": 100}, 200),
+    ("POST", "/v1/jobs/{job_id}/pause"): (None, 200),
+    ("POST", "/v1/jobs/{job_id}/resume"): (None, 409),  # still pausing: its worker holds it
     ("POST", "/v1/jobs/{job_id}/cancel"): (None, 200),
     ("DELETE", "/v1/rewards/{reward_id}"): (None, 204),
 }

@@ -26,3 +26,21 @@ export function pauseControls(jobId, onChange) {
   }
   return { el, update };
 }
+
+const fmt = (value, digits = 0) => Number(value).toLocaleString(undefined, { maximumFractionDigits: digits });
+
+/** What the job has consumed so far (totals on the job; the usage/ metrics chart them per step). */
+export function usageLine(job) {
+  const u = job.usage;
+  if (!u) return '';
+  const parts = [
+    `${fmt(u.generated_tokens)} tokens sampled`,
+    `${fmt(u.prompt_tokens)} prompt tokens`,
+    `${fmt(u.trained_tokens)} trained`,
+    `${fmt(u.reward_calls)} reward calls (${fmt(u.reward_seconds, 1)} s)`,
+    `${fmt(u.device_hours, 4)} device-h`,
+  ];
+  const budget = Object.entries(job.spec.budget || {}).filter(([, v]) => v != null);
+  const limits = budget.length ? `  ·  budget: ${budget.map(([k, v]) => `${k} ${fmt(v, 4)}`).join(', ')}` : '';
+  return h('div', { class: 'muted', id: 'job-usage' }, `Usage: ${parts.join(' · ')}${limits}`);
+}

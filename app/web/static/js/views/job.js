@@ -5,7 +5,7 @@ import { get, getAll, post } from '../api.js';
 import { fmtDuration, fmtTime, h, replace, statusBadge } from '../dom.js';
 import { followEvents } from '../sse.js';
 import { jobCharts } from './job-charts.js';
-import { pauseControls } from './job-control.js';
+import { pauseControls, usageLine } from './job-control.js';
 import { alertsPanel, checkpointsPanel, evaluationsPanel, samplesPanel } from './job-panels.js';
 import { progressBar } from './jobs.js';
 
@@ -75,6 +75,7 @@ function header(job, stream, cancel, pause) {
       h('div', { class: 'toolbar' }, h('a', { href: `#/new?from=${job.id}`, class: 'button secondary' }, 'Clone'), pause.el, cancel.el),
     ),
     h('div', { class: 'muted mono' }, job.id, '  ·  ', times.filter(Boolean).join(' · ')),
+    usageLine(job),
     h('div', { class: 'job-progress' }, progressBar(job.progress), job.progress.eta_seconds ? h('span', { class: 'muted' }, `ETA ${fmtDuration(job.progress.eta_seconds)}`) : '', h('span', { class: `stream-state ${stream}`, id: 'stream-state' }, stream)),
     job.error ? h('div', { class: 'error-box', role: 'alert' }, h('b', {}, job.error.code), job.error.param ? ` (${job.error.param})` : '', ': ', job.error.message) : '',
   );
