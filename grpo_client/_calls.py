@@ -35,6 +35,19 @@ def submit_job(spec: dict[str, Any], idempotency_key: str | None = None) -> Oper
     return Call("POST", "/v1/jobs", json=spec, create=True, idempotency_key=idempotency_key), Job
 
 
+def reproduce_job(job_id: Id, step: int, idempotency_key: str | None = None) -> Operation:
+    body = {"reproduce": {"job_id": str(job_id), "step": step}}
+    return Call("POST", "/v1/jobs", json=body, create=True, idempotency_key=idempotency_key), Job
+
+
+def dry_run_job(spec: dict[str, Any]) -> Operation:
+    return Call("POST", "/v1/jobs", params={"dry_run": "true"}, json=spec), dict[str, Any]
+
+
+def checkpoint_manifest(job_id: Id, step: int) -> Operation:
+    return Call("GET", f"/v1/jobs/{job_id}/checkpoints/{step}/manifest"), dict[str, Any]
+
+
 def get_job(job_id: Id) -> Operation:
     return Call("GET", f"/v1/jobs/{job_id}"), Job
 

@@ -130,6 +130,15 @@ class AsyncJobs(_AsyncResource):
     async def pause(self, job_id: calls.Id) -> Job:
         return await self._client.send(calls.pause_job(job_id))  # type: ignore[no-any-return]
 
+    async def reproduce(self, job_id: calls.Id, step: int, *, idempotency_key: str | None = None) -> Job:
+        return await self._client.send(calls.reproduce_job(job_id, step, idempotency_key))  # type: ignore[no-any-return]
+
+    async def dry_run(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return await self._client.send(calls.dry_run_job(spec))  # type: ignore[no-any-return]
+
+    async def manifest(self, job_id: calls.Id, step: int) -> dict[str, Any]:
+        return await self._client.send(calls.checkpoint_manifest(job_id, step))  # type: ignore[no-any-return]
+
     async def resume(self, job_id: calls.Id) -> Job:
         return await self._client.send(calls.resume_job(job_id))  # type: ignore[no-any-return]
 

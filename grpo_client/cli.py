@@ -48,6 +48,9 @@ def _progress(job: Job) -> str:
 
 # --- jobs ---------------------------------------------------------------------------------------------
 def jobs_submit(grpo: GrpoClient, args: argparse.Namespace) -> int:
+    if args.dry_run:
+        _out(grpo.jobs.dry_run(_read_json(args.spec)))
+        return 0
     job = grpo.jobs.submit(_read_json(args.spec), idempotency_key=args.idempotency_key)
     if not args.wait:
         _out(job)
@@ -199,7 +202,16 @@ def _jobs_parser(commands: Any) -> None:
     submit.add_argument("--wait", action="store_true", help="wait until it ends; exit 1 unless it succeeded")
     submit.add_argument("--timeout", type=float, help="with --wait: give up after this many seconds")
     submit.add_argument("--idempotency-key", help="default: a new random key (retries reuse it)")
+    submit.add_argument("--dry-run", action="store_true", help="print the resolved spec; create no job")
     submit.set_defaults(handler=jobs_submit)
+    reproduce = jobs.add_parser("reproduce", help="submit a new job from a checkpoint's manifest")
+    reproduce.add_argument("job_id")
+    reproduce.add_argument("step", type=int)
+    reproduce.set_defaults(handler=lambda grpo, args: _out(grpo.jobs.reproduce(args.job_id, args.step)) or 0)
+    manifest = jobs.add_parser("manifest", help="print a checkpoint's reproducibility manifest")
+    manifest.add_argument("job_id")
+    manifest.add_argument("step", type=int)
+    manifest.set_defaults(handler=lambda grpo, args: _out(grpo.jobs.manifest(args.job_id, args.step)) or 0)
     for name, handler, text in [
         ("get", jobs_get, "show a job"),
         ("cancel", jobs_cancel, "cancel a job"),

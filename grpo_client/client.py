@@ -114,6 +114,18 @@ class Jobs(_Resource):
     def submit(self, spec: dict[str, Any], *, idempotency_key: str | None = None) -> Job:
         return self._client.send(calls.submit_job(spec, idempotency_key))  # type: ignore[no-any-return]
 
+    def reproduce(self, job_id: calls.Id, step: int, *, idempotency_key: str | None = None) -> Job:
+        """A new job with the spec of that checkpoint's manifest (same seed, data, rewards and model)."""
+        return self._client.send(calls.reproduce_job(job_id, step, idempotency_key))  # type: ignore[no-any-return]
+
+    def dry_run(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """The spec resolved as the server would run it (defaults, pinned rewards, dataset hash); no job."""
+        return self._client.send(calls.dry_run_job(spec))  # type: ignore[no-any-return]
+
+    def manifest(self, job_id: calls.Id, step: int) -> dict[str, Any]:
+        """What produced a checkpoint: spec, data and weight hashes, reward versions, seed, packages, device."""
+        return self._client.send(calls.checkpoint_manifest(job_id, step))  # type: ignore[no-any-return]
+
     def get(self, job_id: calls.Id) -> Job:
         return self._client.send(calls.get_job(job_id))  # type: ignore[no-any-return]
 
