@@ -48,6 +48,10 @@ def checkpoint_manifest(job_id: Id, step: int) -> Operation:
     return Call("GET", f"/v1/jobs/{job_id}/checkpoints/{step}/manifest"), dict[str, Any]
 
 
+def preflight(spec: dict[str, Any], prompts: int | None = None) -> Operation:
+    return Call("POST", "/v1/preflight", params={"prompts": prompts}, json=spec), dict[str, Any]
+
+
 def get_job(job_id: Id) -> Operation:
     return Call("GET", f"/v1/jobs/{job_id}"), Job
 

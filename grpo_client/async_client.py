@@ -139,6 +139,9 @@ class AsyncJobs(_AsyncResource):
     async def manifest(self, job_id: calls.Id, step: int) -> dict[str, Any]:
         return await self._client.send(calls.checkpoint_manifest(job_id, step))  # type: ignore[no-any-return]
 
+    async def preflight(self, spec: dict[str, Any], *, prompts: int | None = None) -> dict[str, Any]:
+        return await self._client.send(calls.preflight(spec, prompts))  # type: ignore[no-any-return]
+
     async def resume(self, job_id: calls.Id) -> Job:
         return await self._client.send(calls.resume_job(job_id))  # type: ignore[no-any-return]
 

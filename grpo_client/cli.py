@@ -122,6 +122,14 @@ def jobs_budget(grpo: GrpoClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def jobs_preflight(grpo: GrpoClient, args: argparse.Namespace) -> int:
+    report = grpo.jobs.preflight(_read_json(args.spec), prompts=args.prompts)
+    _out(report)
+    for warning in (report.get("report") or {}).get("warnings", []):
+        sys.stderr.write(f"warning: {warning}\n")
+    return 0
+
+
 def jobs_logs(grpo: GrpoClient, args: argparse.Namespace) -> int:
     """Past events, then (--follow) new ones until the job ends."""
     types = args.type or None
@@ -204,6 +212,10 @@ def _jobs_parser(commands: Any) -> None:
     submit.add_argument("--idempotency-key", help="default: a new random key (retries reuse it)")
     submit.add_argument("--dry-run", action="store_true", help="print the resolved spec; create no job")
     submit.set_defaults(handler=jobs_submit)
+    check = jobs.add_parser("preflight", help="sample the base model on a spec before running it (on a worker)")
+    check.add_argument("spec")
+    check.add_argument("--prompts", type=int, help="prompts to sample (default 8)")
+    check.set_defaults(handler=jobs_preflight)
     reproduce = jobs.add_parser("reproduce", help="submit a new job from a checkpoint's manifest")
     reproduce.add_argument("job_id")
     reproduce.add_argument("step", type=int)

@@ -126,6 +126,10 @@ class Jobs(_Resource):
         """What produced a checkpoint: spec, data and weight hashes, reward versions, seed, packages, device."""
         return self._client.send(calls.checkpoint_manifest(job_id, step))  # type: ignore[no-any-return]
 
+    def preflight(self, spec: dict[str, Any], *, prompts: int | None = None) -> dict[str, Any]:
+        """A worker samples the base model on the spec and reports rewards, ties, graders, lengths, estimates."""
+        return self._client.send(calls.preflight(spec, prompts))  # type: ignore[no-any-return]
+
     def get(self, job_id: calls.Id) -> Job:
         return self._client.send(calls.get_job(job_id))  # type: ignore[no-any-return]
 

@@ -13,6 +13,7 @@ from workers.celery_app import celery_app
 from workers.db import session_factory
 from workers.evaluation_runner import run_evaluation as run_evaluation_now
 from workers.merge_runner import run_merge
+from workers.preflight import run_preflight_request
 from workers.runner import run_job
 from workers.watchdog import start_watchdog
 
@@ -39,6 +40,11 @@ def run_evaluation(evaluation_id: str) -> None:
 @celery_app.task(name="workers.tasks.merge_checkpoint")
 def merge_checkpoint(job_id: str, step: int) -> None:
     run_merge(job_id=uuid.UUID(job_id), step=step, settings=settings, session_factory=session_factory())
+
+
+@celery_app.task(name="workers.tasks.run_preflight", soft_time_limit=settings.preflight_time_limit_s)
+def run_preflight(preflight_id: str) -> None:
+    run_preflight_request(preflight_id=uuid.UUID(preflight_id), settings=settings, session_factory=session_factory())
 
 
 @worker_ready.connect

@@ -94,6 +94,18 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("GRPO_QUOTA_RETRY_AFTER_S", "quota_retry_after_s"),
         description="Retry-After (seconds) sent with a 429 for the queued-job quota.",
     )
+    preflight_wait_s: float = Field(
+        120.0,
+        gt=0,
+        validation_alias=AliasChoices("GRPO_PREFLIGHT_WAIT_S", "preflight_wait_s"),
+        description="How long POST /v1/preflight waits for a worker's answer before a 503.",
+    )
+    preflight_time_limit_s: int = Field(
+        600,
+        ge=10,
+        validation_alias=AliasChoices("GRPO_PREFLIGHT_TIME_LIMIT_S", "preflight_time_limit_s"),
+        description="A preflight task running longer than this on a worker is stopped (its own limit, not a job's).",
+    )
     log_format: str = Field(
         "json",
         pattern="^(json|text|none)$",

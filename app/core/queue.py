@@ -10,6 +10,7 @@ from app.core.errors import ProblemError
 TRAIN_TASK = "workers.tasks.run_grpo_job"
 EVAL_TASK = "workers.tasks.run_evaluation"
 MERGE_TASK = "workers.tasks.merge_checkpoint"
+PREFLIGHT_TASK = "workers.tasks.run_preflight"
 
 
 class JobQueue(Protocol):
@@ -34,6 +35,9 @@ class CeleryJobQueue:
 
     def enqueue_merge(self, job_id: uuid.UUID, step: int) -> None:
         self._celery.send_task(MERGE_TASK, args=[str(job_id), step])
+
+    def enqueue_preflight(self, preflight_id: uuid.UUID) -> None:
+        self._celery.send_task(PREFLIGHT_TASK, args=[str(preflight_id)])
 
 
 def queue_unavailable(what: str) -> ProblemError:

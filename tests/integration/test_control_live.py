@@ -104,3 +104,13 @@ def test_budget_pause_raise_resume_then_reproduce_from_the_manifest(grpo: GrpoCl
     again = cli(live, "jobs", "reproduce", str(job.id), "5")
     assert grpo.jobs.wait(again["id"], timeout_s=120).status == "succeeded"
     assert comparable(grpo, again["id"]) == comparable(grpo, job.id)
+
+
+def test_preflight_runs_on_the_worker_through_the_command(live, tmp_path) -> None:
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(tiny_job(max_steps=50)))
+    answer = cli(live, "jobs", "preflight", str(spec_file), "--prompts", "3")
+    assert answer["status"] == "succeeded"
+    report = answer["report"]
+    assert report["sampled"]["completions"] == 12 and report["estimate"]["total_s"] > 0
+    assert report["tied_groups"]["groups"] == 3 and "exact_match" in report["graders"]
