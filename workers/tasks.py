@@ -16,6 +16,7 @@ from workers.merge_runner import run_merge
 from workers.preflight import run_preflight_request
 from workers.runner import run_job
 from workers.watchdog import start_watchdog
+from workers.webhooks import start_webhook_sender
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,11 @@ def run_preflight(preflight_id: str) -> None:
 @worker_ready.connect
 def _start_watchdog(**_kwargs: object) -> None:
     start_watchdog(session_factory=session_factory(), queue=CeleryJobQueue(celery_app), settings=settings)
+
+
+@worker_ready.connect
+def _start_webhook_sender(**_kwargs: object) -> None:
+    start_webhook_sender(session_factory=session_factory(), settings=settings)
 
 
 @worker_process_init.connect

@@ -1,7 +1,7 @@
 from fastapi import APIRouter, Depends
 
 from app.api.deps import request_context
-from app.api.routes import artifacts, control, datasets, events, jobs, manifests, preflight, rewards
+from app.api.routes import artifacts, control, datasets, events, jobs, manifests, preflight, rewards, webhooks
 
 API_PREFIX = "/v1"
 
@@ -14,3 +14,4 @@ api_router.include_router(artifacts.router)
 api_router.include_router(manifests.router)
 api_router.include_router(rewards.router)
 api_router.include_router(preflight.router)
+api_router.include_router(webhooks.router)

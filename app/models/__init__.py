@@ -8,6 +8,7 @@ from app.models.metric import JobEvent, JobMetric
 from app.models.preflight import Preflight
 from app.models.reward import JobRewardUse, RewardDefinition, RewardVersion
 from app.models.tenant import ApiKey, Tenant
+from app.models.webhook import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -25,4 +26,6 @@ __all__ = [
     "RewardDefinition",
     "RewardVersion",
     "Tenant",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

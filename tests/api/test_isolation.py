@@ -44,6 +44,11 @@ ROUTES = {
 KNOWN_ELSEWHERE = {
     ("POST", "/v1/jobs/{job_id}/checkpoints/{step}/merge"),
     ("GET", "/v1/preflight/{preflight_id}"),  # tests/api/test_preflight.py: another tenant gets 404
+    # tests/services/test_webhooks.py: another tenant gets 404 on each
+    ("GET", "/v1/webhooks/{webhook_id}"),
+    ("DELETE", "/v1/webhooks/{webhook_id}"),
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries"),
+    ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"),
 }
 
 
