@@ -100,6 +100,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("GRPO_PREFLIGHT_WAIT_S", "preflight_wait_s"),
         description="How long POST /v1/preflight waits for a worker's answer before a 503.",
     )
+    preflight_pickup_s: float = Field(
+        15.0,
+        gt=0,
+        validation_alias=AliasChoices("GRPO_PREFLIGHT_PICKUP_S", "preflight_pickup_s"),
+        description="A preflight no worker has taken within this long is answered 503 (all busy or none running).",
+    )
     preflight_time_limit_s: int = Field(
         600,
         ge=10,

@@ -38,15 +38,18 @@ def request_preflight(
     except Exception as exc:
         logger.warning("could not enqueue preflight %s", row.id, exc_info=True)
         raise _unavailable("queue_unavailable", "the job queue is unavailable; retry later") from exc
-    return _wait(session, row, settings.preflight_wait_s)
+    return _wait(session, row, settings.preflight_wait_s, min(settings.preflight_pickup_s, settings.preflight_wait_s))
 
 
-def _wait(session: Session, row: Preflight, wait_s: float) -> PreflightPublic:
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
+def _wait(session: Session, row: Preflight, wait_s: float, pickup_s: float) -> PreflightPublic:
+    """Until the report is in; 503 when no worker took the request within pickup_s or it outlasted wait_s."""
+    started = time.monotonic()
+    while time.monotonic() - started < wait_s:
         session.refresh(row)
         if row.status in FINISHED:
             return _answer(row)
+        if row.status == PreflightStatus.queued and time.monotonic() - started > pickup_s:
+            break
         time.sleep(POLL_S)
     expired = session.execute(
         update(Preflight)
@@ -55,7 +58,9 @@ def _wait(session: Session, row: Preflight, wait_s: float) -> PreflightPublic:
     ).rowcount  # type: ignore[attr-defined]
     session.commit()
     if expired:
-        raise _unavailable("no_worker", f"no worker took the preflight within {wait_s:g} s (all busy or none running)")
+        raise _unavailable(
+            "no_worker", f"no worker took the preflight within {pickup_s:g} s (all busy or none running)"
+        )
     raise _unavailable("preflight_timeout", f"the preflight is still running; GET /v1/preflight/{row.id} later")
 
 

@@ -94,7 +94,7 @@ def test_what_cannot_run_is_a_422_naming_the_field_and_bad_specs_never_reach_a_w
 
 
 def test_no_worker_is_a_503_and_a_late_worker_skips_the_expired_request(settings, session_factory, auth):
-    settings.preflight_wait_s = 0.5
+    settings.preflight_pickup_s = 0.5
     queue = InlineWorkerQueue(settings, session_factory, answer=False)
     for client in make_client(settings, queue):
         response = client.post("/v1/preflight", json=tiny_spec(), headers=auth)
