@@ -222,3 +222,25 @@ def test_inline_reward(spec: dict[str, Any], samples: list[dict[str, Any]]) -> O
 
 def delete_reward(reward_id: Id) -> Operation:
     return Call("DELETE", f"/v1/rewards/{reward_id}"), None
+
+
+# --- webhooks -----------------------------------------------------------------------------------------
+def create_webhook(url: str, event_types: list[str] | None = None, description: str = "") -> Operation:
+    body = {"url": url, "event_types": event_types or [], "description": description}
+    return Call("POST", "/v1/webhooks", json=body), dict[str, Any]
+
+
+def list_webhooks() -> Operation:
+    return Call("GET", "/v1/webhooks"), dict[str, Any]
+
+
+def delete_webhook(webhook_id: Id) -> Operation:
+    return Call("DELETE", f"/v1/webhooks/{webhook_id}"), None
+
+
+def webhook_deliveries(webhook_id: Id) -> Operation:
+    return Call("GET", f"/v1/webhooks/{webhook_id}/deliveries"), dict[str, Any]
+
+
+def redeliver(webhook_id: Id, delivery_id: Id) -> Operation:
+    return Call("POST", f"/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"), dict[str, Any]

@@ -293,6 +293,42 @@ def _other_parsers(commands: Any) -> None:
     test.set_defaults(handler=rewards_test)
 
 
+def _webhooks_parser(commands: Any) -> None:
+    hooks = commands.add_parser("webhooks", help="endpoints that receive job events").add_subparsers(required=True)
+    create = hooks.add_parser("create", help="add an endpoint; prints its secret (shown only once)")
+    create.add_argument("endpoint_url", metavar="url")  # not "url": that is the service's (--url)
+    create.add_argument("--event-type", action="append", help="only this job event type (repeat); default all")
+    create.set_defaults(
+        handler=lambda grpo, args: _out(grpo.webhooks.create(args.endpoint_url, event_types=args.event_type)) or 0
+    )
+    hooks.add_parser("list").set_defaults(handler=_webhooks_list)
+    for name, text in (("delete", "remove an endpoint"), ("deliveries", "an endpoint's delivery log")):
+        sub = hooks.add_parser(name, help=text)
+        sub.add_argument("webhook_id")
+        sub.set_defaults(handler=_webhooks_delete if name == "delete" else _webhooks_deliveries)
+    again = hooks.add_parser("redeliver", help="send a delivery again")
+    again.add_argument("webhook_id")
+    again.add_argument("delivery_id")
+    again.set_defaults(handler=lambda grpo, args: _out(grpo.webhooks.redeliver(args.webhook_id, args.delivery_id)) or 0)
+
+
+def _webhooks_list(grpo: GrpoClient, _args: argparse.Namespace) -> int:
+    for webhook in grpo.webhooks.list():
+        _out(webhook)
+    return 0
+
+
+def _webhooks_delete(grpo: GrpoClient, args: argparse.Namespace) -> int:
+    grpo.webhooks.delete(args.webhook_id)
+    return 0
+
+
+def _webhooks_deliveries(grpo: GrpoClient, args: argparse.Namespace) -> int:
+    for delivery in grpo.webhooks.deliveries(args.webhook_id):
+        _out(delivery)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(
         prog="grpo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -302,6 +338,7 @@ def parser() -> argparse.ArgumentParser:
     commands = main.add_subparsers(required=True)
     _jobs_parser(commands)
     _other_parsers(commands)
+    _webhooks_parser(commands)
     return main
 
 

@@ -62,6 +62,7 @@ class GrpoClient:
         self.jobs = Jobs(self)
         self.datasets = Datasets(self)
         self.rewards = Rewards(self)
+        self.webhooks = Webhooks(self)
 
     def __enter__(self) -> GrpoClient:
         return self
@@ -278,3 +279,23 @@ class Rewards(_Resource):
 
     def delete(self, reward_id: calls.Id) -> None:
         self._client.send(calls.delete_reward(reward_id))
+
+
+class Webhooks(_Resource):
+    """Job events POSTed to your endpoint, signed (docs/control.md shows the receiver's check)."""
+
+    def create(self, url: str, *, event_types: list[str] | None = None, description: str = "") -> dict[str, Any]:
+        """The endpoint, with its signing secret: shown only in this answer."""
+        return self._client.send(calls.create_webhook(url, event_types, description))  # type: ignore[no-any-return]
+
+    def list(self) -> list[dict[str, Any]]:
+        return self._client.send(calls.list_webhooks())["data"]  # type: ignore[no-any-return]
+
+    def delete(self, webhook_id: calls.Id) -> None:
+        self._client.send(calls.delete_webhook(webhook_id))
+
+    def deliveries(self, webhook_id: calls.Id) -> list[dict[str, Any]]:
+        return self._client.send(calls.webhook_deliveries(webhook_id))["data"]  # type: ignore[no-any-return]
+
+    def redeliver(self, webhook_id: calls.Id, delivery_id: calls.Id) -> dict[str, Any]:
+        return self._client.send(calls.redeliver(webhook_id, delivery_id))  # type: ignore[no-any-return]

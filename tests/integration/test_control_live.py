@@ -14,6 +14,7 @@ from grpo_client import GrpoClient
 from scripts.stack import PROJECT_ROOT, Stack
 from tests.integration.conftest import shared_stack
 from tests.integration.helpers import tiny_job
+from tests.services.test_webhooks import Receiver, verify
 from workers.engine.metrics import is_wall_clock
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -21,9 +22,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
-    with shared_stack(
-        tmp_path_factory.mktemp("control"), worker=True, extra_env={"GRPO_HEARTBEAT_INTERVAL_S": "1"}
-    ) as s:
+    env = {"GRPO_HEARTBEAT_INTERVAL_S": "1", "GRPO_WEBHOOK_ALLOW_PRIVATE": "1", "GRPO_WEBHOOK_BACKOFF_S": "0.2"}
+    with shared_stack(tmp_path_factory.mktemp("control"), worker=True, extra_env=env) as s:
         yield s
 
 
@@ -114,3 +114,21 @@ def test_preflight_runs_on_the_worker_through_the_command(live, tmp_path) -> Non
     report = answer["report"]
     assert report["sampled"]["completions"] == 12 and report["estimate"]["total_s"] > 0
     assert report["tied_groups"]["groups"] == 3 and "exact_match" in report["graders"]
+
+
+def test_the_worker_delivers_signed_webhooks_in_order_retrying_a_500(grpo: GrpoClient, live) -> None:
+    receiver = Receiver([500])
+    try:
+        created = cli(live, "webhooks", "create", receiver.url, "--event-type", "status")
+        job = grpo.jobs.submit(tiny_job(max_steps=2))
+        assert grpo.jobs.wait(job.id, timeout_s=120).status == "succeeded"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(receiver.received) < 4:
+            time.sleep(0.3)
+    finally:
+        receiver.server.shutdown()
+    statuses = [json.loads(body)["data"]["status"] for _, _, body in receiver.received]
+    assert statuses == ["queued", "queued", "running", "succeeded"]  # the 500 retried, the order kept
+    assert all(verify(created["secret"], headers, body) for _, headers, body in receiver.received)
+    log = grpo.webhooks.deliveries(created["id"])
+    assert sorted(d["attempts"] for d in log) == [1, 1, 2] and {d["status"] for d in log} == {"succeeded"}
