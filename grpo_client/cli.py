@@ -122,6 +122,16 @@ def jobs_budget(grpo: GrpoClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def _printing(fetch: Callable[[GrpoClient, argparse.Namespace], Any]) -> Handler:
+    """A command handler that prints what `fetch` answers as one JSON line."""
+
+    def handler(grpo: GrpoClient, args: argparse.Namespace) -> int:
+        _out(fetch(grpo, args))
+        return 0
+
+    return handler
+
+
 def jobs_preflight(grpo: GrpoClient, args: argparse.Namespace) -> int:
     report = grpo.jobs.preflight(_read_json(args.spec), prompts=args.prompts)
     _out(report)
@@ -219,11 +229,11 @@ def _jobs_parser(commands: Any) -> None:
     reproduce = jobs.add_parser("reproduce", help="submit a new job from a checkpoint's manifest")
     reproduce.add_argument("job_id")
     reproduce.add_argument("step", type=int)
-    reproduce.set_defaults(handler=lambda grpo, args: _out(grpo.jobs.reproduce(args.job_id, args.step)) or 0)
+    reproduce.set_defaults(handler=_printing(lambda grpo, args: grpo.jobs.reproduce(args.job_id, args.step)))
     manifest = jobs.add_parser("manifest", help="print a checkpoint's reproducibility manifest")
     manifest.add_argument("job_id")
     manifest.add_argument("step", type=int)
-    manifest.set_defaults(handler=lambda grpo, args: _out(grpo.jobs.manifest(args.job_id, args.step)) or 0)
+    manifest.set_defaults(handler=_printing(lambda grpo, args: grpo.jobs.manifest(args.job_id, args.step)))
     for name, handler, text in [
         ("get", jobs_get, "show a job"),
         ("cancel", jobs_cancel, "cancel a job"),
@@ -299,7 +309,7 @@ def _webhooks_parser(commands: Any) -> None:
     create.add_argument("endpoint_url", metavar="url")  # not "url": that is the service's (--url)
     create.add_argument("--event-type", action="append", help="only this job event type (repeat); default all")
     create.set_defaults(
-        handler=lambda grpo, args: _out(grpo.webhooks.create(args.endpoint_url, event_types=args.event_type)) or 0
+        handler=_printing(lambda grpo, args: grpo.webhooks.create(args.endpoint_url, event_types=args.event_type))
     )
     hooks.add_parser("list").set_defaults(handler=_webhooks_list)
     for name, text in (("delete", "remove an endpoint"), ("deliveries", "an endpoint's delivery log")):
@@ -309,7 +319,7 @@ def _webhooks_parser(commands: Any) -> None:
     again = hooks.add_parser("redeliver", help="send a delivery again")
     again.add_argument("webhook_id")
     again.add_argument("delivery_id")
-    again.set_defaults(handler=lambda grpo, args: _out(grpo.webhooks.redeliver(args.webhook_id, args.delivery_id)) or 0)
+    again.set_defaults(handler=_printing(lambda grpo, args: grpo.webhooks.redeliver(args.webhook_id, args.delivery_id)))
 
 
 def _webhooks_list(grpo: GrpoClient, _args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ with GrpoClient() as grpo:                      # GRPO_URL and GRPO_API_KEY from
 
 from __future__ import annotations  # annotations name `list`, which the resources define as a method
 
+import builtins
 import itertools
 import time
 from collections.abc import Iterator
@@ -288,13 +289,13 @@ class Webhooks(_Resource):
         """The endpoint, with its signing secret: shown only in this answer."""
         return self._client.send(calls.create_webhook(url, event_types, description))  # type: ignore[no-any-return]
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> builtins.list[dict[str, Any]]:
         return self._client.send(calls.list_webhooks())["data"]  # type: ignore[no-any-return]
 
     def delete(self, webhook_id: calls.Id) -> None:
         self._client.send(calls.delete_webhook(webhook_id))
 
-    def deliveries(self, webhook_id: calls.Id) -> list[dict[str, Any]]:
+    def deliveries(self, webhook_id: calls.Id) -> builtins.list[dict[str, Any]]:
         return self._client.send(calls.webhook_deliveries(webhook_id))["data"]  # type: ignore[no-any-return]
 
     def redeliver(self, webhook_id: calls.Id, delivery_id: calls.Id) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import time
 import traceback
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -91,7 +92,7 @@ def histogram(values: list[float]) -> dict[str, Any]:
     return {"edges": edges, "counts": counts, "mean": sum(finite) / len(finite), "min": low, "max": high}
 
 
-def quantile(values: list[float], q: float) -> float:
+def quantile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
 

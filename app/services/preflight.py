@@ -66,12 +66,12 @@ def _wait(session: Session, row: Preflight, wait_s: float, pickup_s: float) -> P
 
 def _answer(row: Preflight) -> PreflightPublic:
     if row.status == PreflightStatus.failed and row.error:
-        param = row.error.get("param")
+        param, message = row.error.get("param"), row.error.get("message", "the preflight failed")
         raise ProblemError(
             422,
             "preflight_failed",
-            row.error.get("message", "the preflight failed"),
-            errors=[FieldError(field=param, message=row.error.get("message", ""))] if param else None,
+            message,
+            errors=[FieldError(field=param, message=message, type="preflight_failed")] if param else None,
         )
     return PreflightPublic(id=row.id, status=PreflightStatus(row.status), report=row.report, error=row.error)
 
