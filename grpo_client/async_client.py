@@ -189,6 +189,8 @@ class AsyncJobs(_AsyncResource):
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             job = await self.get(job_id)
+            if job.status == "paused":  # it waits for a person: see Jobs.wait
+                return job
             if job.finished:
                 if raise_on_failure and job.status != "succeeded":
                     reason = f": {job.error.code}: {job.error.message}" if job.error else ""

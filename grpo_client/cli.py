@@ -60,7 +60,7 @@ def jobs_submit(grpo: GrpoClient, args: argparse.Namespace) -> int:
 
 
 def _wait(grpo: GrpoClient, job_id: str, timeout_s: float | None, poll_s: float = 1.0) -> int:
-    """Progress lines on stderr while it runs; the final job on stdout; 0 only if it succeeded."""
+    """Progress lines on stderr while it runs; the final job on stdout; 0 only if it succeeded, 3 if paused."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     last = None
     while True:
@@ -74,6 +74,10 @@ def _wait(grpo: GrpoClient, job_id: str, timeout_s: float | None, poll_s: float 
             if job.error:
                 sys.stderr.write(f"{job.error.code}: {job.error.message}\n")
             return 0 if job.status == "succeeded" else 1
+        if job.status == "paused":  # waits for a person (a budget, a safeguard, a pause): do not poll forever
+            _out(job)
+            sys.stderr.write(f"job {job_id} is paused; `grpo jobs resume {job_id}` continues it\n")
+            return 3
         if deadline is not None and time.monotonic() > deadline:
             sys.stderr.write(f"error: job {job_id} still {job.status} after {timeout_s} s\n")
             return 1

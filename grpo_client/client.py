@@ -196,10 +196,13 @@ class Jobs(_Resource):
     def wait(
         self, job_id: calls.Id, *, timeout_s: float | None = None, poll_s: float = 1.0, raise_on_failure: bool = True
     ) -> Job:
-        """Poll until the job ends; JobFailed if it failed or was cancelled (unless raise_on_failure=False)."""
+        """Poll until the job ends; JobFailed if it failed or was cancelled (unless raise_on_failure=False).
+        A paused job (by you, a budget or a safeguard) is returned as it is: it waits for a person."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             job = self.get(job_id)
+            if job.status == "paused":
+                return job
             if job.finished:
                 if raise_on_failure and job.status != "succeeded":
                     reason = f": {job.error.code}: {job.error.message}" if job.error else ""

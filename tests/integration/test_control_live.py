@@ -88,8 +88,8 @@ def test_pause_frees_the_worker_and_resume_continues_exactly(grpo: GrpoClient, l
 def test_budget_pause_raise_resume_then_reproduce_from_the_manifest(grpo: GrpoClient, live, tmp_path) -> None:
     spec = tiny_job(max_steps=5) | {"budget": {"reward_calls": 20}}  # 8 calls a step: pauses after step 3
     job = grpo.jobs.submit(spec)
-    paused = wait_status(grpo, job.id, {"paused"})
-    assert paused.progress.step == 3 and paused.usage["reward_calls"] == 24
+    paused = grpo.jobs.wait(job.id, timeout_s=120)  # returns at a pause: it waits for a person
+    assert paused.status == "paused" and paused.progress.step == 3 and paused.usage["reward_calls"] == 24
     [event] = [e for e in grpo.jobs.events(job.id, limit=1000).data if e.data.get("status") == "paused"]
     assert event.data["budget"] == "reward_calls" and event.data["used"] == 24
     assert cli(live, "jobs", "budget", str(job.id), "--reward-calls", "1000")["spec"]["budget"]["reward_calls"] == 1000
