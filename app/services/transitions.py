@@ -1,4 +1,5 @@
-"""The job state machine: queued -> running -> succeeded | failed | cancelled.
+"""The job state machine: queued -> running -> succeeded | failed | cancelled, and pause/resume:
+running -> pausing -> paused -> queued (app/services/pause.py).
 
 Every status change goes through transition(), a conditional UPDATE, so two processes racing on
 the same job (the API cancelling while a worker claims it) cannot both win.
