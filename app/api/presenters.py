@@ -1,7 +1,7 @@
 """ORM rows -> public schemas, for the values that are derived rather than stored."""
 
 from app.models import Job
-from app.schemas.job import JobError, JobProgress, JobPublic
+from app.schemas.job import JobError, JobProgress, JobPublic, JobStatus
 from app.services.budgets import job_usage
 
 TOKENS_PER_S = "throughput/tokens_per_s"  # the engine's step metric (workers/engine/metrics.py)
@@ -10,7 +10,7 @@ TOKENS_PER_S = "throughput/tokens_per_s"  # the engine's step metric (workers/en
 def job_public(job: Job) -> JobPublic:
     done, total = job.current_step, job.total_steps
     eta = None
-    if 0 < done < total and job.train_seconds > 0:
+    if 0 < done < total and job.train_seconds > 0 and job.status != JobStatus.paused:  # paused: no end in sight
         eta = job.train_seconds / done * (total - done)
     return JobPublic(
         id=job.id,

@@ -49,6 +49,7 @@ def test_pause_checkpoints_the_step_frees_the_worker_and_resume_matches_an_unint
     paused = worker.train(job_id)  # returns: the worker is free
     monkeypatch.undo()
     assert paused.status == JobStatus.paused and paused.current_step == 2 and paused.worker_id is None
+    assert client.get(f"/v1/jobs/{job_id}", headers=auth).json()["progress"]["eta_seconds"] is None
     with session_factory() as session:
         steps = session.query(Checkpoint.step).filter_by(job_id=uuid.UUID(job_id)).all()
         assert [s for (s,) in steps] == [2]  # off the every-4 schedule: written because of the pause
