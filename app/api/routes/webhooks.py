@@ -34,17 +34,20 @@ def create_webhook(
 
 @router.get("", response_model=WebhooksPublic)
 def list_webhooks(session: SessionDep, tenant: CurrentTenant) -> WebhooksPublic:
+    """The tenant's webhook endpoints, oldest first (without their secrets)."""
     endpoints = service.list_endpoints(session=session, tenant=tenant)
     return WebhooksPublic(data=[WebhookPublic.model_validate(e) for e in endpoints])
 
 
 @router.get("/{webhook_id}", response_model=WebhookPublic)
 def read_webhook(webhook_id: uuid.UUID, session: SessionDep, tenant: CurrentTenant) -> WebhookPublic:
+    """One endpoint (its secret was shown only when it was created)."""
     return WebhookPublic.model_validate(service.get_endpoint(session=session, tenant=tenant, endpoint_id=webhook_id))
 
 
 @router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_webhook(webhook_id: uuid.UUID, session: SessionDep, tenant: CurrentTenant) -> Response:
+    """Remove the endpoint and its delivery log; nothing more is sent to it."""
     endpoint = service.get_endpoint(session=session, tenant=tenant, endpoint_id=webhook_id)
     service.delete_endpoint(session=session, endpoint=endpoint)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
