@@ -20,14 +20,15 @@ from app.schemas.errors import JobErrorCode
 from app.schemas.job import DatasetSpec, JobSpec, JobStatus
 from app.schemas.job_error import MAX_MESSAGE_CHARS, error_from_exception
 from app.schemas.status import EventType
-from app.services import artifacts, runs
+from app.services import artifacts, pause, runs
 from workers.claiming import claim_or_take_over
 from workers.contract import JobFailure
 from workers.engine import train
 from workers.engine.checkpoint import is_out_of_space
 from workers.inputs import load_rows, prepare_init_weights, prepare_resume
+from workers.manifest import base_manifest
 from workers.model_preflight import check_model_reachable
-from workers.reporting import MONITORED, DatabaseSink, Heartbeat, JobCancelled, JobLost
+from workers.reporting import MONITORED, DatabaseSink, Heartbeat, JobCancelled, JobLost, JobPaused
 from workers.rewards import RewardMonitor
 from workers.spec import RunInputs, run_inputs
 from workers.watchdog import release_waiting_jobs
@@ -107,7 +108,8 @@ def _train(
         # seconds, not the hub's retries
         check_model_reachable(inputs.config.model_source, inputs.config.model_revision)
     monitor = rebuilt_monitor(spec, sessions, job_id, resume_from)
-    sink = DatabaseSink(sessions, store, job_id, worker_id, spec, monitor)
+    manifest = base_manifest(spec, inputs.rows, inputs.config)
+    sink = DatabaseSink(sessions, store, job_id, worker_id, spec, monitor, manifest=manifest)
     with inputs.reward_fns() as (reward_fn, eval_fn):
         train(
             inputs.config,
@@ -188,6 +190,17 @@ def _run_claimed(
             outcome, message = JobStatus.cancelled, str(exc)
         except JobLost:
             logger.warning("job %s was taken over by another worker; stopping", job_id)
+            return
+        except JobPaused as exc:  # its step is checkpointed: let go of the job (app/services/pause.py)
+            with session_factory() as session:
+                pause.settle_paused(
+                    session=session,
+                    job_id=job_id,
+                    worker_id=worker_id,
+                    reason=exc.reason,
+                    message=str(exc),
+                    data=exc.data,
+                )
             return
         except Exception as exc:
             logger.error("job %s failed:\n%s", job_id, traceback.format_exc())

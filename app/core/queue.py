@@ -22,6 +22,7 @@ REWARD_CHECK_TASK = "workers.reward_tasks.check_reward"
 RETRY_AFTER_S = 30
 
 logger = logging.getLogger(__name__)
+PREFLIGHT_TASK = "workers.tasks.run_preflight"
 
 
 class JobQueue(Protocol):
@@ -46,6 +47,9 @@ class CeleryJobQueue:
 
     def enqueue_merge(self, job_id: uuid.UUID, step: int) -> None:
         self._celery.send_task(MERGE_TASK, args=[str(job_id), step])
+
+    def enqueue_preflight(self, preflight_id: uuid.UUID) -> None:
+        self._celery.send_task(PREFLIGHT_TASK, args=[str(preflight_id)])
 
 
 def queue_unavailable(what: str) -> ProblemError:

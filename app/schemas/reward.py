@@ -482,9 +482,10 @@ class SafeguardSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    on_alert: Literal["record", "stop"] = Field(
+    on_alert: Literal["record", "stop", "pause"] = Field(
         "record",
-        description="'record': an alert event only; 'stop': also stop the job.",
+        description="'record': an alert event only; 'stop': also stop the job; 'pause': checkpoint and pause "
+        "the job for a person to look (POST /jobs/{id}/resume continues it).",
     )
     window: int = Field(
         10,

@@ -128,18 +128,22 @@ def versions_of(*, session: Session, reward_id: uuid.UUID) -> list[int]:
     return list(session.scalars(query))
 
 
+# Jobs that will still read their rewards (a paused one resumes).
+IN_USE = (JobStatus.queued, JobStatus.running, JobStatus.pausing, JobStatus.paused)
+
+
 def delete_reward(*, session: Session, reward: RewardDefinition) -> None:
-    """Refused while a queued or running job uses any version; finished jobs keep their pinned copy."""
+    """Refused while a queued, running or paused job uses any version; finished jobs keep their pinned copy."""
     active = session.scalars(
         select(Job.id)
         .join(JobRewardUse, JobRewardUse.job_id == Job.id)
-        .where(JobRewardUse.reward_id == reward.id, Job.status.in_([JobStatus.queued, JobStatus.running]))
+        .where(JobRewardUse.reward_id == reward.id, Job.status.in_(IN_USE))
     ).all()
     if active:
         raise ProblemError(
             409,
             "reward_in_use",
-            f"{len(active)} queued or running job(s) use this reward, "
+            f"{len(active)} queued, running or paused job(s) use this reward, "
             f"e.g. {active[0]}; cancel them or wait until they finish",
         )
     reward.deleted_at = utcnow()
