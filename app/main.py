@@ -46,7 +46,10 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     app.state.telemetry = Telemetry(app.state.session_factory)
 
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes, exempt_prefixes=("/v1/datasets",))
+    # Uploads (native datasets, OpenAI files) are streamed and limited by max_dataset_bytes instead.
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes, exempt_prefixes=("/v1/datasets", "/v1/files")
+    )
     app.add_middleware(RequestContextMiddleware, telemetry=app.state.telemetry, access_log=settings.access_log)
     app.include_router(health.router)
     app.include_router(monitoring.router)

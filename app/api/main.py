@@ -1,7 +1,17 @@
 from fastapi import APIRouter, Depends
 
 from app.api.deps import request_context
-from app.api.routes import artifacts, control, datasets, events, jobs, manifests, rewards
+from app.api.routes import (
+    artifacts,
+    control,
+    datasets,
+    events,
+    jobs,
+    manifests,
+    openai_files,
+    openai_fine_tuning,
+    rewards,
+)
 
 API_PREFIX = "/v1"
 
@@ -13,3 +23,5 @@ api_router.include_router(events.router)
 api_router.include_router(artifacts.router)
 api_router.include_router(manifests.router)
 api_router.include_router(rewards.router)
+api_router.include_router(openai_files.router)
+api_router.include_router(openai_fine_tuning.router)
