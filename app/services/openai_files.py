@@ -4,6 +4,7 @@ Each row `{"messages": [...], <fields>}` is stored as `{"messages": [...], <fiel
 (the native engine samples from one prompt string); the uploaded bytes are kept too, for GET .../content.
 """
 
+import dataclasses
 import json
 import tempfile
 import uuid
@@ -126,6 +127,8 @@ async def receive_file(*, upload: IO[bytes], size: int, settings: Settings, tmp:
 def store_file(
     *, session: Session, store: ObjectStore, tenant: Tenant, filename: str, received: Any, original: Path
 ) -> Dataset:
+    # size_bytes is what the user uploaded (OpenAI's `bytes`), not the stored rows with their prompt column.
+    received = dataclasses.replace(received, size=original.stat().st_size)
     dataset = store_dataset(session=session, store=store, tenant=tenant, name=filename, upload=received)
     store.put_file(f"{original_prefix(dataset)}/original.jsonl", original)
     return dataset
