@@ -41,7 +41,15 @@ ROUTES = {
     ("DELETE", "/v1/rewards/{reward_id}"): (None, 204),
 }
 # Routes other engineers may add with path parameters are covered once they are listed above.
-KNOWN_ELSEWHERE = {("POST", "/v1/jobs/{job_id}/checkpoints/{step}/merge")}
+KNOWN_ELSEWHERE = {
+    ("POST", "/v1/jobs/{job_id}/checkpoints/{step}/merge"),
+    # OpenAI-shaped 404s: tests/api/test_openai_ft.py::test_other_tenant_sees_not_found checks each one
+    *[("GET", "/v1/fine_tuning/jobs/{job_id}" + tail) for tail in ("", "/events", "/checkpoints")],
+    *[("POST", "/v1/fine_tuning/jobs/{job_id}/" + action) for action in ("cancel", "pause", "resume")],
+    ("GET", "/v1/files/{file_id}"),
+    ("GET", "/v1/files/{file_id}/content"),
+    ("DELETE", "/v1/files/{file_id}"),
+}
 
 
 @pytest.fixture

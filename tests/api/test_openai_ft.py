@@ -125,8 +125,8 @@ def test_native_extensions_and_list_filters(oa: openai.OpenAI, client: TestClien
         ({"training_file": "file-0123"}, "training_file"),
         ({"method": {"type": "supervised"}}, "method.type"),
         ({"seed": -1}, "seed"),
-        ({"method": {"type": "reinforcement", "reinforcement": {"grader": {**GRADER, "calculate_output": "exact + x"}}}},
-         "method.reinforcement.grader.calculate_output"),
+        ({"method": {"type": "reinforcement", "reinforcement": {
+            "grader": {**GRADER, "calculate_output": "exact + x"}}}}, "method.reinforcement.grader.calculate_output"),
         ({"method": {"type": "reinforcement", "reinforcement": {"grader": {
             "type": "text_similarity", "name": "c", "input": "{{ sample.output_text }}", "reference": "a",
             "evaluation_metric": "cosine"}}}}, "method.reinforcement.grader.evaluation_metric"),
@@ -153,19 +153,25 @@ def test_other_tenant_sees_not_found(oa: openai.OpenAI, client: TestClient, othe
     other = sdk(client, other_auth)
     for call in (
         lambda: other.fine_tuning.jobs.retrieve(job.id),
+        lambda: other.fine_tuning.jobs.pause(job.id),
+        lambda: other.fine_tuning.jobs.resume(job.id),
         lambda: other.fine_tuning.jobs.cancel(job.id),
         lambda: other.fine_tuning.jobs.list_events(job.id),
         lambda: other.fine_tuning.jobs.checkpoints.list(job.id),
         lambda: other.files.retrieve(train),
         lambda: other.files.content(train),
+        lambda: other.files.delete(train),
     ):
         with pytest.raises(openai.NotFoundError):
             call()
+    assert oa.fine_tuning.jobs.retrieve(job.id).status == "queued" and oa.files.retrieve(train).id == train
 
 
 def test_cancel_pause_conflicts_do_not_retry(oa: openai.OpenAI, client: TestClient, auth: dict) -> None:
     job = oa.fine_tuning.jobs.create(
-        model="tiny-demo", training_file=upload(oa), method={"type": "reinforcement", "reinforcement": {"grader": GRADER}}
+        model="tiny-demo",
+        training_file=upload(oa),
+        method={"type": "reinforcement", "reinforcement": {"grader": GRADER}},
     )
     assert oa.fine_tuning.jobs.pause(job.id).status == "paused"  # queued: paused at once
     assert oa.fine_tuning.jobs.cancel(job.id).status == "cancelled"
