@@ -204,7 +204,7 @@ def present(job: Job, info: OpenAIJobInfo | None) -> FineTuningJob:
         created_at=int(job.created_at.timestamp()),
         error=JobErrorObject.model_validate(job.error) if job.error else None,
         estimated_finish=eta,
-        fine_tuned_model=f"{job.id}:ckpt-{job.current_step}" if job.status == JobStatus.succeeded else None,
+        fine_tuned_model=f"{job.id.hex}:ckpt-{job.current_step}" if job.status == JobStatus.succeeded else None,
         finished_at=_stamp(job.finished_at),
         hyperparameters={k: hyper.get(k) for k in ("batch_size", "learning_rate_multiplier", "n_epochs")},
         integrations=[],
@@ -225,22 +225,26 @@ LEVELS = {"warning": "warn", "warn": "warn", "error": "error"}
 
 
 def present_event(event: JobEvent) -> FineTuningJobEvent:
-    """Native 'metrics' events become OpenAI metrics events, with the reward means under OpenAI-style names."""
+    """Native 'metrics' (training step) and 'evaluation' events become OpenAI metrics events: the reward
+    means under OpenAI-style names (train_reward_mean, valid_reward_mean), then the native metrics."""
     data = dict(event.data or {})
-    if event.type == "metrics":
-        metrics = data.get("metrics", data)
-        data = {
-            "step": event.step if event.step is not None else metrics.get("step"),
-            "train_reward_mean": metrics.get("reward/mean"),
-            "train_reward_std": metrics.get("reward/std"),
-            **{k: v for k, v in metrics.items() if isinstance(k, str) and k.startswith("reward/")},
+    metric_event = event.type in ("metrics", "evaluation")
+    if metric_event:
+        values = data.get("values") or data.get("metrics") or {}
+        data = {"step": event.step if event.step is not None else data.get("step")}
+        if event.type == "metrics":
+            data |= {"train_reward_mean": values.get("reward/mean"), "train_reward_std": values.get("reward/std")}
+        else:
+            data |= {"valid_reward_mean": values.get("eval/reward_mean"), "valid_accuracy": values.get("eval/accuracy")}
+        data |= {
+            k: v for k, v in values.items() if isinstance(k, str) and k.startswith(("reward/", "eval/", "kl", "loss"))
         }
     return FineTuningJobEvent(
         id=f"ftevent-{event.id}",
         created_at=int(event.created_at.timestamp()),
         level=LEVELS.get(event.level, "info"),  # type: ignore[arg-type]
         message=event.message or event.type,
-        type="metrics" if event.type == "metrics" else "message",
+        type="metrics" if metric_event else "message",
         data=data,
     )
 
@@ -250,7 +254,7 @@ def present_checkpoint(job: Job, checkpoint: Checkpoint) -> FineTuningJobCheckpo
     return FineTuningJobCheckpoint(
         id=f"ftckpt-{job.id.hex}-{checkpoint.step}",
         created_at=int(checkpoint.created_at.timestamp()),
-        fine_tuned_model_checkpoint=f"{job.id}:ckpt-{checkpoint.step}",
+        fine_tuned_model_checkpoint=f"{job.id.hex}:ckpt-{checkpoint.step}",
         fine_tuning_job_id=job_id(job),
         step_number=checkpoint.step,
         metrics=CheckpointMetrics(
