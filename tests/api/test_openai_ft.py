@@ -130,10 +130,6 @@ def test_native_extensions_and_list_filters(oa: openai.OpenAI, client: TestClien
         ({"method": {"type": "reinforcement", "reinforcement": {"grader": {
             "type": "text_similarity", "name": "c", "input": "{{ sample.output_text }}", "reference": "a",
             "evaluation_metric": "cosine"}}}}, "method.reinforcement.grader.evaluation_metric"),
-        ({"method": {"type": "reinforcement", "reinforcement": {"grader": {
-            "type": "score_model", "name": "judge", "model": "tiny-demo",
-            "input": [{"role": "user", "content": "Rate {{ sample.output_text }}"}]}}}},
-         "method.reinforcement.grader.type"),
     ],
 )  # fmt: skip
 def test_bad_job_requests_are_400_with_param(oa: openai.OpenAI, change: dict, param: str) -> None:
@@ -211,3 +207,32 @@ def test_grader_validate_and_run(oa: openai.OpenAI) -> None:
             grader={**GRADER["graders"]["exact"], "reference": "{{ answer }}"}, model_sample="x", item={}
         )
     assert caught.value.param == "grader.reference"
+
+
+JUDGE = {
+    "type": "score_model", "name": "judge", "model": "tiny-demo", "range": [0, 1],
+    "input": [{"role": "system", "content": "Grade."},
+              {"role": "user", "content": "{{ sample.output_text }} = {{ item.answer }}?"}],
+}  # fmt: skip
+
+
+def test_model_graders_become_judge_rewards_where_the_server_has_them(oa: openai.OpenAI) -> None:
+    """score_model -> judge_score where the native union has it (the inference branch), else a 400 saying so."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from app.schemas.reward import RewardSpec
+
+    probe = {"type": "judge_score", "judge": {"model": "tiny-demo"}, "prompt": "{{completion}}"}
+    try:
+        TypeAdapter(RewardSpec).validate_python(probe)
+        judges = True
+    except ValidationError:
+        judges = False
+    method = {"type": "reinforcement", "reinforcement": {"grader": JUDGE}}
+    if judges:
+        job = oa.fine_tuning.jobs.create(model="tiny-demo", training_file=upload(oa), method=method)
+        assert job.method.reinforcement.grader.type == "score_model"
+        return
+    with pytest.raises(openai.BadRequestError) as caught:
+        oa.fine_tuning.jobs.create(model="tiny-demo", training_file=upload(oa), method=method)
+    assert caught.value.param == "method.reinforcement.grader.type" and "not available" in caught.value.message
