@@ -123,6 +123,7 @@ class CheckpointMetrics(BaseModel):
     step: float
     train_reward_mean: float | None = None
     valid_reward_mean: float | None = None
+    train_loss: float | None = None
 
 
 class FineTuningJobCheckpoint(BaseModel):

@@ -171,9 +171,10 @@ def build_job(*, session: Session, tenant: Tenant, body: FineTuningJobCreate) ->
             422, "validation_error", f"{field}: {first['msg']} (in the native spec this request maps to)",
             errors=[FieldError(field=field, message=first["msg"], type=first["type"])],
         ) from None  # fmt: skip
-    resolved = {"type": "reinforcement", "reinforcement": {"grader": grader, "hyperparameters": hyper}}
+    reinforcement: dict[str, Any] = {"grader": grader, "hyperparameters": hyper}
     if method.response_format is not None:
-        resolved["reinforcement"]["response_format"] = method.response_format
+        reinforcement["response_format"] = method.response_format
+    resolved = {"type": "reinforcement", "reinforcement": reinforcement}
     return job_in, resolved, seed
 
 

@@ -13,7 +13,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 TEMPLATE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 SAMPLE_VARIABLES = ("output_text", "output_json", "output_tools", "choices")
@@ -182,12 +182,16 @@ def rouge(text: str, reference: str, kind: str) -> float:
     return _f1(sum((hyp_ngrams & ref_ngrams).values()), sum(hyp_ngrams.values()), sum(ref_ngrams.values()))
 
 
+def _rouge_metric(kind: str) -> Callable[[str, str], float]:
+    return lambda text, reference: rouge(text, reference, kind)
+
+
 SIMILARITY: dict[str, Callable[[str, str], float]] = {
     "fuzzy_match": fuzzy_match,
     "bleu": bleu,
     "gleu": gleu,
     "meteor": meteor,
-    **{f"rouge_{k}": (lambda a, b, k=k: rouge(a, b, k)) for k in ("1", "2", "3", "4", "5", "l")},
+    **{f"rouge_{kind}": _rouge_metric(kind) for kind in ("1", "2", "3", "4", "5", "l")},
 }
 
 
@@ -251,7 +255,7 @@ def evaluate_formula(formula: str, scores: dict[str, float]) -> float:
         if isinstance(node, ast.Expression):
             return walk(node.body)
         if isinstance(node, ast.Constant):
-            return float(node.value)
+            return float(cast(float, node.value))  # parse_formula admits numbers only
         if isinstance(node, ast.Name):
             if node.id not in scores:
                 raise GraderError(f"calculate_output: unknown name {node.id!r}; graders are {sorted(scores)}")

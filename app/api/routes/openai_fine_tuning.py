@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
+from sqlalchemy import false, select
 from sqlalchemy.orm import Session
 
 from app.api.deps import CurrentTenant, IdempotencyKey, QueueDep, SessionDep, SettingsDep
@@ -118,7 +118,7 @@ def list_events(
     query = select(JobEvent).where(JobEvent.job_id == job.id)
     if after:
         before = after.removeprefix("ftevent-")
-        query = query.where(JobEvent.id < int(before)) if before.isdigit() else query.where(False)
+        query = query.where(JobEvent.id < int(before)) if before.isdigit() else query.where(false())
     rows = list(session.scalars(query.order_by(JobEvent.id.desc()).limit(limit + 1)))
     return ListPage(data=[ft.present_event(e) for e in rows[:limit]], has_more=len(rows) > limit)
 
@@ -132,7 +132,7 @@ def list_checkpoints(
     query = select(Checkpoint).where(Checkpoint.job_id == job.id, Checkpoint.deleted_at.is_(None))
     if after:
         step = after.rsplit("-", 1)[-1]
-        query = query.where(Checkpoint.step < int(step)) if step.isdigit() else query.where(False)
+        query = query.where(Checkpoint.step < int(step)) if step.isdigit() else query.where(false())
     rows = list(session.scalars(query.order_by(Checkpoint.step.desc()).limit(limit + 1)))
     return ListPage(data=[ft.present_checkpoint(job, c) for c in rows[:limit]], has_more=len(rows) > limit)
 
