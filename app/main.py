@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api.main import api_router
+from app.api.openai_openapi import install_openai_openapi
 from app.api.openapi import install_problem_openapi
 from app.api.routes import health, monitoring
 from app.core.config import Settings
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     app.include_router(api_router)
     install_dashboard(app)
     install_problem_openapi(app)
+    install_openai_openapi(app)  # after it: the OpenAI routes' errors are OpenAI's
     return app
 
 

@@ -236,3 +236,14 @@ def test_model_graders_become_judge_rewards_where_the_server_has_them(oa: openai
     with pytest.raises(openai.BadRequestError) as caught:
         oa.fine_tuning.jobs.create(model="tiny-demo", training_file=upload(oa), method=method)
     assert caught.value.param == "method.reinforcement.grader.type" and "not available" in caught.value.message
+
+
+def test_openapi_documents_openai_errors_on_these_routes(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    ours = {p: ops for p, ops in paths.items() if p.startswith(("/v1/files", "/v1/fine_tuning"))}
+    assert len(ours) == 12
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}
+    for path, operations in ours.items():
+        for operation in operations.values():
+            assert "422" not in operation["responses"], path
+            assert all(operation["responses"][c]["content"] == error for c in ("400", "401", "404", "default")), path

@@ -98,7 +98,11 @@ def delete_file(file_id: str, session: SessionDep, tenant: CurrentTenant, store:
     return FileDeleted(id=file_id)
 
 
-@router.get("/{file_id}/content")
+@router.get(
+    "/{file_id}/content",
+    response_class=Response,
+    responses={200: {"content": {"application/jsonl": {"schema": {"type": "string"}}}}},
+)
 def file_content(file_id: str, session: SessionDep, tenant: CurrentTenant, store: StoreDep) -> Response:
     """The bytes as uploaded."""
     dataset = files.require(files.get_dataset(session=session, tenant=tenant, file=file_id))
