@@ -145,6 +145,13 @@ def build_job(*, session: Session, tenant: Tenant, body: FineTuningJobCreate) ->
     unknown = sorted(set(body.model_extra or {}) - set(NATIVE_EXTENSIONS))
     if unknown:
         raise spec_error(unknown[0], f"unknown parameter; native extensions are {', '.join(NATIVE_EXTENSIONS)}")
+    for key, value in (body.model_extra or {}).items():
+        if not isinstance(value, str if key == "name" else dict):
+            raise spec_error(key, "a string" if key == "name" else "an object: the native spec section of that name")
+    if body.hyperparameters is not None:
+        raise spec_error("hyperparameters", "use method.reinforcement.hyperparameters (the top-level form is for SFT)")
+    if body.integrations:
+        raise spec_error("integrations", "integrations (e.g. wandb) are not supported; follow events instead")
     if body.method is None or body.method.type != "reinforcement" or body.method.reinforcement is None:
         raise spec_error(
             "method.type", "only reinforcement fine-tuning is offered: method={type: 'reinforcement', ...}"

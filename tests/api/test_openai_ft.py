@@ -125,6 +125,10 @@ def test_native_extensions_and_list_filters(oa: openai.OpenAI, client: TestClien
         ({"training_file": "file-0123"}, "training_file"),
         ({"method": {"type": "supervised"}}, "method.type"),
         ({"seed": -1}, "seed"),
+        ({"hyperparameters": {"n_epochs": 2}}, "hyperparameters"),
+        ({"integrations": [{"type": "wandb", "wandb": {"project": "p"}}]}, "integrations"),
+        ({"extra_body": {"grpo": 3}}, "grpo"),
+        ({"extra_body": {"grpo": {"group_size": 1}}}, "grpo.group_size"),
         ({"method": {"type": "reinforcement", "reinforcement": {
             "grader": {**GRADER, "calculate_output": "exact + x"}}}}, "method.reinforcement.grader.calculate_output"),
         ({"method": {"type": "reinforcement", "reinforcement": {"grader": {
@@ -176,6 +180,18 @@ def test_cancel_pause_conflicts_do_not_retry(oa: openai.OpenAI, client: TestClie
     assert raw.json()["error"]["code"] == "job_finished"
     with pytest.raises(openai.ConflictError):
         oa.fine_tuning.jobs.resume(job.id)
+
+
+def test_idempotency_key_replays_an_upload(oa: openai.OpenAI) -> None:
+    def create(data: bytes) -> str:
+        file = ("t.jsonl", io.BytesIO(data))
+        return oa.files.create(file=file, purpose="fine-tune", extra_headers={"Idempotency-Key": "u1"}).id
+
+    first = create(jsonl(ROWS))
+    assert create(jsonl(ROWS)) == first
+    with pytest.raises(openai.ConflictError):
+        create(jsonl(ROWS[:1]))
+    assert len(oa.files.list().data) == 1
 
 
 def test_idempotency_key_replays_the_job(oa: openai.OpenAI) -> None:
@@ -247,3 +263,32 @@ def test_openapi_documents_openai_errors_on_these_routes(client: TestClient) -> 
         for operation in operations.values():
             assert "422" not in operation["responses"], path
             assert all(operation["responses"][c]["content"] == error for c in ("400", "401", "404", "default")), path
+
+
+def test_every_route_answers_a_bad_request_with_the_sdk_typed_error(oa: openai.OpenAI) -> None:
+    train = upload(oa)
+    job = oa.fine_tuning.jobs.create(
+        model="tiny-demo", training_file=train, method={"type": "reinforcement", "reinforcement": {"grader": GRADER}}
+    )
+    with pytest.raises(openai.ConflictError) as caught:  # a queued job trains on it
+        oa.files.delete(train)
+    assert caught.value.body["code"] == "file_in_use" and caught.value.response.headers["x-should-retry"] == "false"
+    for call, param in [
+        (lambda: oa.files.list(limit=0), "limit"),
+        (lambda: oa.fine_tuning.jobs.list(limit=1000), "limit"),
+        (lambda: oa.fine_tuning.jobs.list_events(job.id, limit=0), "limit"),
+        (lambda: oa.fine_tuning.jobs.checkpoints.list(job.id, limit=0), "limit"),
+        (lambda: oa.fine_tuning.alpha.graders.run(grader=GRADER, model_sample=3), "model_sample"),
+        (lambda: oa.fine_tuning.alpha.graders.validate(grader={"type": "nope", "name": "x"}), "grader"),
+    ]:
+        with pytest.raises(openai.BadRequestError) as caught:
+            call()
+        assert caught.value.param == param, caught.value.message
+    for call in [
+        lambda: oa.files.retrieve("file-nope"),
+        lambda: oa.files.content("file-nope"),
+        lambda: oa.fine_tuning.jobs.retrieve("ftjob-nope"),
+        lambda: oa.fine_tuning.jobs.list(after="ftjob-nope"),
+    ]:
+        with pytest.raises(openai.NotFoundError):
+            call()
