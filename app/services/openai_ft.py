@@ -212,7 +212,7 @@ def present(job: Job, info: OpenAIJobInfo | None) -> FineTuningJob:
         created_at=int(job.created_at.timestamp()),
         error=JobErrorObject.model_validate(job.error) if job.error else None,
         estimated_finish=eta,
-        fine_tuned_model=f"{job.id.hex}:ckpt-{job.current_step}" if job.status == JobStatus.succeeded else None,
+        fine_tuned_model=f"{job.id}:ckpt-{job.current_step}" if job.status == JobStatus.succeeded else None,
         finished_at=_stamp(job.finished_at),
         hyperparameters={k: hyper.get(k) for k in ("batch_size", "learning_rate_multiplier", "n_epochs")},
         integrations=[],
@@ -262,7 +262,7 @@ def present_checkpoint(job: Job, checkpoint: Checkpoint) -> FineTuningJobCheckpo
     return FineTuningJobCheckpoint(
         id=f"ftckpt-{job.id.hex}-{checkpoint.step}",
         created_at=int(checkpoint.created_at.timestamp()),
-        fine_tuned_model_checkpoint=f"{job.id.hex}:ckpt-{checkpoint.step}",
+        fine_tuned_model_checkpoint=f"{job.id}:ckpt-{checkpoint.step}",
         fine_tuning_job_id=job_id(job),
         step_number=checkpoint.step,
         metrics=CheckpointMetrics(

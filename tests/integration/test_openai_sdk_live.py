@@ -4,6 +4,7 @@ reinforcement fine-tuning surface end to end on the tiny demo model. On PostgreS
 import io
 import json
 import time
+import uuid
 from collections.abc import Iterator
 
 import openai
@@ -79,7 +80,8 @@ def test_rft_job_end_to_end(live: tuple[openai.OpenAI, openai.OpenAI]) -> None:
 
     assert wait(client, job.id, {"succeeded"}) == "succeeded"
     done = client.fine_tuning.jobs.retrieve(job.id)
-    assert done.fine_tuned_model == f"{job.id.removeprefix('ftjob-')}:ckpt-6"  # a model id for /v1/chat/completions
+    native_id = uuid.UUID(job.id.removeprefix("ftjob-"))
+    assert done.fine_tuned_model == f"{native_id}:ckpt-6"  # a model id for /v1/chat/completions
     assert done.finished_at and done.trained_tokens is not None
     events = list(client.fine_tuning.jobs.list_events(job.id, limit=100))
     train = [e for e in events if e.type == "metrics" and "train_reward_mean" in e.data]
@@ -92,7 +94,7 @@ def test_rft_job_end_to_end(live: tuple[openai.OpenAI, openai.OpenAI]) -> None:
     assert [e.id for e in older.data] == [e.id for e in events[2:4]]
     checkpoints = client.fine_tuning.jobs.checkpoints.list(job.id).data
     assert checkpoints[0].step_number == 6 and checkpoints[0].fine_tuning_job_id == job.id
-    assert checkpoints[0].fine_tuned_model_checkpoint == f"{job.id.removeprefix('ftjob-')}:ckpt-6"
+    assert checkpoints[0].fine_tuned_model_checkpoint == f"{native_id}:ckpt-6"
     assert checkpoints[0].metrics.train_reward_mean is not None
 
     with pytest.raises(openai.NotFoundError):
