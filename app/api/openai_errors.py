@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from app.core.errors import ProblemError, _field_path
+from app.core.errors import ProblemError
 
 logger = logging.getLogger(__name__)
 KINDS = {401: "authentication_error", 403: "permission_error", 404: "invalid_request_error", 429: "rate_limit_error"}
@@ -31,6 +31,25 @@ def openai_error(
         headers["x-should-retry"] = "false"
     body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _field(loc: tuple[Any, ...], body: Any) -> str | None:
+    """'method.reinforcement.hyperparameters.n_epochs' from a pydantic location: segments that are not keys
+    of the request at that level (union members such as "literal['auto']", "function-after[...]") are left
+    out, the last one included; query and form fields are named as they are."""
+    if not loc:
+        return None
+    source, parts = loc[0], list(loc[1:])
+    node, path = body if source == "body" else None, ""
+    for position, part in enumerate(parts):
+        last = position == len(parts) - 1  # a missing field is named although the request lacks it
+        if isinstance(part, int):
+            path += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+        elif source != "body" or node is None or (isinstance(node, dict) and (part in node or last)):
+            path += f".{part}" if path else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return path or (None if source == "body" else str(source))
 
 
 def _param(field: str | None) -> str | None:
@@ -49,7 +68,7 @@ class OpenAIRoute(APIRoute):
                 return openai_error(exc.status, exc.detail, code=exc.code, param=_param(field), headers=exc.headers)
             except RequestValidationError as exc:
                 first = exc.errors()[0]
-                field = _field_path(tuple(first.get("loc", ())), exc.body)
+                field = _field(tuple(first.get("loc", ())), exc.body)
                 return openai_error(
                     400, f"{field}: {first.get('msg', '')}", code="invalid_request", param=_param(field)
                 )

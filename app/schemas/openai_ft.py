@@ -1,12 +1,14 @@
 """OpenAI's files and fine-tuning wire format (openai SDK 3.x FileObject, FineTuningJob, ...)."""
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.schemas.openai_graders import Grader
 
 AUTO = Literal["auto"]
+PositiveInt = Annotated[int, Field(ge=1, le=1_000_000)]
+PositiveFloat = Annotated[float, Field(gt=0.0, le=1000.0)]
 
 
 class FileObject(BaseModel):
@@ -30,14 +32,20 @@ class FileDeleted(BaseModel):
 class ReinforcementHyperparameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    batch_size: AUTO | int | None = Field(None, description="Prompts per step (native grpo.prompts_per_step).")
-    compute_multiplier: AUTO | float | None = Field(
+    batch_size: AUTO | PositiveInt | None = Field(None, description="Prompts per step (native grpo.prompts_per_step).")
+    compute_multiplier: AUTO | PositiveFloat | None = Field(
         None, description="Scales the samples per prompt: grpo.group_size = round(8 * compute_multiplier), >= 2."
     )
-    eval_interval: AUTO | int | None = Field(None, description="Steps between evaluations (native eval.every).")
-    eval_samples: AUTO | int | None = Field(None, description="Samples per held-out prompt (eval.samples_per_prompt).")
-    learning_rate_multiplier: AUTO | float | None = Field(None, description="Times the model's base learning rate.")
-    n_epochs: AUTO | int | None = Field(None, description="Passes over the training file (sets grpo.max_steps).")
+    eval_interval: AUTO | PositiveInt | None = Field(None, description="Steps between evaluations (native eval.every).")
+    eval_samples: AUTO | PositiveInt | None = Field(
+        None, description="Samples per held-out prompt (eval.samples_per_prompt)."
+    )
+    learning_rate_multiplier: AUTO | PositiveFloat | None = Field(
+        None, description="Times the model's base learning rate."
+    )
+    n_epochs: AUTO | PositiveInt | None = Field(
+        None, description="Passes over the training file (sets grpo.max_steps)."
+    )
     reasoning_effort: Literal["default", "low", "medium", "high"] | None = Field(
         None, description="Completion length budget (native grpo.max_new_tokens)."
     )

@@ -125,6 +125,8 @@ def test_native_extensions_and_list_filters(oa: openai.OpenAI, client: TestClien
         ({"training_file": "file-0123"}, "training_file"),
         ({"method": {"type": "supervised"}}, "method.type"),
         ({"seed": -1}, "seed"),
+        ({"method": {"type": "reinforcement", "reinforcement": {"grader": GRADER, "hyperparameters": {"n_epochs": 0}}}},
+         "method.reinforcement.hyperparameters.n_epochs"),
         ({"hyperparameters": {"n_epochs": 2}}, "hyperparameters"),
         ({"integrations": [{"type": "wandb", "wandb": {"project": "p"}}]}, "integrations"),
         ({"extra_body": {"grpo": 3}}, "grpo"),
@@ -280,6 +282,13 @@ def test_every_route_answers_a_bad_request_with_the_sdk_typed_error(oa: openai.O
         (lambda: oa.fine_tuning.jobs.checkpoints.list(job.id, limit=0), "limit"),
         (lambda: oa.fine_tuning.alpha.graders.run(grader=GRADER, model_sample=3), "model_sample"),
         (lambda: oa.fine_tuning.alpha.graders.validate(grader={"type": "nope", "name": "x"}), "grader"),
+        (lambda: oa.fine_tuning.alpha.graders.validate(grader={"type": "python", "name": "x"}), "grader.source"),
+        (
+            lambda: oa.fine_tuning.jobs.create(
+                model="m", training_file=train, method={"type": "reinforcement", "reinforcement": {}}
+            ),
+            "method.reinforcement.grader",
+        ),
     ]:
         with pytest.raises(openai.BadRequestError) as caught:
             call()

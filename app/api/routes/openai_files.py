@@ -1,5 +1,6 @@
 """OpenAI-compatible files (client.files): RFT JSONL uploads stored as native datasets."""
 
+import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,7 +10,7 @@ from sqlalchemy import select
 
 from app.api.deps import CurrentTenant, IdempotencyKey, SessionDep, SettingsDep, StoreDep
 from app.api.openai_errors import OpenAIRoute
-from app.core.errors import spec_error
+from app.core.errors import ProblemError, spec_error
 from app.models import Dataset
 from app.schemas.openai_ft import FileDeleted, FileObject, ListPage
 from app.services import openai_files as files
@@ -35,7 +36,10 @@ async def create_file(
     filename = Path(file.filename or "upload.jsonl").name[:200] or "upload.jsonl"
     with files.tmpdir() as tmp:
         original = Path(tmp) / "original.jsonl"
-        original.write_bytes(await file.read())
+        if file.size is not None and file.size > settings.max_dataset_bytes:  # refuse before copying a byte
+            raise ProblemError(413, "payload_too_large", f"files are limited to {settings.max_dataset_bytes} bytes")
+        with original.open("wb") as out:
+            await run_in_threadpool(shutil.copyfileobj, file.file, out)
         with original.open("rb") as handle:
             received = await files.receive_file(
                 upload=handle, size=original.stat().st_size, settings=settings, tmp=Path(tmp)
