@@ -10,6 +10,7 @@ import ast
 import json
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 from app.core.errors import ProblemError, spec_error
 from app.schemas.openai_graders import GraderRunErrors, GraderRunMetadata, GraderRunResponse
 from app.schemas.reward import RewardSample, RewardSpec
+from app.schemas.reward_resource import RewardTestResponse
 from app.services import openai_grader_runtime as runtime
 from app.services.rewards import score_reward_samples
 
@@ -164,8 +166,14 @@ def validate(grader: dict[str, Any]) -> None:
     native_reward(grader)
 
 
-def run(grader: dict[str, Any], model_sample: str, item: dict[str, Any]) -> GraderRunResponse:
-    """Score one sample; a multi grader's sub-graders are scored as native components, its formula here."""
+Scorer = Callable[[Any, list[RewardSample]], RewardTestResponse]
+
+
+def run(
+    grader: dict[str, Any], model_sample: str, item: dict[str, Any], *, score: Scorer = score_reward_samples
+) -> GraderRunResponse:
+    """Score one sample with the native reward-test service (`score`: where it runs, as the native
+    :test route's); a multi grader's sub-graders are scored as native components, its formula here."""
     check_grader(grader)
     sample = RewardSample(prompt="", completion=model_sample, row=item)
     started = time.monotonic()
@@ -174,11 +182,11 @@ def run(grader: dict[str, Any], model_sample: str, item: dict[str, Any]) -> Grad
         subs = runtime.sub_graders(grader)
         components = [to_native(sub) | {"name": f"g{i}"} for i, sub in enumerate(subs.values())]
         multi = {"type": "multi", "name": "multi", "components": components, "aggregate": "weighted_sum"}
-        result = score_reward_samples(_NATIVE.validate_python(multi), [sample]).results[0]
+        result = score(_NATIVE.validate_python(multi), [sample]).results[0]
         scores = {name: result.components.get(f"multi/g{i}") for i, name in enumerate(subs)}
         reward = _formula(grader["calculate_output"], scores, errors)
     else:
-        result = score_reward_samples(native_reward(grader), [sample]).results[0]
+        result = score(native_reward(grader), [sample]).results[0]
         reward = next(iter(result.components.values()), None) or 0.0
         scores = {grader["name"]: reward}
     if result.errors:

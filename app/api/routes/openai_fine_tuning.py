@@ -21,7 +21,7 @@ from app.schemas.openai_graders import (
 )
 from app.services import jobs as native
 from app.services import openai_ft as ft
-from app.services import openai_graders, pause
+from app.services import openai_graders, pause, rewards
 from app.services.idempotency import run_idempotent
 
 router = APIRouter(prefix="/fine_tuning", tags=["openai fine-tuning"], route_class=OpenAIRoute)
@@ -149,4 +149,7 @@ def validate_grader(request: GraderValidateRequest, tenant: CurrentTenant) -> Gr
 async def run_grader(request: GraderRunRequest, tenant: CurrentTenant) -> GraderRunResponse:  # noqa: ARG001
     """Score one sample with the reward the grader becomes (python in the sandbox)."""
     grader = request.grader.model_dump(exclude_none=True)
-    return await run_in_threadpool(openai_graders.run, grader, request.model_sample, dict(request.item))
+    score = rewards.score_reward_samples  # the native reward-test service, as POST /v1/rewards:test uses it
+    return await run_in_threadpool(
+        lambda: openai_graders.run(grader, request.model_sample, dict(request.item), score=score)
+    )
