@@ -82,7 +82,9 @@ class FineTuningJobCreate(BaseModel):
     hyperparameters: dict[str, Any] | None = Field(None, description="Deprecated top-level form (supervised).")
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
     suffix: str | None = Field(None, min_length=1, max_length=64)
-    metadata: dict[str, str] | None = Field(None, max_length=16)
+    metadata: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=512)]] | None = Field(
+        None, max_length=16, description="Up to 16 pairs (keys <= 64 chars, values <= 512), as OpenAI's."
+    )
     integrations: list[dict[str, Any]] | None = None
 
 

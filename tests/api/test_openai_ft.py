@@ -125,6 +125,7 @@ def test_native_extensions_and_list_filters(oa: openai.OpenAI, client: TestClien
         ({"training_file": "file-0123"}, "training_file"),
         ({"method": {"type": "supervised"}}, "method.type"),
         ({"seed": -1}, "seed"),
+        ({"metadata": {"k" * 65: "v"}}, "metadata." + "k" * 65),
         ({"method": {"type": "reinforcement", "reinforcement": {"grader": GRADER, "hyperparameters": {"n_epochs": 0}}}},
          "method.reinforcement.hyperparameters.n_epochs"),
         ({"hyperparameters": {"n_epochs": 2}}, "hyperparameters"),
