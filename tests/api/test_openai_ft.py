@@ -302,3 +302,20 @@ def test_every_route_answers_a_bad_request_with_the_sdk_typed_error(oa: openai.O
     ]:
         with pytest.raises(openai.NotFoundError):
             call()
+
+
+def test_the_docs_example_runs_until_it_waits_for_the_worker(oa: openai.OpenAI, capsys: pytest.CaptureFixture) -> None:
+    """docs/openai-fine-tuning.md's example, as written, up to its polling loop (no worker here); the whole
+    example against a live stack is what tests/integration/test_openai_sdk_live.py does with its own job."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "openai-fine-tuning.md").read_text()
+    code = re.search(r"```python\n(.*?)```", doc, re.S).group(1)  # type: ignore[union-attr]
+    setup = 'client = OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="grpo_...")  # the only changes\n'
+    assert setup in code
+    code = code.replace(setup, "").split("while ")[0]
+    namespace = {"client": oa}
+    exec(compile(code, "docs-example", "exec"), namespace)
+    assert capsys.readouterr().out.splitlines()[0] == "1.0"
+    assert namespace["job"].status == "queued" and namespace["job"].model == "tiny-demo"
