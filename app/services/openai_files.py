@@ -153,7 +153,7 @@ def delete_file(*, session: Session, store: ObjectStore, dataset: Dataset) -> No
         if wanted in used:
             raise ProblemError(409, "file_in_use", f"job ftjob-{job.id.hex} ({job.status.value}) uses this file")
     store.delete_prefix(original_prefix(dataset))
-    store.delete_prefix(dataset.storage_key)  # S3: the object itself; a local store keeps the rows' file
+    store.delete_prefix(dataset.storage_key)  # the stored rows: a prefix naming one object deletes it
     session.delete(dataset)
     session.commit()
 

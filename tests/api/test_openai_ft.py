@@ -3,12 +3,14 @@ shapes, resolution of "auto", the native spec a request maps to, typed errors, t
 
 import io
 import json
+import uuid
 from collections.abc import Iterator
 
 import openai
 import pytest
 from fastapi.testclient import TestClient
 
+from app.core.config import Settings
 from app.services.openai_files import PROMPT_FIELD
 
 ROWS = [{"messages": [{"role": "user", "content": f"{d}+1="}], "answer": str(d + 1)} for d in range(9)]
@@ -47,7 +49,7 @@ def upload(oa: openai.OpenAI, rows: list[dict] = ROWS) -> str:
     return oa.files.create(file=("train.jsonl", io.BytesIO(jsonl(rows))), purpose="fine-tune").id
 
 
-def test_files_roundtrip(oa: openai.OpenAI, client: TestClient, auth: dict[str, str]) -> None:
+def test_files_roundtrip(oa: openai.OpenAI, client: TestClient, auth: dict[str, str], settings: Settings) -> None:
     file = oa.files.create(file=("train.jsonl", io.BytesIO(jsonl(ROWS))), purpose="fine-tune")
     assert (file.object, file.purpose, file.status, file.filename) == ("file", "fine-tune", "processed", "train.jsonl")
     assert file.bytes == len(jsonl(ROWS))
@@ -58,7 +60,10 @@ def test_files_roundtrip(oa: openai.OpenAI, client: TestClient, auth: dict[str, 
     second = upload(oa)
     assert [f.id for f in oa.files.list()] == [second, file.id]
     assert [f.id for f in oa.files.list(after=second)] == [file.id]
+    stored = sorted(p for p in settings.data_dir.rglob("*") if str(uuid.UUID(file.id[5:])) in str(p) and p.is_file())
+    assert len(stored) == 2  # the rows the engine reads and the bytes as uploaded
     assert oa.files.delete(file.id).deleted is True
+    assert not any(p.exists() for p in stored)  # deleted, not only hidden
     with pytest.raises(openai.NotFoundError):
         oa.files.retrieve(file.id)
 
