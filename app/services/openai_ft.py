@@ -140,6 +140,14 @@ def _prompt_field(dataset: Dataset) -> str:
     return PROMPT_FIELD if PROMPT_FIELD in (dataset.field_counts or {}) else "prompt"
 
 
+def _check_fields(dataset: Dataset, fields: set[str], param: str) -> None:
+    for field in sorted(fields):
+        present = (dataset.field_counts or {}).get(field, 0)
+        if present < dataset.row_count:
+            message = f"only {present} of {dataset.row_count} rows have the field {field!r} the grader reads"
+            raise spec_error(param, f"{message} ({{{{ item.{field} }}}})")
+
+
 def build_job(*, session: Session, tenant: Tenant, body: FineTuningJobCreate) -> tuple[JobCreate, dict[str, Any], int]:
     """The native JobCreate, the resolved OpenAI method and the seed; 400s name the OpenAI parameter."""
     unknown = sorted(set(body.model_extra or {}) - set(NATIVE_EXTENSIONS))
@@ -165,6 +173,9 @@ def build_job(*, session: Session, tenant: Tenant, body: FineTuningJobCreate) ->
         grader_spec = openai_graders.to_native(grader)
     except ProblemError as exc:
         raise _prefixed(exc, "method.reinforcement.grader") from None
+    for dataset, param in ((train, "training_file"), (valid, "validation_file")):
+        if dataset is not None:
+            _check_fields(dataset, openai_graders.item_fields(grader), param)
     given = method.hyperparameters.model_dump() if method.hyperparameters else {}
     hyper = resolve_hyperparameters(given, rows=train.row_count, has_validation=valid is not None)
     seed = body.seed if body.seed is not None else random.randint(0, 2**31 - 1)

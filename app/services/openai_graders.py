@@ -86,6 +86,18 @@ def check_grader(grader: dict[str, Any], param: str = "grader") -> None:
             )
 
 
+def item_fields(grader: dict[str, Any]) -> set[str]:
+    """The row fields the grader's templates read ({{ item.<field>... }}); python graders' reads are unknown."""
+    kind = grader["type"]
+    if kind == "multi":
+        return set().union(*(item_fields(sub) for sub in runtime.sub_graders(grader).values()))
+    texts = [grader.get("input", ""), grader.get("reference", "")]
+    if kind in ("score_model", "label_model"):
+        texts = [json.dumps(message.get("content")) for message in grader["input"]]
+    paths = [path for text in texts if isinstance(text, str) for path in runtime.template_paths(text)]
+    return {path.split(".")[1] for path in paths if path.startswith("item.") and path.count(".") >= 1}
+
+
 def _check_python_source(source: str, param: str) -> None:
     try:
         tree = ast.parse(source)

@@ -128,6 +128,8 @@ def test_native_extensions_and_list_filters(oa: openai.OpenAI, client: TestClien
     ("change", "param"),
     [
         ({"training_file": "file-0123"}, "training_file"),
+        ({"method": {"type": "reinforcement", "reinforcement": {"grader": {**GRADER["graders"]["exact"],
+            "reference": "{{ item.solution }}"}}}}, "training_file"),
         ({"method": {"type": "supervised"}}, "method.type"),
         ({"seed": -1}, "seed"),
         ({"metadata": {"k" * 65: "v"}}, "metadata." + "k" * 65),
