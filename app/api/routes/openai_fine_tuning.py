@@ -1,7 +1,6 @@
-import functools
-
 """OpenAI-compatible fine-tuning (client.fine_tuning): reinforcement jobs as native jobs, and graders."""
 
+import functools
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
