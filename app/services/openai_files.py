@@ -120,6 +120,8 @@ async def receive_file(*, upload: IO[bytes], size: int, settings: Settings, tmp:
         path=tmp / "rows.jsonl",
         max_bytes=settings.max_dataset_bytes * 2,  # the prompt column is added on top of the user's bytes
         max_rows=settings.max_dataset_rows,
+        max_row_bytes=settings.max_dataset_row_bytes,
+        prompt_field=PROMPT_FIELD,
     )
     return received
 

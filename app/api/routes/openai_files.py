@@ -44,7 +44,7 @@ async def create_file(
             received = await files.receive_file(
                 upload=handle, size=original.stat().st_size, settings=settings, tmp=Path(tmp)
             )
-        return await run_in_threadpool(
+        created, _ = await run_in_threadpool(
             lambda: run_idempotent(
                 session=session,
                 tenant_id=tenant.id,
@@ -62,8 +62,10 @@ async def create_file(
                         original=original,
                     )
                 ),
+                load=FileObject.model_validate,
             )
         )
+        return created
 
 
 @router.get("", response_model=ListPage)

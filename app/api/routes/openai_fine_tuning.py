@@ -59,10 +59,11 @@ def create_job(
         return _present(session, job)
 
     payload = body.model_dump(mode="json")
-    return run_idempotent(
+    job, _ = run_idempotent(
         session=session, tenant_id=tenant.id, key=idempotency_key, scope="POST /v1/fine_tuning/jobs",
-        payload=payload, status_code=200, create=create,
+        payload=payload, status_code=200, create=create, load=FineTuningJob.model_validate,
     )  # fmt: skip
+    return job
 
 
 @router.get("/jobs", response_model=ListPage)
