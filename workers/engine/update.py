@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from workers.engine.backend import Backend
 from workers.engine.logprobs import CompletionScorer, completion_logprobs
 from workers.engine.loss import LossSettings, StepTotals, aggregate, corrected, per_token_loss, sampling_weights
 from workers.engine.optim import clip_and_step
@@ -62,7 +63,13 @@ class PolicyBatch:
 
 
 @torch.no_grad()
-def score_batch(model: nn.Module, batch: PolicyBatch, micro_batch_size: int | None, temperature: float) -> torch.Tensor:
+def score_batch(
+    model: nn.Module,
+    batch: PolicyBatch,
+    micro_batch_size: int | None,
+    temperature: float,
+    backend: Backend | None = None,
+) -> torch.Tensor:
     """(N, C) log-probs of the batch's completions under `model`, without gradients (old / reference)."""
     logps = torch.zeros(batch.completion_ids.shape, dtype=torch.float32, device=batch.completion_ids.device)
     for index in batch.micro_batches(micro_batch_size):
@@ -74,6 +81,7 @@ def score_batch(model: nn.Module, batch: PolicyBatch, micro_batch_size: int | No
             mb.completion_ids,
             mb.completion_mask,
             temperature=temperature,
+            backend=backend,
         )
         logps[index, : mb_logps.size(1)] = mb_logps
     return logps
@@ -102,6 +110,7 @@ def _backward(
     *,
     with_entropy: bool,
     sums: dict[str, float],
+    backend: Backend | None = None,
 ) -> None:
     """Accumulate one micro-batch's gradients, one length bucket at a time (each bucket's graph is freed
     after its backward, see logprobs.CompletionScorer), and add its metrics to `sums`."""
@@ -111,7 +120,7 @@ def _backward(
         raise ValueError("sampling_correction needs the sampler's log-probs, which greedy rollouts do not record")
     scorer = CompletionScorer(
         model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids, mb.completion_mask,
-        temperature=temperature, backward_per_bucket=True,
+        temperature=temperature, backward_per_bucket=True, backend=backend,
     )  # fmt: skip
     for rows in scorer.buckets():
         logps, entropy = scorer.logprobs(rows, with_entropy)  # (n, w), w: the bucket's longest completion
@@ -171,6 +180,7 @@ def update_policy(
     temperature: float,
     max_grad_norm: float | None,
     steps_per_generation: int = 1,
+    backend: Backend | None = None,
 ) -> dict[str, float]:
     """Run num_iterations passes over `batch`, one optimiser update per mini-batch (steps_per_generation
     contiguous, nearly equal row ranges); returns the loss-side metrics (see metrics.py)."""
@@ -198,7 +208,9 @@ def update_policy(
             started = time.perf_counter()
             for index in chunks:
                 mb = mini.rows(index)
-                _backward(model, mb, settings, totals, temperature, with_entropy=iteration == 0, sums=sums)
+                _backward(
+                    model, mb, settings, totals, temperature, with_entropy=iteration == 0, sums=sums, backend=backend
+                )
             stepped = time.perf_counter()
             sums["grad_norm"] += clip_and_step(parameters, optimizer, scheduler, max_grad_norm)
             training_s += stepped - started

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from workers.engine.packed_linear import FrozenLinear
+from workers.engine.kernels.packed_linear import FrozenLinear
 
 
 def _compute_dtype(hidden: torch.Tensor) -> torch.dtype:

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import DynamicCache
 
-from workers.engine.kv_cache import PreallocatedLayer
-from workers.engine.packed_linear import FrozenLinear
+from workers.engine.kernels.kv_cache import PreallocatedLayer
+from workers.engine.kernels.packed_linear import FrozenLinear
 
 _FAMILIES = {"llama": "Llama", "qwen2": "Qwen2"}  # model_type -> class name prefix
 
