@@ -16,10 +16,11 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
-from transformers import DynamicCache
+from transformers import DynamicCache, PreTrainedConfig
 
 # (R,) tokens, (R,) positions, (R, L) attention mask over the cache + this token, the cache -> (R, V) logits
 DecodeStep = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, DynamicCache], torch.Tensor]
@@ -82,7 +83,7 @@ class Backend:
 
     def rollout_cache(self, model: nn.Module, capacity: int) -> DynamicCache:
         """A cache for a rollout of at most `capacity` positions per row."""
-        return DynamicCache(config=model.config)
+        return DynamicCache(config=cast(PreTrainedConfig, model.config))
 
     def decode_step(self, model: nn.Module, cache: DynamicCache, rows: int) -> DecodeStep:
         """The step that decodes `rows` rows of `model` into `cache` (built once per rollout)."""

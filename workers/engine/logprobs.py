@@ -14,6 +14,7 @@ checkpointing (which turns the cache off in training) take the plain path: one f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -76,7 +77,8 @@ def _full_forward_hidden(
     input_ids = torch.cat([prompt_ids, completion_ids], dim=1)  # (B, Lp + C)
     attention = torch.cat([prompt_mask, completion_mask], dim=1)
     positions = (attention.cumsum(dim=1) - 1).clamp(min=0)  # count real tokens: left padding shifts nothing
-    hidden = decoder(input_ids=input_ids, attention_mask=attention, position_ids=positions).last_hidden_state
+    out = decoder(input_ids=input_ids, attention_mask=attention, position_ids=positions)
+    hidden: torch.Tensor = out.last_hidden_state
     return hidden[:, prompt_ids.size(1) - 1 : -1]  # position i predicts token i + 1
 
 
@@ -115,7 +117,8 @@ def _run_prompts(decoder: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torc
     if not all(type(layer) is DynamicLayer for layer in cache.layers):
         return None
     last = out.last_hidden_state[:, -1]  # left padding: the last column is a real token
-    return _Prompts(inverse, mask, last, [la.keys for la in cache.layers], [la.values for la in cache.layers])
+    layers: list[Any] = list(cache.layers)  # DynamicLayers, checked above
+    return _Prompts(inverse, mask, last, [la.keys for la in layers], [la.values for la in layers])
 
 
 class CompletionScorer:
@@ -139,9 +142,10 @@ class CompletionScorer:
         backward_per_bucket: bool = False,
         backend: Backend | None = None,
     ) -> None:
-        base = unwrap(model)
+        base: Any = unwrap(model)  # a transformers CausalLM (nn.Module types its methods loosely)
         # peft injects its adapters into the base model's layers, so the bare decoder runs them too.
-        self.decoder, self.head = base.get_decoder(), base.get_output_embeddings()
+        self.decoder: nn.Module = base.get_decoder()
+        self.head: nn.Module = base.get_output_embeddings()
         self.prompt_ids, self.prompt_mask = prompt_ids, prompt_mask
         self.completion_ids, self.completion_mask = completion_ids, completion_mask
         self.temperature = temperature
@@ -256,6 +260,6 @@ def completion_logprobs(
     for rows in scorer.buckets():
         part, part_entropy = scorer.logprobs(rows, with_entropy)
         logps = logps.index_put((rows[:, None], torch.arange(part.size(1), device=rows.device)), part)
-        if entropy is not None:
+        if entropy is not None and part_entropy is not None:  # both or neither: with_entropy
             entropy[rows, : part.size(1)] = part_entropy
     return logps, entropy

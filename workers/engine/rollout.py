@@ -90,7 +90,7 @@ def _prefill(
     """Run each prompt once into `cache`, then share it across the prompt's group: P rows -> N = P * G.
     Returns the (N, V) logits of the first completion token."""
     positions = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)  # count real tokens: left padding shifts nothing
-    logits = model(
+    logits: torch.Tensor = model(
         input_ids=prompt_ids,
         attention_mask=prompt_mask,
         position_ids=positions,

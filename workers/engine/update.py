@@ -38,7 +38,7 @@ class PolicyBatch:
         """Row indices of each micro-batch, longest rows first (stable, so the split is deterministic)."""
         total = self.prompt_mask.sum(1) + self.completion_mask.sum(1)  # (N,)
         order = torch.sort(total, descending=True, stable=True).indices
-        return list(order.split(size or order.numel()))
+        return list(torch.split(order, size or order.numel()))
 
     def rows(self, index: torch.Tensor) -> PolicyBatch:
         """The rows `index`, trimmed to their own longest prompt and completion."""
@@ -49,12 +49,15 @@ class PolicyBatch:
         def cut(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t[index, :width]
 
+        def cut_required(t: torch.Tensor) -> torch.Tensor:
+            return t[index, :width]
+
         return PolicyBatch(
             prompt_ids=self.prompt_ids[index, first:],
             prompt_mask=prompt_mask[:, first:],
-            completion_ids=cut(self.completion_ids),
-            completion_mask=cut(self.completion_mask),
-            loss_mask=cut(self.loss_mask),
+            completion_ids=cut_required(self.completion_ids),
+            completion_mask=cut_required(self.completion_mask),
+            loss_mask=cut_required(self.loss_mask),
             advantages=self.advantages[index],
             old_logps=cut(self.old_logps),
             ref_logps=cut(self.ref_logps),
@@ -126,7 +129,7 @@ def _backward(
         logps, entropy = scorer.logprobs(rows, with_entropy)  # (n, w), w: the bucket's longest completion
         width = logps.size(1)
         # mu = 1: the rollout policy is the current one, so ratio = 1 with the gradient of logp.
-        old = _cut(mb.old_logps, rows, width) if mb.old_logps is not None else logps.detach()
+        old = mb.old_logps[rows, :width] if mb.old_logps is not None else logps.detach()
         mask = mb.loss_mask[rows, :width]
         ref = _cut(mb.ref_logps, rows, width)
         token_loss, parts = per_token_loss(logps, old, mb.advantages[rows], mask, settings, ref)
@@ -137,7 +140,7 @@ def _backward(
             is_weights = sampling_weights(old, sampler, mask, mode, cap)
             token_loss = token_loss * is_weights
         loss = (token_loss * weights[rows, :width]).sum()  # this bucket's share of the step loss
-        loss.backward()
+        torch.autograd.backward(loss)  # loss.backward(), which mypy sees untyped
         with torch.no_grad():
             sums["loss"] += float(loss)
             if parts.kl is not None:
