@@ -14,7 +14,6 @@ whose dtype flow under autocast this step does not mirror). Anything else decode
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -23,12 +22,11 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import DynamicCache
 
+from workers.engine.backend import DecodeStep
 from workers.engine.kernels.kv_cache import PreallocatedLayer
 from workers.engine.kernels.packed_linear import FrozenLinear
 
 _FAMILIES = {"llama": "Llama", "qwen2": "Qwen2"}  # model_type -> class name prefix
-
-DecodeStep = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, DynamicCache], torch.Tensor]
 
 
 def _rms_norm(hidden: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
