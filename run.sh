@@ -2,7 +2,8 @@
 # One entry point for people and CI.
 #   ./run.sh demo     install what is needed, start API + worker, run the demo GRPO job and show it learn
 #   ./run.sh test     install what is needed (with test extras) and run the whole test suite
-#   ./run.sh api | worker   run one service process in the foreground (after an install)
+#   ./run.sh lint     install the dev extras; ruff check, ruff format --check, mypy --strict (CI runs it)
+#   ./run.sh api | worker | rewards-worker   run one service process in the foreground (after an install)
 #   ./run.sh admin ...  grpo-admin (API keys, tenant limits); ./run.sh grpo ...  the client CLI;
 #   ./run.sh train ...  grpo-train (a spec in-process): the venv's commands without activating it
 # Environment: GRPO_VENV (default .venv), TORCH_SPEC (default torch==2.13.0: the CPU wheel; on a GPU machine
@@ -43,6 +44,14 @@ case "$command" in
     install test
     exec "$PY" -m pytest "$@"
     ;;
+  lint)
+    install dev
+    failed=0  # run all three, so one run reports every kind of finding
+    "$VENV/bin/ruff" check . || failed=1
+    "$VENV/bin/ruff" format --check . || failed=1
+    "$VENV/bin/mypy" || failed=1  # strict, on [tool.mypy] files in pyproject.toml
+    exit $failed
+    ;;
   api)
     install test
     "$PY" -m app.cli migrate
@@ -66,8 +75,12 @@ case "$command" in
     install test
     exec "$PY" -m workers.cli "$@"
     ;;
+  rewards-worker)
+    install test
+    exec "$PY" -m celery -A workers.reward_app worker --loglevel INFO --pool threads --concurrency 2 --queues rewards "$@"
+    ;;
   *)
-    sed -n '2,9p' "$0"
+    sed -n '2,10p' "$0"
     exit 2
     ;;
 esac

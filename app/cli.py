@@ -1,7 +1,7 @@
 """Operator commands: `grpo-admin migrate | create-key | list-keys | revoke-key | set-limits | list-tenants`.
 
 Runs against the database named by the settings (DATABASE_URL or GRPO_DATA_DIR), like the API does.
-Listings are JSON lines.
+Listings are JSON lines. set-limits also sets a tenant's budgets (--budget-*).
 """
 
 import argparse
@@ -9,13 +9,15 @@ import json
 import sys
 import uuid
 
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings, settings
 from app.core.db import make_engine, make_session_factory
 from app.core.migrate import upgrade_database
 from app.models import ApiKey, Tenant
-from app.services import tenants
+from app.schemas.budget import BUDGET_NAMES, Budget
+from app.services import budgets, tenants
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     limits.add_argument("--tenant", required=True)
     limits.add_argument("--max-running", type=_positive, help="jobs of the tenant that may run at once")
     limits.add_argument("--max-queued", type=_positive, help="queued jobs beyond which a submit is a 429")
+    # Budgets over all the tenant's jobs together; a job that crosses one pauses. 0 removes the limit.
+    for name in BUDGET_NAMES:
+        limits.add_argument(f"--budget-{name.replace('_', '-')}", type=_budget, help=f"tenant budget: {name}")
     commands.add_parser("list-tenants", help="list tenants with their limits and key counts")
     return parser
 
@@ -44,13 +49,29 @@ def _positive(text: str) -> int:
     return value
 
 
+def _budget(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be 0 (no limit) or more")
+    return value
+
+
 def _tenant_row(tenant: Tenant) -> dict[str, object]:
     return {
         "id": str(tenant.id),
         "name": tenant.name,
         "max_running_jobs": tenant.max_running_jobs,
         "max_queued_jobs": tenant.max_queued_jobs,
-    }
+    } | ({"budget": tenant.budget} if tenant.budget else {})
+
+
+def _set_budget(session: Session, tenant: Tenant, args: argparse.Namespace) -> None:
+    given = {name: getattr(args, f"budget_{name}") for name in BUDGET_NAMES}
+    if all(value is None for value in given.values()):
+        return
+    merged = {**(tenant.budget or {}), **{name: value for name, value in given.items() if value is not None}}
+    limits = {name: value for name, value in merged.items() if value}  # 0 removes a limit
+    budgets.set_tenant_budget(session=session, tenant=tenant, budget=Budget.model_validate(limits))
 
 
 def _key_row(api_key: ApiKey) -> dict[str, object]:
@@ -103,6 +124,11 @@ def _run(args: argparse.Namespace, session: Session, config: Settings) -> int:
         updated = tenants.set_limits(
             session=session, tenant=tenant, max_running_jobs=args.max_running, max_queued_jobs=args.max_queued
         )
+        try:
+            _set_budget(session, updated, args)
+        except ValidationError as exc:
+            sys.stderr.write(f"invalid budget: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}\n")
+            return 2
         _emit(_tenant_row(updated))
     return 0
 

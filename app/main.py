@@ -9,20 +9,22 @@ from fastapi_offline import FastAPIOffline
 from app.api.main import api_router
 from app.api.openapi import install_problem_openapi
 from app.api.routes import health, monitoring
+from app.core.celery import create_celery
 from app.core.config import Settings
 from app.core.config import settings as default_settings
 from app.core.db import make_engine, make_session_factory
 from app.core.errors import install_error_handlers
 from app.core.logs import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from app.core.queue import CeleryJobQueue, JobQueue
+from app.core.queue import CeleryJobQueue, CeleryRewardRunner, JobQueue, RewardRunner
 from app.core.storage import make_store
 from app.core.telemetry import Telemetry
 from app.web import install_dashboard
-from workers.celery_app import create_celery  # Celery configuration only, no training code
 
 
-def create_app(settings: Settings | None = None, queue: JobQueue | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, queue: JobQueue | None = None, reward_runner: RewardRunner | None = None
+) -> FastAPI:
     settings = settings or default_settings
 
     @asynccontextmanager
@@ -47,6 +49,7 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     app.state.store = make_store(settings)
     app.state.celery = create_celery(settings)
     app.state.queue = queue or CeleryJobQueue(app.state.celery)
+    app.state.reward_runner = reward_runner or CeleryRewardRunner(app.state.celery, settings.reward_check_timeout_s)
     app.state.telemetry = Telemetry(app.state.session_factory)
 
     install_error_handlers(app)

@@ -35,6 +35,23 @@ def submit_job(spec: dict[str, Any], idempotency_key: str | None = None) -> Oper
     return Call("POST", "/v1/jobs", json=spec, create=True, idempotency_key=idempotency_key), Job
 
 
+def reproduce_job(job_id: Id, step: int, idempotency_key: str | None = None) -> Operation:
+    body = {"reproduce": {"job_id": str(job_id), "step": step}}
+    return Call("POST", "/v1/jobs", json=body, create=True, idempotency_key=idempotency_key), Job
+
+
+def dry_run_job(spec: dict[str, Any]) -> Operation:
+    return Call("POST", "/v1/jobs", params={"dry_run": "true"}, json=spec), dict[str, Any]
+
+
+def checkpoint_manifest(job_id: Id, step: int) -> Operation:
+    return Call("GET", f"/v1/jobs/{job_id}/checkpoints/{step}/manifest"), dict[str, Any]
+
+
+def preflight(spec: dict[str, Any], prompts: int | None = None) -> Operation:
+    return Call("POST", "/v1/preflight", params={"prompts": prompts}, json=spec), dict[str, Any]
+
+
 def get_job(job_id: Id) -> Operation:
     return Call("GET", f"/v1/jobs/{job_id}"), Job
 
@@ -62,6 +79,18 @@ def cancel_job(job_id: Id) -> Operation:
     return Call("POST", f"/v1/jobs/{job_id}/cancel"), Job
 
 
+def pause_job(job_id: Id) -> Operation:
+    return Call("POST", f"/v1/jobs/{job_id}/pause"), Job
+
+
+def resume_job(job_id: Id) -> Operation:
+    return Call("POST", f"/v1/jobs/{job_id}/resume"), Job
+
+
+def set_job_budget(job_id: Id, budget: dict[str, Any]) -> Operation:
+    return Call("PATCH", f"/v1/jobs/{job_id}/budget", json=budget), Job
+
+
 def job_metrics(
     job_id: Id,
     *,
@@ -71,7 +100,7 @@ def job_metrics(
     limit: int | None = None,
     cursor: str | None = None,
 ) -> Operation:
-    params = [("name", name) for name in names or []]
+    params: list[tuple[str, Any]] = [("name", name) for name in names or []]
     params += [("step_gte", step_gte), ("step_lte", step_lte), ("limit", limit), ("cursor", cursor)]
     return Call("GET", f"/v1/jobs/{job_id}/metrics", params=params), Page[StepMetrics]
 
@@ -199,3 +228,25 @@ def test_inline_reward(spec: dict[str, Any], samples: list[dict[str, Any]]) -> O
 
 def delete_reward(reward_id: Id) -> Operation:
     return Call("DELETE", f"/v1/rewards/{reward_id}"), None
+
+
+# --- webhooks -----------------------------------------------------------------------------------------
+def create_webhook(url: str, event_types: list[str] | None = None, description: str = "") -> Operation:
+    body = {"url": url, "event_types": event_types or [], "description": description}
+    return Call("POST", "/v1/webhooks", json=body), dict[str, Any]
+
+
+def list_webhooks() -> Operation:
+    return Call("GET", "/v1/webhooks"), dict[str, Any]
+
+
+def delete_webhook(webhook_id: Id) -> Operation:
+    return Call("DELETE", f"/v1/webhooks/{webhook_id}"), None
+
+
+def webhook_deliveries(webhook_id: Id) -> Operation:
+    return Call("GET", f"/v1/webhooks/{webhook_id}/deliveries"), dict[str, Any]
+
+
+def redeliver(webhook_id: Id, delivery_id: Id) -> Operation:
+    return Call("POST", f"/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"), dict[str, Any]

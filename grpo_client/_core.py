@@ -117,7 +117,7 @@ def next_wait_s(settings: Settings, attempt: int, *, response: httpx.Response | 
         told = retry_after_s(response)
         if told is not None:
             return told if told <= settings.max_wait_s else None
-    backoff = settings.backoff_s * 2**attempt
+    backoff = settings.backoff_s * 2.0**attempt  # a float power: int ** int is typed Any (negative exponents)
     return min(settings.max_wait_s, backoff * random.uniform(0.5, 1.0))  # jitter: retries do not march in step
 
 

@@ -9,6 +9,7 @@ async with AsyncGrpoClient() as grpo:
 from __future__ import annotations  # annotations name `list`, which the resources define as a method
 
 import asyncio
+import builtins
 import itertools
 import time
 from collections.abc import AsyncIterator
@@ -127,6 +128,27 @@ class AsyncJobs(_AsyncResource):
     async def cancel(self, job_id: calls.Id) -> Job:
         return await self._client.send(calls.cancel_job(job_id))  # type: ignore[no-any-return]
 
+    async def pause(self, job_id: calls.Id) -> Job:
+        return await self._client.send(calls.pause_job(job_id))  # type: ignore[no-any-return]
+
+    async def reproduce(self, job_id: calls.Id, step: int, *, idempotency_key: str | None = None) -> Job:
+        return await self._client.send(calls.reproduce_job(job_id, step, idempotency_key))  # type: ignore[no-any-return]
+
+    async def dry_run(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return await self._client.send(calls.dry_run_job(spec))  # type: ignore[no-any-return]
+
+    async def manifest(self, job_id: calls.Id, step: int) -> dict[str, Any]:
+        return await self._client.send(calls.checkpoint_manifest(job_id, step))  # type: ignore[no-any-return]
+
+    async def preflight(self, spec: dict[str, Any], *, prompts: int | None = None) -> dict[str, Any]:
+        return await self._client.send(calls.preflight(spec, prompts))  # type: ignore[no-any-return]
+
+    async def resume(self, job_id: calls.Id) -> Job:
+        return await self._client.send(calls.resume_job(job_id))  # type: ignore[no-any-return]
+
+    async def set_budget(self, job_id: calls.Id, **budget: float) -> Job:
+        return await self._client.send(calls.set_job_budget(job_id, budget))  # type: ignore[no-any-return]
+
     def metrics(self, job_id: calls.Id, **filters: Any) -> AsyncIterator[StepMetrics]:
         return self._pages(calls.job_metrics, job_id=job_id, **filters)
 
@@ -134,7 +156,7 @@ class AsyncJobs(_AsyncResource):
         return await self._client.send(calls.job_events(job_id, **filters))  # type: ignore[no-any-return]
 
     async def stream_events(
-        self, job_id: calls.Id, *, after: int | None = None, types: list[str] | None = None
+        self, job_id: calls.Id, *, after: int | None = None, types: builtins.list[str] | None = None
     ) -> AsyncIterator[Event]:
         """Follow the job live until it ends, resuming after a dropped connection (Last-Event-ID)."""
         last_id, attempt = after, 0
@@ -168,6 +190,8 @@ class AsyncJobs(_AsyncResource):
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             job = await self.get(job_id)
+            if job.status == "paused":  # it waits for a person: see Jobs.wait
+                return job
             if job.finished:
                 if raise_on_failure and job.status != "succeeded":
                     reason = f": {job.error.code}: {job.error.message}" if job.error else ""

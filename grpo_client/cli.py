@@ -65,6 +65,9 @@ def _progress(job: Job) -> str:
 
 # --- jobs ---------------------------------------------------------------------------------------------
 def jobs_submit(grpo: GrpoClient, args: argparse.Namespace) -> int:
+    if args.dry_run:
+        _out(grpo.jobs.dry_run(_read_json(args.spec)))
+        return 0
     job = grpo.jobs.submit(_read_json(args.spec), idempotency_key=args.idempotency_key)
     if not args.wait:
         _out(job)
@@ -74,7 +77,7 @@ def jobs_submit(grpo: GrpoClient, args: argparse.Namespace) -> int:
 
 
 def _wait(grpo: GrpoClient, job_id: str, timeout_s: float | None, poll_s: float = 1.0) -> int:
-    """Progress lines on stderr while it runs; the final job on stdout; 0 only if it succeeded."""
+    """Progress lines on stderr while it runs; the final job on stdout; 0 only if it succeeded, 3 if paused."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     last = None
     while True:
@@ -88,6 +91,10 @@ def _wait(grpo: GrpoClient, job_id: str, timeout_s: float | None, poll_s: float 
             if job.error:
                 sys.stderr.write(f"{job.error.code}: {job.error.message}\n")
             return 0 if job.status == "succeeded" else 1
+        if job.status == "paused":  # waits for a person (a budget, a safeguard, a pause): do not poll forever
+            _out(job)
+            sys.stderr.write(f"job {job_id} is paused; `grpo jobs resume {job_id}` continues it\n")
+            return 3
         if deadline is not None and time.monotonic() > deadline:
             sys.stderr.write(f"error: job {job_id} still {job.status} after {timeout_s} s\n")
             return 1
@@ -113,6 +120,44 @@ def jobs_list(grpo: GrpoClient, args: argparse.Namespace) -> int:
 
 def jobs_cancel(grpo: GrpoClient, args: argparse.Namespace) -> int:
     _out(grpo.jobs.cancel(args.job_id))
+    return 0
+
+
+def jobs_pause(grpo: GrpoClient, args: argparse.Namespace) -> int:
+    _out(grpo.jobs.pause(args.job_id))
+    return 0
+
+
+def jobs_resume(grpo: GrpoClient, args: argparse.Namespace) -> int:
+    _out(grpo.jobs.resume(args.job_id))
+    return 0
+
+
+BUDGETS = ("wall_clock_s", "device_hours", "generated_tokens", "reward_calls", "reward_seconds")
+
+
+def jobs_budget(grpo: GrpoClient, args: argparse.Namespace) -> int:
+    """Replace the job's budget with the limits given (none given: no limits)."""
+    given = {name: getattr(args, name) for name in BUDGETS if getattr(args, name) is not None}
+    _out(grpo.jobs.set_budget(args.job_id, **given))
+    return 0
+
+
+def _printing(fetch: Callable[[GrpoClient, argparse.Namespace], Any]) -> Handler:
+    """A command handler that prints what `fetch` answers as one JSON line."""
+
+    def handler(grpo: GrpoClient, args: argparse.Namespace) -> int:
+        _out(fetch(grpo, args))
+        return 0
+
+    return handler
+
+
+def jobs_preflight(grpo: GrpoClient, args: argparse.Namespace) -> int:
+    report = grpo.jobs.preflight(_read_json(args.spec), prompts=args.prompts)
+    _out(report)
+    for warning in (report.get("report") or {}).get("warnings", []):
+        sys.stderr.write(f"warning: {warning}\n")
     return 0
 
 
@@ -197,10 +242,25 @@ def _jobs_parser(commands: Any) -> None:
     submit.add_argument("--wait", action="store_true", help="wait until it ends; exit 1 unless it succeeded")
     submit.add_argument("--timeout", type=float, help="with --wait: give up after this many seconds")
     submit.add_argument("--idempotency-key", help="default: a new random key (retries reuse it)")
+    submit.add_argument("--dry-run", action="store_true", help="print the resolved spec; create no job")
     submit.set_defaults(handler=jobs_submit)
+    check = jobs.add_parser("preflight", help="sample the base model on a spec before running it (on a worker)")
+    check.add_argument("spec")
+    check.add_argument("--prompts", type=int, help="prompts to sample (default 8)")
+    check.set_defaults(handler=jobs_preflight)
+    reproduce = jobs.add_parser("reproduce", help="submit a new job from a checkpoint's manifest")
+    reproduce.add_argument("job_id")
+    reproduce.add_argument("step", type=int)
+    reproduce.set_defaults(handler=_printing(lambda grpo, args: grpo.jobs.reproduce(args.job_id, args.step)))
+    manifest = jobs.add_parser("manifest", help="print a checkpoint's reproducibility manifest")
+    manifest.add_argument("job_id")
+    manifest.add_argument("step", type=int)
+    manifest.set_defaults(handler=_printing(lambda grpo, args: grpo.jobs.manifest(args.job_id, args.step)))
     for name, handler, text in [
         ("get", jobs_get, "show a job"),
         ("cancel", jobs_cancel, "cancel a job"),
+        ("pause", jobs_pause, "pause a job (it checkpoints and frees its worker)"),
+        ("resume", jobs_resume, "resume a paused job from its latest checkpoint"),
         ("wait", jobs_wait, "wait until a job ends"),
         ("metrics", jobs_metrics, "per-step metrics, one JSON line per step"),
     ]:
@@ -211,6 +271,12 @@ def _jobs_parser(commands: Any) -> None:
             sub.add_argument("--timeout", type=float)
         if name == "metrics":
             sub.add_argument("--name", action="append", help="only this metric (repeat)")
+    budget = jobs.add_parser("budget", help="replace a job's budget (crossing one pauses the job)")
+    budget.add_argument("job_id")
+    for name in BUDGETS:
+        kind = int if name in ("generated_tokens", "reward_calls") else float
+        budget.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind)
+    budget.set_defaults(handler=jobs_budget)
     listing = jobs.add_parser("list", help="your jobs, newest first")
     listing.add_argument("--status")
     listing.add_argument("--name", help="substring of the name")
@@ -259,6 +325,42 @@ def _other_parsers(commands: Any) -> None:
     test.set_defaults(handler=rewards_test)
 
 
+def _webhooks_parser(commands: Any) -> None:
+    hooks = commands.add_parser("webhooks", help="endpoints that receive job events").add_subparsers(required=True)
+    create = hooks.add_parser("create", help="add an endpoint; prints its secret (shown only once)")
+    create.add_argument("endpoint_url", metavar="url")  # not "url": that is the service's (--url)
+    create.add_argument("--event-type", action="append", help="only this job event type (repeat); default all")
+    create.set_defaults(
+        handler=_printing(lambda grpo, args: grpo.webhooks.create(args.endpoint_url, event_types=args.event_type))
+    )
+    hooks.add_parser("list").set_defaults(handler=_webhooks_list)
+    for name, text in (("delete", "remove an endpoint"), ("deliveries", "an endpoint's delivery log")):
+        sub = hooks.add_parser(name, help=text)
+        sub.add_argument("webhook_id")
+        sub.set_defaults(handler=_webhooks_delete if name == "delete" else _webhooks_deliveries)
+    again = hooks.add_parser("redeliver", help="send a delivery again")
+    again.add_argument("webhook_id")
+    again.add_argument("delivery_id")
+    again.set_defaults(handler=_printing(lambda grpo, args: grpo.webhooks.redeliver(args.webhook_id, args.delivery_id)))
+
+
+def _webhooks_list(grpo: GrpoClient, _args: argparse.Namespace) -> int:
+    for webhook in grpo.webhooks.list():
+        _out(webhook)
+    return 0
+
+
+def _webhooks_delete(grpo: GrpoClient, args: argparse.Namespace) -> int:
+    grpo.webhooks.delete(args.webhook_id)
+    return 0
+
+
+def _webhooks_deliveries(grpo: GrpoClient, args: argparse.Namespace) -> int:
+    for delivery in grpo.webhooks.deliveries(args.webhook_id):
+        _out(delivery)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(
         prog="grpo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -268,6 +370,7 @@ def parser() -> argparse.ArgumentParser:
     commands = main.add_subparsers(required=True)
     _jobs_parser(commands)
     _other_parsers(commands)
+    _webhooks_parser(commands)
     return main
 
 

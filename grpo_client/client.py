@@ -10,6 +10,7 @@ with GrpoClient() as grpo:                      # GRPO_URL and GRPO_API_KEY from
 
 from __future__ import annotations  # annotations name `list`, which the resources define as a method
 
+import builtins
 import itertools
 import time
 from collections.abc import Iterator
@@ -62,6 +63,7 @@ class GrpoClient:
         self.jobs = Jobs(self)
         self.datasets = Datasets(self)
         self.rewards = Rewards(self)
+        self.webhooks = Webhooks(self)
 
     def __enter__(self) -> GrpoClient:
         return self
@@ -114,6 +116,22 @@ class Jobs(_Resource):
     def submit(self, spec: dict[str, Any], *, idempotency_key: str | None = None) -> Job:
         return self._client.send(calls.submit_job(spec, idempotency_key))  # type: ignore[no-any-return]
 
+    def reproduce(self, job_id: calls.Id, step: int, *, idempotency_key: str | None = None) -> Job:
+        """A new job with the spec of that checkpoint's manifest (same seed, data, rewards and model)."""
+        return self._client.send(calls.reproduce_job(job_id, step, idempotency_key))  # type: ignore[no-any-return]
+
+    def dry_run(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """The spec resolved as the server would run it (defaults, pinned rewards, dataset hash); no job."""
+        return self._client.send(calls.dry_run_job(spec))  # type: ignore[no-any-return]
+
+    def manifest(self, job_id: calls.Id, step: int) -> dict[str, Any]:
+        """What produced a checkpoint: spec, data and weight hashes, reward versions, seed, packages, device."""
+        return self._client.send(calls.checkpoint_manifest(job_id, step))  # type: ignore[no-any-return]
+
+    def preflight(self, spec: dict[str, Any], *, prompts: int | None = None) -> dict[str, Any]:
+        """A worker samples the base model on the spec and reports rewards, ties, graders, lengths, estimates."""
+        return self._client.send(calls.preflight(spec, prompts))  # type: ignore[no-any-return]
+
     def get(self, job_id: calls.Id) -> Job:
         return self._client.send(calls.get_job(job_id))  # type: ignore[no-any-return]
 
@@ -128,6 +146,18 @@ class Jobs(_Resource):
     def cancel(self, job_id: calls.Id) -> Job:
         return self._client.send(calls.cancel_job(job_id))  # type: ignore[no-any-return]
 
+    def pause(self, job_id: calls.Id) -> Job:
+        """Queued: paused at once; running: 'pausing' until its step ends and is checkpointed, then 'paused'."""
+        return self._client.send(calls.pause_job(job_id))  # type: ignore[no-any-return]
+
+    def resume(self, job_id: calls.Id) -> Job:
+        """Queue a paused job again; it continues from its latest checkpoint."""
+        return self._client.send(calls.resume_job(job_id))  # type: ignore[no-any-return]
+
+    def set_budget(self, job_id: calls.Id, **budget: float) -> Job:
+        """Replace the job's budget: wall_clock_s, device_hours, generated_tokens, reward_calls, reward_seconds."""
+        return self._client.send(calls.set_job_budget(job_id, budget))  # type: ignore[no-any-return]
+
     def metrics(self, job_id: calls.Id, **filters: Any) -> Iterator[StepMetrics]:
         """Every step's metrics in step order; filters: names, step_gte, step_lte."""
         return self._pages(calls.job_metrics, job_id=job_id, **filters)
@@ -137,7 +167,7 @@ class Jobs(_Resource):
         return self._client.send(calls.job_events(job_id, **filters))  # type: ignore[no-any-return]
 
     def stream_events(
-        self, job_id: calls.Id, *, after: int | None = None, types: list[str] | None = None
+        self, job_id: calls.Id, *, after: int | None = None, types: builtins.list[str] | None = None
     ) -> Iterator[Event]:
         """Follow the job live (Server-Sent Events) until it ends; a dropped connection resumes from
         the last event seen (Last-Event-ID), so nothing is missed or repeated."""
@@ -166,10 +196,13 @@ class Jobs(_Resource):
     def wait(
         self, job_id: calls.Id, *, timeout_s: float | None = None, poll_s: float = 1.0, raise_on_failure: bool = True
     ) -> Job:
-        """Poll until the job ends; JobFailed if it failed or was cancelled (unless raise_on_failure=False)."""
+        """Poll until the job ends; JobFailed if it failed or was cancelled (unless raise_on_failure=False).
+        A paused job (by you, a budget or a safeguard) is returned as it is: it waits for a person."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             job = self.get(job_id)
+            if job.status == "paused":
+                return job
             if job.finished:
                 if raise_on_failure and job.status != "succeeded":
                     reason = f": {job.error.code}: {job.error.message}" if job.error else ""
@@ -250,3 +283,23 @@ class Rewards(_Resource):
 
     def delete(self, reward_id: calls.Id) -> None:
         self._client.send(calls.delete_reward(reward_id))
+
+
+class Webhooks(_Resource):
+    """Job events POSTed to your endpoint, signed (docs/control.md shows the receiver's check)."""
+
+    def create(self, url: str, *, event_types: list[str] | None = None, description: str = "") -> dict[str, Any]:
+        """The endpoint, with its signing secret: shown only in this answer."""
+        return self._client.send(calls.create_webhook(url, event_types, description))  # type: ignore[no-any-return]
+
+    def list(self) -> builtins.list[dict[str, Any]]:
+        return self._client.send(calls.list_webhooks())["data"]  # type: ignore[no-any-return]
+
+    def delete(self, webhook_id: calls.Id) -> None:
+        self._client.send(calls.delete_webhook(webhook_id))
+
+    def deliveries(self, webhook_id: calls.Id) -> builtins.list[dict[str, Any]]:
+        return self._client.send(calls.webhook_deliveries(webhook_id))["data"]  # type: ignore[no-any-return]
+
+    def redeliver(self, webhook_id: calls.Id, delivery_id: calls.Id) -> dict[str, Any]:
+        return self._client.send(calls.redeliver(webhook_id, delivery_id))  # type: ignore[no-any-return]

@@ -83,9 +83,9 @@ class Sample(Model):
     group_index: int
     prompt: str
     completion: str
-    reward: float
-    components: dict[str, float] = Field(default_factory=dict)
-    advantage: float
+    reward: float | None  # None: unscorable (no reward component scored it)
+    components: dict[str, float | None] = Field(default_factory=dict)
+    advantage: float | None
     num_tokens: int
     truncated: bool
 
@@ -139,17 +139,18 @@ class Reward(Model):
     created_at: datetime
     spec: dict[str, Any]
     versions: list[int] = Field(default_factory=list)
+    validation: str | None = None  # on create: 'dry_run' (scored on validation_sample) or 'checked' (built only)
 
 
 class SampleScore(Model):
-    total: float
+    total: float | None  # None: unscorable (no component produced a value)
     components: dict[str, float | None] = Field(default_factory=dict)
     errors: dict[str, str] = Field(default_factory=dict)
 
 
 class RewardTestResult(Model):
     results: list[SampleScore]
-    mean_total: float
+    mean_total: float | None  # over the scorable samples; None if none was
     error_count: int
 
 

@@ -1,4 +1,4 @@
-"""Start and stop the local service stack (API + a real Celery worker) as child processes.
+"""Start and stop the local service stack (API + a real Celery worker + a reward worker) as child processes.
 
 Used by the README demo and by the integration tests, so both exercise the same processes a user runs.
 """
@@ -36,11 +36,13 @@ class Stack:
     api: subprocess.Popen[bytes]
     worker: subprocess.Popen[bytes] | None
     log_dir: Path
+    reward_worker: subprocess.Popen[bytes] | None = None
 
     def restart_worker(self) -> None:
         """Start a new worker (after the old one was killed) and wait until it is ready."""
+        since = log_size(self.log_dir, "worker.log")
         self.worker = start_worker(self.env, self.log_dir)
-        wait_worker_ready(self.worker, self.log_dir)
+        wait_worker_ready(self.worker, self.log_dir, since=since)
 
 
 def service_env(data_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -72,6 +74,46 @@ def start_worker(env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
             "--hostname",
             f"worker-{os.getpid()}-{time.monotonic_ns()}@%h",
         ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+REWARD_WORKER_LOG = "rewards-worker.log"
+
+
+def reward_worker_command(concurrency: int = 2, loglevel: str = "INFO") -> list[str]:
+    """The reward worker: reward tests and dry runs only, on its own queue, so no training job delays them.
+    Threads, not prefork: each check spends its time waiting on sandbox processes."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.reward_app",
+        "worker",
+        "--loglevel",
+        loglevel,
+        "--pool",
+        "threads",
+        "--concurrency",
+        str(concurrency),
+        "--queues",
+        "rewards",
+        "--without-gossip",
+        "--without-mingle",
+        "--hostname",
+        f"rewards-{os.getpid()}-{time.monotonic_ns()}@%h",
+    ]
+
+
+def start_reward_worker(env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
+    log = (log_dir / REWARD_WORKER_LOG).open("ab")
+    return subprocess.Popen(
+        reward_worker_command(),
         cwd=PROJECT_ROOT,
         env=env,
         stdout=log,
@@ -125,10 +167,22 @@ def wait_ready(base_url: str, api: subprocess.Popen[bytes], timeout_s: float = 6
     raise TimeoutError(f"the API at {base_url} was not ready within {timeout_s:.0f} s")
 
 
-def wait_worker_ready(worker: subprocess.Popen[bytes], log_dir: Path, timeout_s: float = 90.0) -> None:
-    """Until the worker logs that it is ready; fails at once if it exits (an import error, a bad broker URL)."""
-    log = log_dir / "worker.log"
-    start = log.stat().st_size if log.exists() else 0
+def log_size(log_dir: Path, log_name: str) -> int:
+    log = log_dir / log_name
+    return log.stat().st_size if log.exists() else 0
+
+
+def wait_worker_ready(
+    worker: subprocess.Popen[bytes],
+    log_dir: Path,
+    timeout_s: float = 90.0,
+    log_name: str = "worker.log",
+    since: int | None = None,
+) -> None:
+    """Until the worker logs that it is ready (after byte `since` of its log: where it was when the worker
+    started); fails at once if it exits (an import error, a bad broker URL)."""
+    log = log_dir / log_name
+    start = log_size(log_dir, log_name) if since is None else since
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if worker.poll() is not None:
@@ -169,15 +223,28 @@ def running_stack(
         [sys.executable, "-m", "alembic", "upgrade", "head"], cwd=PROJECT_ROOT, env=env, check=True, capture_output=True
     )
     port = port or free_port()
+    worker_log_start = log_size(log_dir, "worker.log")
     worker_process = start_worker(env, log_dir) if worker else None
+    rewards_log_start = log_size(log_dir, REWARD_WORKER_LOG)
+    rewards = start_reward_worker(env, log_dir)
     api = start_api(env, log_dir, port)
-    stack = Stack(base_url=f"http://127.0.0.1:{port}", env=env, api=api, worker=worker_process, log_dir=log_dir)
+    stack = Stack(
+        base_url=f"http://127.0.0.1:{port}",
+        env=env,
+        api=api,
+        worker=worker_process,
+        log_dir=log_dir,
+        reward_worker=rewards,
+    )
     try:
         wait_ready(stack.base_url, api)
         if worker_process is not None:
-            wait_worker_ready(worker_process, log_dir)
+            wait_worker_ready(worker_process, log_dir, since=worker_log_start)
+        wait_worker_ready(rewards, log_dir, log_name=REWARD_WORKER_LOG, since=rewards_log_start)
         yield stack
     finally:
         stop(stack.api)
         if stack.worker is not None:
             stop(stack.worker)
+        if stack.reward_worker is not None:
+            stop(stack.reward_worker)

@@ -27,7 +27,7 @@ def test_no_command_a_minimal_machine_lacks_and_the_run_sh_commands_exist() -> N
     run_sh = (ROOT / "run.sh").read_text()
     for path, text in DOCS.items():
         assert "uuidgen" not in text, path
-        for command in set(re.findall(r"\./run\.sh (\w+)", text)):
+        for command in set(re.findall(r"\./run\.sh ([\w-]+)", text)):
             assert re.search(rf"^\s+{command}\)", run_sh, re.M), f"{path.name}: ./run.sh {command} does not exist"
 
 

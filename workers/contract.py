@@ -26,7 +26,7 @@ class JobFailure(Exception):
 class RewardBatch:
     """Scores for N completions, in the order they were given."""
 
-    total: list[float]  # weighted sum of the components, (N,)
+    total: list[float]  # weighted sum of the components, (N,); NaN: unscorable (no component had a value)
     components: dict[str, list[float]]  # component name -> raw (unweighted) score, each (N,)
     metrics: dict[str, float] = field(default_factory=dict)  # the scorer's own metrics (latency, errors)
 
@@ -69,9 +69,16 @@ class EvalReport:
     samples_per_prompt: int
 
 
+class CheckpointThenStop(Exception):  # noqa: N818 (a signal, not an error)
+    """Raised by a sink's on_step or on_eval to stop after the step just finished (a pause): the engine
+    checkpoints that step (if not done already), runs its scheduled evaluation, then re-raises, so
+    resuming from that checkpoint continues exactly where the run stopped."""
+
+
 class TrainingSink(Protocol):
     def on_step(self, report: StepReport) -> None:
-        """Called after every step. May raise (e.g. JobCancelled) to stop training between steps."""
+        """Called after every step. May raise (e.g. JobCancelled) to stop training between steps, or
+        CheckpointThenStop to stop after checkpointing this step."""
 
     def on_checkpoint(self, step: int, path: Path) -> None:
         """Called once a complete checkpoint directory exists at `path` (written atomically)."""

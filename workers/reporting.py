@@ -9,15 +9,17 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.storage import ObjectStore
 from app.schemas.job import JobSpec
 from app.schemas.status import EventType
-from app.services import artifacts, runs
+from app.services import artifacts, budgets, runs
 from workers.contract import JobFailure
-from workers.engine.interface import EvalReport, StepReport
+from workers.engine.interface import CheckpointThenStop, EvalReport, StepReport
+from workers.manifest import write_manifest
 from workers.rewards import Alert, RewardMonitor
 from workers.rewards.monitor import MetricNames
 
@@ -30,6 +32,16 @@ class JobCancelled(Exception):
 
 class JobLost(Exception):
     """This worker no longer owns the job (it was requeued while this worker was stalled)."""
+
+
+class JobPaused(CheckpointThenStop):
+    """Stop after checkpointing this step and leave the job paused: asked for, or decided here (a
+    safeguard with on_alert='pause'). `reason` and `data` go into the status event."""
+
+    def __init__(self, message: str, *, reason: str, data: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.data = data or {}
 
 
 class SafeguardStop(JobFailure):
@@ -57,6 +69,7 @@ class DatabaseSink:
         worker_id: str,
         spec: JobSpec,
         monitor: RewardMonitor,
+        manifest: dict[str, Any] | None = None,
     ) -> None:
         self._sessions = session_factory
         self._store = store
@@ -65,6 +78,7 @@ class DatabaseSink:
         self._spec = spec
         self._monitor = monitor
         self._last_metrics: dict[str, float] = {}
+        self._manifest = manifest  # workers/manifest.py: written into every checkpoint
 
     def _raise_alerts(self, alerts: list[Alert]) -> None:
         if not alerts:
@@ -81,6 +95,13 @@ class DatabaseSink:
                 )
         if self._monitor.stop_requested:
             raise SafeguardStop(f"stopped by a reward-hacking safeguard: {alerts[0].message}")
+        if self._spec.safeguards.on_alert == "pause":  # for a person to look; resume continues
+            first = alerts[0]
+            raise JobPaused(
+                f"paused by a reward-hacking safeguard: {first.message}",
+                reason="safeguard",
+                data={"alert": {"code": first.code, "message": first.message, "step": first.step}},
+            )
 
     def on_model_loaded(self, seconds: float) -> None:
         with self._sessions() as session:
@@ -105,13 +126,26 @@ class DatabaseSink:
                 step_seconds=report.metrics.get("time/step_s", 0.0),
                 samples=samples,
             )
+            crossing = None
+            if outcome != runs.StepOutcome.lost:  # the step ran: its cost counts, whatever happens next
+                budgets.record_usage(
+                    session=session, job_id=self._job_id, worker_id=self._worker_id, metrics=report.metrics
+                )
+                crossing = budgets.crossed(session=session, job_id=self._job_id)
         if outcome == runs.StepOutcome.cancel:
             raise JobCancelled(f"cancelled by the user after step {report.step}")
         if outcome == runs.StepOutcome.lost:
             raise JobLost(f"worker {self._worker_id} no longer owns job {self._job_id}")
+        last = report.step >= self._spec.grpo.max_steps  # a pause or a budget has nothing left to stop
+        if outcome == runs.StepOutcome.pause and not last:
+            raise JobPaused(f"paused by the user after step {report.step}", reason="requested")
+        if crossing is not None and not last:
+            raise JobPaused(f"paused: {crossing.message}", reason="budget", data=crossing.data())
         self._raise_alerts(self._monitor.observe_step(report.step, report.metrics))
 
     def on_checkpoint(self, step: int, path: Path) -> None:
+        if self._manifest is not None:
+            write_manifest(path, self._manifest, step)
         with self._sessions() as session:
             artifacts.register_checkpoint(
                 session=session,

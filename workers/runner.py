@@ -13,19 +13,22 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import Settings
 from app.core.logs import new_log_context, reset_log_context
 from app.core.queue import JobQueue
+from app.core.sanitize import safe_text
 from app.core.storage import ObjectStore, make_store
 from app.models import Job
 from app.schemas.errors import JobErrorCode
 from app.schemas.job import DatasetSpec, JobSpec, JobStatus
+from app.schemas.job_error import MAX_MESSAGE_CHARS, error_from_exception
 from app.schemas.status import EventType
-from app.services import artifacts, runs
+from app.services import artifacts, pause, runs
 from workers.claiming import claim_or_take_over
 from workers.contract import JobFailure
 from workers.engine import train
 from workers.engine.checkpoint import is_out_of_space
 from workers.inputs import load_rows, prepare_init_weights, prepare_resume
+from workers.manifest import base_manifest
 from workers.model_preflight import check_model_reachable
-from workers.reporting import MONITORED, DatabaseSink, Heartbeat, JobCancelled, JobLost
+from workers.reporting import MONITORED, DatabaseSink, Heartbeat, JobCancelled, JobLost, JobPaused
 from workers.rewards import RewardMonitor
 from workers.spec import RunInputs, run_inputs
 from workers.watchdog import release_waiting_jobs
@@ -38,17 +41,16 @@ def job_work_dir(settings: Settings, job_id: uuid.UUID) -> Path:
 
 
 def error_body(exc: BaseException) -> dict[str, Any]:
-    """A failed job's error: a stable code, a message a person can act on, and the spec field if known."""
-    code, param = JobErrorCode.training_failed, None
-    if isinstance(exc, JobFailure):
-        code, param = JobErrorCode(exc.code), exc.param
-    elif is_out_of_space(exc):  # ENOSPC outside a checkpoint write: storing it, a download
-        code = JobErrorCode.storage_full
+    """A failed job's error: a code from the closed list, a message a person can act on, the spec field
+    if known; never driver text or SQL (app/schemas/job_error.py)."""
     if isinstance(exc, ValidationError):  # pydantic's str() has a URL per error and its own layout
         problems = [f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}" for e in exc.errors()[:5]]
-        return {"code": code.value, "message": "invalid spec: " + "; ".join(problems), "param": param}
-    message = str(exc) or type(exc).__name__
-    return {"code": code.value, "message": f"{type(exc).__name__}: {message}"[:2000], "param": param}
+        message = safe_text("invalid spec: " + "; ".join(problems), MAX_MESSAGE_CHARS)
+        return {"code": JobErrorCode.invalid_input.value, "message": message, "param": None}
+    if not isinstance(exc, JobFailure) and is_out_of_space(exc):  # ENOSPC outside a checkpoint write
+        message = safe_text(f"no space left on the device: {exc}", MAX_MESSAGE_CHARS)
+        return {"code": JobErrorCode.storage_full.value, "message": message, "param": None}
+    return error_from_exception(exc)
 
 
 def service_inputs(
@@ -106,7 +108,8 @@ def _train(
         # seconds, not the hub's retries
         check_model_reachable(inputs.config.model_source, inputs.config.model_revision)
     monitor = rebuilt_monitor(spec, sessions, job_id, resume_from)
-    sink = DatabaseSink(sessions, store, job_id, worker_id, spec, monitor)
+    manifest = base_manifest(spec, inputs.rows, inputs.config)
+    sink = DatabaseSink(sessions, store, job_id, worker_id, spec, monitor, manifest=manifest)
     with inputs.reward_fns() as (reward_fn, eval_fn):
         train(
             inputs.config,
@@ -188,8 +191,20 @@ def _run_claimed(
         except JobLost:
             logger.warning("job %s was taken over by another worker; stopping", job_id)
             return
+        except JobPaused as exc:  # its step is checkpointed: let go of the job (app/services/pause.py)
+            with session_factory() as session:
+                pause.settle_paused(
+                    session=session,
+                    job_id=job_id,
+                    worker_id=worker_id,
+                    reason=exc.reason,
+                    message=str(exc),
+                    data=exc.data,
+                )
+            return
         except Exception as exc:
             logger.error("job %s failed:\n%s", job_id, traceback.format_exc())
-            outcome, error, message = JobStatus.failed, error_body(exc), f"job failed: {exc}"[:500]
+            error = error_body(exc)
+            outcome, message = JobStatus.failed, f"job failed: {error['message']}"[:500]
     with session_factory() as session:
         runs.finish_job(session=session, job_id=job_id, worker_id=worker_id, to=outcome, error=error, message=message)

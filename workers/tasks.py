@@ -12,8 +12,10 @@ from workers.db import session_factory
 from workers.evaluation_runner import run_evaluation as run_evaluation_now
 from workers.liveness import new_worker_id
 from workers.merge_runner import run_merge
+from workers.preflight import run_preflight_request
 from workers.runner import run_job
 from workers.watchdog import start_watchdog
+from workers.webhooks import start_webhook_sender
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +41,19 @@ def merge_checkpoint(job_id: str, step: int) -> None:
     run_merge(job_id=uuid.UUID(job_id), step=step, settings=settings, session_factory=session_factory())
 
 
+@celery_app.task(name="workers.tasks.run_preflight", soft_time_limit=settings.preflight_time_limit_s)
+def run_preflight(preflight_id: str) -> None:
+    run_preflight_request(preflight_id=uuid.UUID(preflight_id), settings=settings, session_factory=session_factory())
+
+
 @worker_ready.connect
 def _start_watchdog(**_kwargs: object) -> None:
     start_watchdog(session_factory=session_factory(), queue=CeleryJobQueue(celery_app), settings=settings)
+
+
+@worker_ready.connect
+def _start_webhook_sender(**_kwargs: object) -> None:
+    start_webhook_sender(session_factory=session_factory(), settings=settings)
 
 
 @worker_process_init.connect

@@ -22,6 +22,7 @@ from app.core.config import Settings
 from app.core.queue import JobQueue
 from app.services import slots
 from app.services.evaluation_runs import fail_stale_evaluations
+from app.services.pause import settle_lost_pausing
 from app.services.runs import requeue_orphaned_jobs
 from workers.liveness import known_dead
 
@@ -57,12 +58,16 @@ def sweep_once(*, session_factory: sessionmaker[Session], queue: JobQueue, setti
         logger.warning("job %s lost its worker; requeued", job_id, extra={"job_id": str(job_id)})
         queue.enqueue_training(job_id)
     with session_factory() as session:
+        paused = settle_lost_pausing(session=session, timeout=timedelta(seconds=settings.heartbeat_timeout_s))
+    for job_id in paused:
+        logger.warning("job %s lost its worker while pausing; paused", job_id, extra={"job_id": str(job_id)})
+    with session_factory() as session:
         timeout = timedelta(seconds=settings.heartbeat_timeout_s)
         evaluation_ids = fail_stale_evaluations(session=session, timeout=timeout)
     for evaluation_id in evaluation_ids:
         logger.warning("evaluation %s lost its worker; marked failed", evaluation_id)
     release_waiting_jobs(session_factory=session_factory, queue=queue)
-    return len(job_ids) + len(evaluation_ids)
+    return len(job_ids) + len(paused) + len(evaluation_ids)
 
 
 def start_watchdog(*, session_factory: sessionmaker[Session], queue: JobQueue, settings: Settings) -> threading.Event:

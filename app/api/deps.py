@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from app.core.config import Settings
 from app.core.errors import ProblemError
 from app.core.logs import bind_log_context
-from app.core.queue import JobQueue
+from app.core.queue import JobQueue, RewardRunner
 from app.core.storage import ObjectStore
 from app.models import Tenant
 from app.services.idempotency import Model, run_idempotent
@@ -42,6 +42,10 @@ async def get_queue(request: Request) -> JobQueue:
     return request.app.state.queue  # type: ignore[no-any-return]
 
 
+async def get_reward_runner(request: Request) -> RewardRunner:
+    return request.app.state.reward_runner  # type: ignore[no-any-return]
+
+
 async def get_store(request: Request) -> ObjectStore:
     return request.app.state.store  # type: ignore[no-any-return]
 
@@ -62,6 +66,7 @@ def request_context(prefix: str) -> Callable[[Request], Awaitable[None]]:
 
 
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
+RewardRunnerDep = Annotated[RewardRunner, Depends(get_reward_runner)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 QueueDep = Annotated[JobQueue, Depends(get_queue)]

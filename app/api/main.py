@@ -1,13 +1,17 @@
 from fastapi import APIRouter, Depends
 
 from app.api.deps import request_context
-from app.api.routes import artifacts, datasets, events, jobs, rewards
+from app.api.routes import artifacts, control, datasets, events, jobs, manifests, preflight, rewards, webhooks
 
 API_PREFIX = "/v1"
 
 api_router = APIRouter(prefix=API_PREFIX, dependencies=[Depends(request_context(API_PREFIX))])
 api_router.include_router(jobs.router)
+api_router.include_router(control.router)
 api_router.include_router(datasets.router)
 api_router.include_router(events.router)
 api_router.include_router(artifacts.router)
+api_router.include_router(manifests.router)
 api_router.include_router(rewards.router)
+api_router.include_router(preflight.router)
+api_router.include_router(webhooks.router)

@@ -2,6 +2,7 @@
 
 from app.models import Job
 from app.schemas.job import JobError, JobProgress, JobPublic, JobStatus
+from app.services.budgets import job_usage
 
 TOKENS_PER_S = "throughput/tokens_per_s"  # the engine's step metric (workers/engine/metrics.py)
 
@@ -9,8 +10,8 @@ TOKENS_PER_S = "throughput/tokens_per_s"  # the engine's step metric (workers/en
 def job_public(job: Job) -> JobPublic:
     done, total = job.current_step, job.total_steps
     eta = None
-    # Only a running job has time left: a cancelled or failed one stopped short of total_steps for good.
-    if job.status == JobStatus.running and 0 < done < total and job.train_seconds > 0:
+    # Only a running (or pausing) job has time left: a paused, cancelled or failed one has no end in sight.
+    if job.status in (JobStatus.running, JobStatus.pausing) and 0 < done < total and job.train_seconds > 0:
         eta = job.train_seconds / done * (total - done)
     return JobPublic(
         id=job.id,
@@ -31,4 +32,5 @@ def job_public(job: Job) -> JobPublic:
         spec=job.spec,
         latest_metrics=job.latest_metrics or {},
         alerts=job.alerts or [],
+        usage=job_usage(job),
     )

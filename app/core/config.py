@@ -98,6 +98,41 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("GRPO_QUOTA_RETRY_AFTER_S", "quota_retry_after_s"),
         description="Retry-After (seconds) sent with a 429 for the queued-job quota.",
     )
+    preflight_wait_s: float = Field(
+        120.0,
+        gt=0,
+        validation_alias=AliasChoices("GRPO_PREFLIGHT_WAIT_S", "preflight_wait_s"),
+        description="How long POST /v1/preflight waits for a worker's answer before a 503.",
+    )
+    preflight_pickup_s: float = Field(
+        15.0,
+        gt=0,
+        validation_alias=AliasChoices("GRPO_PREFLIGHT_PICKUP_S", "preflight_pickup_s"),
+        description="A preflight no worker has taken within this long is answered 503 (all busy or none running).",
+    )
+    preflight_time_limit_s: int = Field(
+        600,
+        ge=10,
+        validation_alias=AliasChoices("GRPO_PREFLIGHT_TIME_LIMIT_S", "preflight_time_limit_s"),
+        description="A preflight task running longer than this on a worker is stopped (its own limit, not a job's).",
+    )
+    webhook_allow_private: bool = Field(
+        False,
+        validation_alias=AliasChoices("GRPO_WEBHOOK_ALLOW_PRIVATE", "webhook_allow_private"),
+        description="Allow webhook URLs on private, loopback or link-local addresses (off: SSRF protection).",
+    )
+    webhook_backoff_s: float = Field(
+        10.0,
+        gt=0,
+        validation_alias=AliasChoices("GRPO_WEBHOOK_BACKOFF_S", "webhook_backoff_s"),
+        description="First retry delay of a failed webhook delivery; doubles per attempt, at most an hour.",
+    )
+    webhook_max_attempts: int = Field(
+        10,
+        ge=1,
+        validation_alias=AliasChoices("GRPO_WEBHOOK_MAX_ATTEMPTS", "webhook_max_attempts"),
+        description="Attempts before a webhook delivery is marked failed (it can be redelivered by hand).",
+    )
     log_format: str = Field(
         "json",
         pattern="^(json|text|none)$",
@@ -122,6 +157,12 @@ class Settings(BaseSettings):
         3,
         validation_alias=AliasChoices("GRPO_MAX_JOB_ATTEMPTS", "max_job_attempts"),
         description="Times a job is started (first run plus requeues after lost workers) before it is failed.",
+    )
+    reward_check_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        validation_alias=AliasChoices("GRPO_REWARD_CHECK_TIMEOUT_S", "reward_check_timeout_s"),
+        description="How long the API waits for a reward worker to test a reward before answering 503.",
     )
 
     @model_validator(mode="after")

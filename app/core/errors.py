@@ -15,6 +15,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.core.sanitize import SafeText
+
 logger = logging.getLogger(__name__)
 
 PROBLEM_BASE = "https://grpo.dev/problems/"
@@ -22,20 +24,22 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
 class FieldError(BaseModel):
-    field: str = Field(
+    field: SafeText = Field(
         ..., description="Dotted path of the offending field, e.g. 'grpo.group_size' or 'rows[3].answer'."
     )
-    message: str
-    type: str = Field("invalid", description="Machine-readable kind of failure, e.g. 'missing', 'greater_than_equal'.")
+    message: SafeText
+    type: SafeText = Field(
+        "invalid", description="Machine-readable kind of failure, e.g. 'missing', 'greater_than_equal'."
+    )
 
 
 class Problem(BaseModel):
     """An RFC 9457 problem document: every error this service sends has this shape."""
 
     type: str = Field(..., description="A URI naming the kind of problem.")
-    title: str = Field(..., description="A short summary of the kind of problem.")
+    title: SafeText = Field(..., description="A short summary of the kind of problem.")
     status: int = Field(..., description="The HTTP status code.")
-    detail: str = Field(..., description="What went wrong in this request, for people.")
+    detail: SafeText = Field(..., description="What went wrong in this request, for people.")
     code: str = Field(..., description="Machine-readable kind, e.g. 'validation_error', 'quota_exceeded'.")
     errors: list[FieldError] = Field(default_factory=list, description="The invalid fields, when there are any.")
     request_id: str | None = Field(None, description="This request's id (also the X-Request-ID header).")
@@ -216,13 +220,13 @@ DATABASE_RETRY_AFTER_S = 5
 QUEUE_RETRY_AFTER_S = 30
 
 
-def outage_exceptions() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+def outage_exceptions() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
     """(database errors, broker errors) that mean a lost dependency."""
     from kombu.exceptions import OperationalError as BrokerOperationalError
     from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
     from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-    broker: list[type[BaseException]] = [BrokerOperationalError]
+    broker: list[type[Exception]] = [BrokerOperationalError]
     try:
         from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.exceptions import TimeoutError as RedisTimeoutError

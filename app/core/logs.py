@@ -13,6 +13,8 @@ from contextvars import ContextVar, Token
 
 from pythonjsonlogger.json import JsonFormatter
 
+from app.core.sanitize import safe_text
+
 LOG_FIELDS = ("request_id", "job_id")
 _context: ContextVar[dict[str, str] | None] = ContextVar("grpo_log_context", default=None)
 
@@ -54,6 +56,18 @@ class ContextFilter(logging.Filter):
         return True
 
 
+class SafeFormatter(logging.Formatter):
+    """Escapes what a log line must not carry to a terminal or a log shipper (NUL, ANSI escapes, lone
+    surrogates: user text in reward errors ends up in log lines too), after `inner` formatted it."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return safe_text(self.inner.format(record))
+
+
 def json_formatter() -> logging.Formatter:
     return JsonFormatter(
         "{asctime}{levelname}{name}{message}{request_id}{job_id}",
@@ -78,7 +92,7 @@ def configure_logging(*, level: str = "INFO", fmt: str = "json") -> None:
     handler = logging.StreamHandler()
     setattr(handler, _HANDLER_MARK, True)
     handler.addFilter(ContextFilter())
-    handler.setFormatter(json_formatter() if fmt == "json" else logging.Formatter(_TEXT_FORMAT))
+    handler.setFormatter(SafeFormatter(json_formatter() if fmt == "json" else logging.Formatter(_TEXT_FORMAT)))
     root.addHandler(handler)
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "celery"):

@@ -108,6 +108,6 @@ class Telemetry:
         if not self._multiprocess:
             return generate_latest(self._registry)
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
         registry.register(self._database)
         return generate_latest(registry)

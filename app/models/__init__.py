@@ -5,8 +5,10 @@ from app.models.base import Base
 from app.models.idempotency import IdempotencyRecord
 from app.models.job import Job
 from app.models.metric import JobEvent, JobMetric
+from app.models.preflight import Preflight
 from app.models.reward import JobRewardUse, RewardDefinition, RewardVersion
 from app.models.tenant import ApiKey, Tenant
+from app.models.webhook import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -20,7 +22,10 @@ __all__ = [
     "JobMetric",
     "JobRewardUse",
     "JobSample",
+    "Preflight",
     "RewardDefinition",
     "RewardVersion",
     "Tenant",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

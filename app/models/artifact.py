@@ -4,10 +4,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, JSONType, TimestampMixin, UTCDateTime, closed_set
+from app.models.base import Base, FiniteFloat, JSONType, SafeString, TimestampMixin, UTCDateTime, closed_set
 from app.schemas.status import EvaluationStatus, EvaluationTrigger, MergeStatus
 
 
@@ -60,11 +60,12 @@ class JobSample(Base):
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
     prompt_index: Mapped[int] = mapped_column(Integer)  # the prompt's row in the dataset
     group_index: Mapped[int] = mapped_column(Integer)
-    prompt: Mapped[str] = mapped_column(Text)
-    completion: Mapped[str] = mapped_column(Text)
-    reward: Mapped[float] = mapped_column(Float)
+    prompt: Mapped[str] = mapped_column(SafeString())  # model output: may hold NUL or escape sequences
+    completion: Mapped[str] = mapped_column(SafeString())
+    # NULL: an unscorable completion (the scorer's total is NaN; it gets advantage 0 in the engine)
+    reward: Mapped[float | None] = mapped_column(FiniteFloat(), nullable=True)
     components: Mapped[dict[str, float]] = mapped_column(JSONType, default=dict)
-    advantage: Mapped[float] = mapped_column(Float)
+    advantage: Mapped[float | None] = mapped_column(FiniteFloat(), nullable=True)
     num_tokens: Mapped[int] = mapped_column(Integer)
     truncated: Mapped[bool] = mapped_column(Boolean)
 

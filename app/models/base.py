@@ -1,13 +1,16 @@
 """Declarative base: naming convention (stable constraint names for Alembic) and shared column types."""
 
+import math
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Enum, MetaData
+from sqlalchemy import JSON, DateTime, Enum, Float, MetaData, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from app.core.sanitize import safe_json, safe_text
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -32,8 +35,43 @@ def closed_set(enum: type[StrEnum], name: str, length: int = 16) -> Enum:
     )
 
 
-# JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+class SafeJSON(TypeDecorator[Any]):
+    """JSON that is always storable: strings made safe and non-finite floats nulled on the way in
+    (app/core/sanitize.py), whoever writes it: metrics, checkpoints, events, alerts, job errors."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        return safe_json(value)
+
+
+class SafeString(TypeDecorator[str]):
+    """Text that may hold user-controlled content (event messages): made safe on the way in."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else safe_text(value)
+
+
+class FiniteFloat(TypeDecorator[float]):
+    """A float column where NaN and infinities are stored as NULL: one meaning on every backend (SQLite
+    turns NaN into NULL by itself; PostgreSQL would keep it, and JSON answers cannot carry it)."""
+
+    impl = Float
+    cache_ok = True
+
+    def process_bind_param(self, value: float | None, dialect: Any) -> float | None:
+        return value if value is None or math.isfinite(value) else None
+
+
+# JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere; made safe on write.
+JSONType = SafeJSON()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

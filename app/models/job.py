@@ -35,6 +35,15 @@ class Job(TimestampMixin, Base):
     train_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     # Training steps recorded, re-runs after a resume included: with train_seconds, the step-time summary.
     steps_recorded: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Usage so far, summed per step by the worker (app/services/budgets.py); columns, not JSON, so a tenant's
+    # totals are one SUM.
+    usage_wall_clock_s: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    usage_device_s: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    usage_generated_tokens: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    usage_prompt_tokens: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    usage_trained_tokens: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    usage_reward_calls: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    usage_reward_s: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

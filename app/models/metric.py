@@ -3,10 +3,10 @@
 import uuid
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, JSONType, TimestampMixin, closed_set
+from app.models.base import Base, JSONType, SafeString, TimestampMixin, closed_set
 from app.schemas.status import EventLevel, EventType
 
 
@@ -34,7 +34,7 @@ class JobEvent(TimestampMixin, Base):
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
     level: Mapped[EventLevel] = mapped_column(closed_set(EventLevel, "event_level"), default=EventLevel.info)
     type: Mapped[EventType] = mapped_column(closed_set(EventType, "event_type", length=64))
-    message: Mapped[str] = mapped_column(Text, default="")
+    message: Mapped[str] = mapped_column(SafeString(), default="")
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     # The training step an event belongs to, when it belongs to one (metrics, checkpoints, evaluations).
     step: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -2,11 +2,12 @@
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, TimestampMixin, UTCDateTime
+from app.models.base import Base, JSONType, TimestampMixin, UTCDateTime
 
 
 class Tenant(TimestampMixin, Base):
@@ -16,6 +17,8 @@ class Tenant(TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     max_running_jobs: Mapped[int] = mapped_column(Integer, default=2)
     max_queued_jobs: Mapped[int] = mapped_column(Integer, default=20)
+    # Budgets over all the tenant's jobs together (app.schemas.budget.Budget as JSON); set by the operator.
+    budget: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
 
     api_keys: Mapped[list["ApiKey"]] = relationship(back_populates="tenant")
 

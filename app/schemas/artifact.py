@@ -92,9 +92,9 @@ class SamplePublic(BaseModel):
     group_index: int
     prompt: str
     completion: str
-    reward: float
-    components: dict[str, float]
-    advantage: float
+    reward: float | None = Field(..., description="The total reward; null: unscorable (no component scored it).")
+    components: dict[str, float | None]
+    advantage: float | None
     num_tokens: int
     truncated: bool
 

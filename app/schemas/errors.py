@@ -2,7 +2,7 @@
 
 Defined once here and shown in the OpenAPI document (JobError.code, with each code's meaning); the
 workers' failures (workers/contract.py::JobFailure subclasses) carry one of these values, which a test
-checks, and anything else a job dies of is `training_failed`.
+checks, and anything else a job dies of is `internal_error` (app/schemas/job_error.py).
 """
 
 from enum import StrEnum
@@ -27,7 +27,7 @@ class JobErrorCode(StrEnum):
 
 
 MEANINGS: dict[JobErrorCode, str] = {
-    JobErrorCode.training_failed: "an unexpected error in training; the message says which",
+    JobErrorCode.training_failed: "written by earlier versions for any failure; not written any more",
     JobErrorCode.internal_error: "a fault of the service itself, not of the job's spec or data",
     JobErrorCode.invalid_input: "the dataset or checkpoint the spec names is gone or unusable (param names it)",
     JobErrorCode.model_load_failed: "model.source cannot be loaded (missing, private or broken)",

@@ -17,8 +17,11 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from app.schemas.errors import JOB_ERROR_CODES_DOC, JobErrorCode
+from app.core.sanitize import SafeText
+from app.schemas.budget import Budget, JobUsage
+from app.schemas.errors import JOB_ERROR_CODES_DOC
 from app.schemas.grpo import GRPOHyperparameters
+from app.schemas.job_error import JobErrorCodeField
 from app.schemas.page import ListPublic
 from app.schemas.reward import SafeguardSpec
 from app.schemas.reward_resource import JobReward
@@ -30,8 +33,10 @@ HUB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$"
 class JobStatus(StrEnum):
     queued = "queued"
     running = "running"
-    pausing = "pausing"  # asked to pause; the worker checkpoints and stops at the next step
-    paused = "paused"  # stopped at a checkpoint; resumes as a new attempt
+    # A pause was asked for: the worker finishes the current step, checkpoints and lets go of the job.
+    pausing = "pausing"
+    # Holds no worker; POST /jobs/{id}/resume queues it again to continue from its latest checkpoint.
+    paused = "paused"
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
@@ -209,11 +214,15 @@ class JobSpec(StorableBody):
     safeguards: SafeguardSpec = Field(
         default_factory=SafeguardSpec,
         description="Reward-hacking detectors over every step's metrics; alerts become job events and, "
-        "with on_alert='stop', end the job.",
+        "with on_alert='stop', end the job (with 'pause', pause it).",
     )
     logging: LoggingSpec = Field(default_factory=LoggingSpec, description="What is recorded besides metrics.")
     init_from: InitFrom | None = Field(
         None, description="Start from another job's checkpoint instead of model.source's weights (same tenant)."
+    )
+    budget: Budget = Field(
+        default_factory=Budget,
+        description="Limits on time, device-hours, tokens and reward calls; crossing one pauses the job.",
     )
 
     @field_validator("name")
@@ -263,8 +272,10 @@ class JobCreate(JobSpec):
 
 
 class JobError(BaseModel):
-    code: JobErrorCode = Field(..., description="Machine-readable reason, one of a closed list: " + JOB_ERROR_CODES_DOC)
-    message: str
+    code: JobErrorCodeField = Field(
+        ..., description="Machine-readable reason, one of a closed list: " + JOB_ERROR_CODES_DOC
+    )
+    message: SafeText
     param: str | None = Field(None, description="The spec field at fault, when there is one.")
 
 
@@ -297,6 +308,7 @@ class JobPublic(BaseModel):
         default_factory=list,
         description="Reward-hacking alerts raised so far ({code, message, step}); also sent as 'alert' events.",
     )
+    usage: JobUsage = Field(default_factory=JobUsage, description="What the job has consumed so far (budgets).")
 
 
 class JobsPublic(ListPublic[JobPublic]):

@@ -14,6 +14,8 @@ from jsonschema import SchemaError
 from jsonschema.validators import validator_for
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
+from app.core.sanitize import SafeText
+
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 FIELD_DESC = "Dataset row field holding the reference."
 
@@ -460,13 +462,17 @@ class RewardSample(BaseModel):
 
 
 class RewardSampleScore(BaseModel):
-    total: float = Field(..., description="Weighted sum of the components that produced a score.")
-    components: dict[str, float | None] = Field(
+    total: float | None = Field(
+        ...,
+        description="Weighted sum of the components that produced a score; null when none did (the sample "
+        "is unscorable: training leaves such a completion out of its group's baseline, advantage 0).",
+    )
+    components: dict[SafeText, float | None] = Field(
         ...,
         description="Raw score per component (multi sub-rewards as 'multi/sub'); null: not applicable, or "
         "failed with on_error='skip'.",
     )
-    errors: dict[str, str] = Field(default_factory=dict, description="Error message per failed component.")
+    errors: dict[SafeText, SafeText] = Field(default_factory=dict, description="Error message per failed component.")
 
 
 # --- reward-hacking safeguards ----------------------------------------------------------------------
@@ -476,9 +482,10 @@ class SafeguardSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    on_alert: Literal["record", "stop"] = Field(
+    on_alert: Literal["record", "stop", "pause"] = Field(
         "record",
-        description="'record': an alert event only; 'stop': also stop the job.",
+        description="'record': an alert event only; 'stop': also stop the job; 'pause': checkpoint and pause "
+        "the job for a person to look (POST /jobs/{id}/resume continues it).",
     )
     window: int = Field(
         10,

@@ -15,6 +15,7 @@ from app.schemas.reward import (
     RewardSpec,
     StringCheckReward,
 )
+from app.schemas.reward_check import RewardValidation
 from app.schemas.storable import MAX_INT32, StorableBody
 
 
@@ -43,7 +44,9 @@ class RewardRef(BaseModel):
 
 
 _INLINE = get_args(get_args(RewardSpec)[0])
-JobReward = Annotated[Union[*_INLINE, RewardRef], Field(discriminator="type")]  # noqa: UP007
+# The members are read from RewardSpec at import time (new reward types join without an edit here), which a
+# static checker cannot follow.
+JobReward = Annotated[Union[*_INLINE, RewardRef], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
 
 
 _INLINE_ADAPTER: TypeAdapter[Any] = TypeAdapter(RewardSpec)
@@ -90,7 +93,9 @@ class RewardCreate(StorableBody):
     spec: RewardSpec = Field(..., description="The grader (any reward type; 'multi' combines several).")
     validation_sample: RewardSample | None = Field(
         None,
-        description="A representative sample for the dry run at creation (recommended for python rewards).",
+        description="A representative sample (a dataset row, a typical completion) for a dry run at creation. "
+        "Without it, python code is compiled, its signature checked and the program loaded in the sandbox, "
+        "but reward() is not called (a made-up empty row would fail most rewards).",
     )
 
 
@@ -101,6 +106,13 @@ class RewardVersionCreate(StorableBody):
     validation_sample: RewardSample | None = None
 
 
+VALIDATION_DESC = (
+    "What creating it checked: 'dry_run' (built and scored on validation_sample) or 'checked' (built as a "
+    "job would: python compiled, signature checked and loaded in the sandbox, reward() not called, because "
+    "no validation_sample was given). Only in the answer to a create."
+)
+
+
 class RewardVersionPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -108,6 +120,7 @@ class RewardVersionPublic(BaseModel):
     version: int
     spec: dict[str, Any]
     created_at: datetime
+    validation: RewardValidation | None = Field(None, description=VALIDATION_DESC)
 
 
 class RewardPublic(BaseModel):
@@ -119,6 +132,7 @@ class RewardPublic(BaseModel):
     created_at: datetime
     spec: dict[str, Any] = Field(..., description="The latest version's spec.")
     versions: list[int] = Field(..., description="All versions, oldest first.")
+    validation: RewardValidation | None = Field(None, description=VALIDATION_DESC)
 
 
 class RewardsPublic(ListPublic[RewardPublic]):
@@ -141,5 +155,5 @@ class InlineRewardTestRequest(StorableBody):
 
 class RewardTestResponse(BaseModel):
     results: list[RewardSampleScore]
-    mean_total: float
+    mean_total: float | None = Field(..., description="Mean total over the scorable samples; null if none was.")
     error_count: int = Field(..., description="Samples with at least one component error.")

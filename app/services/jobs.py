@@ -89,15 +89,16 @@ def create_job(*, session: Session, tenant: Tenant, job_in: JobCreate, settings:
 
 
 def cancel_job(*, session: Session, job: Job) -> Job:
-    """Queued jobs are cancelled at once; running ones stop at the next step boundary."""
+    """Queued and paused jobs are cancelled at once; running (and pausing) ones stop at the next step boundary."""
     if job.status in TERMINAL_STATUSES:
         raise ProblemError(409, "job_finished", f"the job is already {job.status.value}")
+    paused = job.status == JobStatus.paused  # no worker holds a paused job
     cancelled_now = transition(
         session,
         job.id,
-        from_={JobStatus.queued},
+        from_={JobStatus.paused} if paused else {JobStatus.queued},
         to=JobStatus.cancelled,
-        message="job cancelled before it started",
+        message="job cancelled while paused" if paused else "job cancelled before it started",
         cancel_requested=True,
         finished_at=utcnow(),
     )

@@ -1,9 +1,10 @@
 """Reward definitions: create, version, delete, resolve references from jobs, test on samples.
 
-Scoring and validation run the graders of workers/rewards; user code runs only in its sandbox
-(separate, unprivileged, network-less processes), never in the API process itself.
+Testing and dry-running a reward happen on a reward worker, reached over the broker (app/core/queue.py):
+graders and user code never run in the API process, which needs no privileges for a sandbox.
 """
 
+import logging
 import uuid
 from typing import Any
 
@@ -12,40 +13,57 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.errors import FieldError, ProblemError, spec_error
+from app.core.queue import RETRY_AFTER_S, RewardRunner
 from app.models import Job, JobRewardUse, RewardDefinition, RewardVersion, Tenant
 from app.models.base import utcnow
 from app.schemas.job import JobStatus
 from app.schemas.reward import RewardSample, RewardSpec
+from app.schemas.reward_check import RewardCheckError, RewardCheckRequest, RewardValidation
 from app.schemas.reward_resource import RewardRef, RewardTestResponse
-from workers.rewards import RewardConfigError, RewardValidationError, SandboxUnavailable, score_samples, validate_reward
 
-NEUTRAL_SAMPLE = RewardSample(prompt="", completion="", row={})
-
-
-def check_reward(spec: Any, sample: RewardSample | None, *, field: str = "spec") -> None:
-    """Build the reward as a job would and dry-run it; raise a 422 naming the field on any failure."""
-    try:
-        validate_reward(spec, sample or (NEUTRAL_SAMPLE if _runs_code(spec) else None))
-    except SandboxUnavailable as exc:
-        raise ProblemError(503, "sandbox_unavailable", f"user code cannot be isolated on this server: {exc}") from exc
-    except (RewardValidationError, RewardConfigError) as exc:
-        param = getattr(exc, "param", None)
-        hint = "" if sample else "; pass validation_sample with a representative row"
-        raise spec_error(f"{field}.{param}" if param else field, f"{exc}{hint}") from exc
+logger = logging.getLogger(__name__)
 
 
-def _runs_code(spec: Any) -> bool:
-    return spec.type == "python" or any(_runs_code(c) for c in getattr(spec, "components", []))
+def check_reward(
+    spec: Any, sample: RewardSample | None, *, runner: RewardRunner, field: str = "spec"
+) -> RewardValidation:
+    """Build the reward as a job would and, with a sample, dry-run it on that sample (without one,
+    reward() is never called: a reward reading row['answer'] cannot work on a made-up empty row).
+    Raises a 422 naming the field when it cannot work, a 503 when no sandbox or worker can check it."""
+    request = RewardCheckRequest(op="validate", spec=spec.model_dump(mode="json"), sample=sample)
+    reply = runner.run(request)
+    if reply.error is not None:
+        raise _problem(reply.error, field)
+    return reply.validation or (RewardValidation.dry_run if sample else RewardValidation.checked)
+
+
+def _problem(error: RewardCheckError, field: str) -> ProblemError:
+    if error.code == "sandbox_unavailable":  # the server's problem, not the caller's reward
+        logger.error("reward sandbox unavailable on the worker: %s", error.message)
+        return ProblemError(
+            503,
+            "sandbox_unavailable",
+            f"user code cannot be isolated on this server: {error.message}",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+    return spec_error(f"{field}.{error.param}" if error.param else field, error.message)
 
 
 def create_reward(
-    *, session: Session, tenant: Tenant, name: str, description: str, spec: RewardSpec, sample: RewardSample | None
-) -> RewardDefinition:
+    *,
+    session: Session,
+    tenant: Tenant,
+    name: str,
+    description: str,
+    spec: RewardSpec,
+    sample: RewardSample | None,
+    runner: RewardRunner,
+) -> tuple[RewardDefinition, RewardValidation]:
     if session.scalar(
         select(RewardDefinition.id).where(RewardDefinition.tenant_id == tenant.id, RewardDefinition.name == name)
     ):
         raise _name_taken(name)
-    check_reward(spec, sample)
+    validation = check_reward(spec, sample, runner=runner)
     reward = RewardDefinition(tenant_id=tenant.id, name=name, description=description, latest_version=1)
     session.add(reward)
     try:
@@ -55,7 +73,7 @@ def create_reward(
         raise _name_taken(name) from exc
     session.add(RewardVersion(reward_id=reward.id, version=1, spec=spec.model_dump(mode="json")))
     session.commit()
-    return reward
+    return reward, validation
 
 
 def _name_taken(name: str) -> ProblemError:
@@ -68,9 +86,14 @@ def _name_taken(name: str) -> ProblemError:
 
 
 def add_version(
-    *, session: Session, reward: RewardDefinition, spec: RewardSpec, sample: RewardSample | None
-) -> RewardVersion:
-    check_reward(spec, sample)
+    *,
+    session: Session,
+    reward: RewardDefinition,
+    spec: RewardSpec,
+    sample: RewardSample | None,
+    runner: RewardRunner,
+) -> tuple[RewardVersion, RewardValidation]:
+    validation = check_reward(spec, sample, runner=runner)
     # One UPDATE takes the next number, so concurrent additions get distinct versions (the row lock on
     # PostgreSQL, the write lock on SQLite) instead of colliding on the primary key.
     number = session.execute(
@@ -83,7 +106,7 @@ def add_version(
     session.add(version)
     session.commit()
     session.refresh(reward)
-    return version
+    return version, validation
 
 
 def get_reward(*, session: Session, tenant_id: uuid.UUID, reward_id: uuid.UUID) -> RewardDefinition | None:
@@ -105,18 +128,22 @@ def versions_of(*, session: Session, reward_id: uuid.UUID) -> list[int]:
     return list(session.scalars(query))
 
 
+# Jobs that will still read their rewards (a paused one resumes).
+IN_USE = (JobStatus.queued, JobStatus.running, JobStatus.pausing, JobStatus.paused)
+
+
 def delete_reward(*, session: Session, reward: RewardDefinition) -> None:
-    """Refused while a queued or running job uses any version; finished jobs keep their pinned copy."""
+    """Refused while a queued, running or paused job uses any version; finished jobs keep their pinned copy."""
     active = session.scalars(
         select(Job.id)
         .join(JobRewardUse, JobRewardUse.job_id == Job.id)
-        .where(JobRewardUse.reward_id == reward.id, Job.status.in_([JobStatus.queued, JobStatus.running]))
+        .where(JobRewardUse.reward_id == reward.id, Job.status.in_(IN_USE))
     ).all()
     if active:
         raise ProblemError(
             409,
             "reward_in_use",
-            f"{len(active)} queued or running job(s) use this reward, "
+            f"{len(active)} queued, running or paused job(s) use this reward, "
             f"e.g. {active[0]}; cancel them or wait until they finish",
         )
     reward.deleted_at = utcnow()
@@ -151,16 +178,14 @@ def resolve_references(
     return resolved, uses
 
 
-def score_reward_samples(spec: Any, samples: list[RewardSample]) -> RewardTestResponse:
-    try:
-        results = score_samples([spec], samples)
-    except SandboxUnavailable as exc:
-        raise ProblemError(503, "sandbox_unavailable", f"user code cannot be isolated on this server: {exc}") from exc
-    except (RewardValidationError, RewardConfigError) as exc:
-        param = getattr(exc, "param", None)
-        raise spec_error(f"reward.{param}" if param else "reward", str(exc)) from exc
+def score_reward_samples(spec: Any, samples: list[RewardSample], *, runner: RewardRunner) -> RewardTestResponse:
+    """Score samples on a reward worker; per-sample failures are in the answer, not errors."""
+    reply = runner.run(RewardCheckRequest(op="score", spec=spec.model_dump(mode="json"), samples=samples))
+    if reply.error is not None:
+        raise _problem(reply.error, "reward")
+    scored = [r.total for r in reply.results if r.total is not None]
     return RewardTestResponse(
-        results=results,
-        mean_total=sum(r.total for r in results) / len(results),
-        error_count=sum(1 for r in results if r.errors),
+        results=reply.results,
+        mean_total=sum(scored) / len(scored) if scored else None,
+        error_count=sum(1 for r in reply.results if r.errors),
     )

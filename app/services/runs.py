@@ -109,6 +109,11 @@ class StepOutcome(StrEnum):
     proceed = "continue"  # go on training
     cancel = "cancel"  # the user asked to cancel: stop at this step boundary
     lost = "lost"  # this worker no longer owns the job: stop without writing anything
+    pause = "pause"  # the user (or a budget) asked to pause: checkpoint this step and let go of the job
+
+
+# A pausing job is still its worker's until it stops at the next step boundary (app/services/pause.py).
+WORKER_HELD = (JobStatus.running, JobStatus.pausing)
 
 
 def record_step(
@@ -125,13 +130,13 @@ def record_step(
     this runs every step of every job).
 
     `lost` means this worker no longer owns the job (it was declared dead and requeued while it was
-    stalled): nothing is written and the caller must stop. `cancel`: the user asked to stop.
+    stalled): nothing is written and the caller must stop. `cancel`: the user asked to stop; `pause`: to pause.
     """
     finite = {name: value for name, value in metrics.items() if math.isfinite(value)}
     now = utcnow()
     owned = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == JobStatus.running)
+        .where(Job.id == job_id, Job.worker_id == worker_id, Job.status.in_(WORKER_HELD))
         .values(
             current_step=step,
             latest_metrics=finite,
@@ -139,7 +144,7 @@ def record_step(
             train_seconds=Job.train_seconds + step_seconds,
             steps_recorded=Job.steps_recorded + 1,
         )
-        .returning(Job.cancel_requested)
+        .returning(Job.cancel_requested, Job.status)
         .execution_options(synchronize_session=False)
     ).first()
     if owned is None:
@@ -149,7 +154,9 @@ def record_step(
     upsert_samples(session=session, job_id=job_id, step=step, samples=samples or [])
     session.execute(_announce_step(job_id, step, finite, now))
     session.commit()
-    return StepOutcome.cancel if owned.cancel_requested else StepOutcome.proceed
+    if owned.cancel_requested:
+        return StepOutcome.cancel
+    return StepOutcome.pause if owned.status == JobStatus.pausing else StepOutcome.proceed
 
 
 def _announce_step(job_id: uuid.UUID, step: int, values: dict[str, float], now: datetime) -> Any:
@@ -185,7 +192,7 @@ def add_event(
 def beat(*, session: Session, job_id: uuid.UUID, worker_id: str) -> None:
     session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == JobStatus.running)
+        .where(Job.id == job_id, Job.worker_id == worker_id, Job.status.in_(WORKER_HELD))
         .values(heartbeat_at=utcnow())
     )
     session.commit()
@@ -203,7 +210,7 @@ def finish_job(
     finished = transition(
         session,
         job_id,
-        from_={JobStatus.running},
+        from_=set(WORKER_HELD),
         to=to,
         message=message,
         owned_by=worker_id,

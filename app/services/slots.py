@@ -17,6 +17,9 @@ from app.models import Job, JobEvent, Tenant
 from app.models.base import utcnow
 from app.schemas.job import JobStatus
 
+# A pausing job still holds its worker until the step in progress ends.
+HOLDING_A_WORKER = (JobStatus.running, JobStatus.pausing)
+
 
 def lock_tenant(session: Session, tenant_id: uuid.UUID) -> None:
     """SELECT ... FOR UPDATE of the tenant row: claims and releases of one tenant take turns."""
@@ -24,7 +27,7 @@ def lock_tenant(session: Session, tenant_id: uuid.UUID) -> None:
 
 
 def running_count(session: Session, tenant_id: uuid.UUID) -> int:
-    query = select(func.count()).where(Job.tenant_id == tenant_id, Job.status == JobStatus.running)
+    query = select(func.count()).where(Job.tenant_id == tenant_id, Job.status.in_(HOLDING_A_WORKER))
     return session.scalar(query) or 0
 
 
@@ -34,7 +37,7 @@ def below_running_limit(tenant_id: uuid.UUID) -> ColumnElement[bool]:
     running = (
         select(func.count())
         .select_from(other)
-        .where(other.tenant_id == tenant_id, other.status == JobStatus.running)
+        .where(other.tenant_id == tenant_id, other.status.in_(HOLDING_A_WORKER))
         .scalar_subquery()
     )
     limit = select(Tenant.max_running_jobs).where(Tenant.id == tenant_id).scalar_subquery()

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
-from app.core.errors import spec_error
+from app.core.errors import FieldError, ProblemError, spec_error
 from app.models import Checkpoint, Dataset, Job
 from app.schemas.job import HUB_ID_PATTERN, DatasetSpec, EvalSpec, JobSpec
 from app.schemas.reward_resource import concrete_rewards, reference_fields
@@ -138,9 +138,27 @@ def check_init_from(spec: JobSpec, *, session: Session, tenant_id: uuid.UUID) ->
         )
 
 
+def check_reward_weights(rewards: list[Any], param: str) -> None:
+    """All weights 0: the total is 0 for every completion, so every advantage is 0 and nothing is learned."""
+    weights = [spec.weight for spec in concrete_rewards(rewards)]
+    if weights and all(weight == 0 for weight in weights):
+        fields = [f"{param}[{index}].weight" for index in range(len(weights))]
+        message = "every reward weight is 0: the total reward would always be 0 and nothing could be learned"
+        raise ProblemError(
+            422,
+            "validation_error",
+            f"{', '.join(fields)}: {message}; give at least one reward a non-zero weight",
+            title="Invalid request",
+            errors=[FieldError(field=field, message=message, type="all_zero") for field in fields],
+        )
+
+
 def check_spec(spec: JobSpec, settings: Settings, *, session: Session, tenant_id: uuid.UUID) -> None:
     check_model_source(spec.model.source, spec.model.revision, settings)
     check_limits(spec, settings)
+    check_reward_weights(spec.rewards, "rewards")
+    if spec.eval is not None and spec.eval.rewards:
+        check_reward_weights(spec.eval.rewards, "eval.rewards")
     datasets = [(spec.dataset, spec.rewards, "dataset")]
     if spec.eval is not None:
         datasets.append((spec.eval.dataset, spec.eval.rewards or spec.rewards, "eval.dataset"))

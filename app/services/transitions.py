@@ -1,4 +1,5 @@
-"""The state machines: jobs (queued -> running -> succeeded | failed | cancelled), on-demand evaluations
+"""The state machines: jobs (queued -> running -> succeeded | failed | cancelled, and pause/resume:
+running -> pausing -> paused -> queued, app/services/pause.py), on-demand evaluations
 (queued -> running -> succeeded | failed) and LoRA merges ((none) -> queued -> running -> succeeded | failed).
 
 Every status change goes through transition(), transition_evaluation() or transition_merge(), each a
@@ -18,13 +19,17 @@ from app.schemas.job import TERMINAL_STATUSES, JobStatus
 from app.schemas.status import EvaluationStatus, EventLevel, EventType, MergeStatus
 
 ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.queued: frozenset({JobStatus.running, JobStatus.cancelled, JobStatus.failed}),
-    # running -> queued only when a lost worker's job is requeued (workers/watchdog.py).
-    JobStatus.running: frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled, JobStatus.queued}),
+    JobStatus.queued: frozenset({JobStatus.running, JobStatus.cancelled, JobStatus.failed, JobStatus.paused}),
+    # running -> queued only when a lost worker's job is requeued (workers/watchdog.py); running -> paused
+    # when the worker itself pauses (a budget crossed, a safeguard with on_alert='pause').
+    JobStatus.running: frozenset(
+        {JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled, JobStatus.queued}
+        | {JobStatus.pausing, JobStatus.paused}
+    ),
+    # Pause and resume: app/services/pause.py. A pausing job may still end (its last step, a failure, a cancel).
+    JobStatus.pausing: frozenset({JobStatus.paused, JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled}),
+    JobStatus.paused: frozenset({JobStatus.queued, JobStatus.cancelled}),
     **{status: frozenset() for status in TERMINAL_STATUSES},
-    # Pausing and resuming (their transitions come with the pause/resume feature): none yet.
-    JobStatus.pausing: frozenset(),
-    JobStatus.paused: frozenset(),
 }
 
 EVALUATION_ALLOWED: dict[EvaluationStatus, frozenset[EvaluationStatus]] = {

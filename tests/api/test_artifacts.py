@@ -10,28 +10,7 @@ import pytest
 from app.core.storage import make_store
 from app.schemas.job import JobStatus
 from app.services import artifacts, runs
-from tests.api.test_jobs import submit
-
-
-def running_job(client, auth, session_factory, **grpo) -> uuid.UUID:
-    job_id = uuid.UUID(submit(client, auth, **grpo)["id"])
-    with session_factory() as session:
-        runs.claim_job(session=session, job_id=job_id, worker_id="w1", max_attempts=3)
-    return job_id
-
-
-def sample(prompt_index: int, group_index: int) -> dict:
-    return {
-        "prompt_index": prompt_index,
-        "group_index": group_index,
-        "prompt": "copy 3:",
-        "completion": "3",
-        "reward": 1.0,
-        "components": {"exact_match": 1.0},
-        "advantage": 0.5,
-        "num_tokens": 2,
-        "truncated": False,
-    }
+from tests.utils.api import make_checkpoint_dir, running_job, sample, store_checkpoint
 
 
 def test_events_follow_the_job_and_resume_after_an_id(client, auth, session_factory):
@@ -100,23 +79,6 @@ def test_samples_are_paged_in_step_order_and_idempotent(client, auth, session_fa
     assert len(rest["data"]) == 4 and rest["next_cursor"] is None
     only = client.get(f"/v1/jobs/{job_id}/samples", params={"step": 1}, headers=auth).json()["data"]
     assert {s["step"] for s in only} == {1} and only[0]["components"] == {"exact_match": 1.0}
-
-
-def make_checkpoint_dir(path, marker: str):
-    path.mkdir(parents=True)
-    (path / "config.json").write_text(json.dumps({"marker": marker}))
-    (path / "model.safetensors").write_bytes(b"\x01" * 1000)
-    (path / "trainer_state.pt").write_bytes(b"\x02" * 300)
-    (path / "COMPLETE").write_text("{}")
-    return path
-
-
-def store_checkpoint(session_factory, settings, job_id, step: int, local_dir) -> None:
-    """Register (and store) `local_dir` as the job's checkpoint at `step`, as the worker's sink does."""
-    with session_factory() as session:
-        artifacts.register_checkpoint(
-            session=session, store=make_store(settings), job_id=job_id, step=step, local_dir=local_dir, metrics={}
-        )
 
 
 def test_checkpoints_listing_retention_and_download(client, auth, session_factory, settings, tmp_path):

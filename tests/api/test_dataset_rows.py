@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from app.core.errors import ProblemError
 from app.services.dataset_rows import MAX_JSON_DEPTH, FieldIssues, RowError, parse_row
 from app.services.datasets import receive_jsonl
-from tests.api.test_datasets import JSONL, jsonl
-from tests.conftest import tiny_spec
+from tests.utils.api import JSONL, jsonl
+from tests.utils.factories import tiny_spec
 
 
 def upload(client, auth, body: bytes, **params):

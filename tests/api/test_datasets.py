@@ -1,14 +1,8 @@
 """Dataset uploads: streamed JSONL, validated line by line, tenant-scoped."""
 
-import json
-
 import pytest
 
-JSONL = {"Content-Type": "application/jsonl"}
-
-
-def jsonl(rows: list[object]) -> bytes:
-    return b"\n".join(json.dumps(row).encode() for row in rows) + b"\n"
+from tests.utils.api import JSONL, jsonl
 
 
 def test_upload_summarises_rows_fields_and_preview(client, auth):

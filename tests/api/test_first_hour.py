@@ -9,8 +9,8 @@ import uuid
 from app.core.storage import make_store
 from app.schemas.job import JobStatus
 from app.services import artifacts, runs
-from tests.api.test_artifacts import make_checkpoint_dir
-from tests.conftest import tiny_spec
+from tests.utils.api import make_checkpoint_dir
+from tests.utils.factories import tiny_spec
 
 
 def submit(client, auth) -> uuid.UUID:

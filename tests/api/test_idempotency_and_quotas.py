@@ -13,7 +13,7 @@ from sqlalchemy import select
 from app.core.errors import ProblemError
 from app.models import Tenant
 from app.services.idempotency import run_idempotent
-from tests.api.test_artifacts import make_checkpoint_dir, running_job, store_checkpoint
+from tests.utils.api import make_checkpoint_dir, running_job, store_checkpoint
 from tests.utils.factories import tiny_spec
 
 JSONL_TYPE = {"Content-Type": "application/jsonl"}

@@ -10,8 +10,7 @@ import pytest
 
 from app.core.storage import make_store
 from app.services import artifacts, runs
-from tests.api.test_artifacts import make_checkpoint_dir, sample
-from tests.api.test_datasets import JSONL, jsonl
+from tests.utils.api import JSONL, jsonl, make_checkpoint_dir, sample
 from tests.utils.factories import tiny_spec
 
 ROWS = [{"prompt": "copy 1:", "answer": "1"}]
@@ -27,17 +26,29 @@ ROUTES = {
     ("GET", "/v1/jobs/{job_id}/checkpoints/{step}"): (None, 200),
     ("GET", "/v1/jobs/{job_id}/checkpoints/{step}/download"): (None, 200),
     ("GET", "/v1/jobs/{job_id}/evaluations"): (None, 200),
+    ("GET", "/v1/jobs/{job_id}/checkpoints/{step}/manifest"): (None, 404),  # code manifest_missing: no worker wrote it
     ("POST", "/v1/jobs/{job_id}/evaluations"): ({"rows": ROWS}, 202),
     ("GET", "/v1/datasets/{dataset_id}"): (None, 200),
     ("GET", "/v1/rewards/{reward_id}"): (None, 200),
     ("GET", "/v1/rewards/{reward_id}/versions/{version}"): (None, 200),
     ("POST", "/v1/rewards/{reward_id}/versions"): ({"spec": {"type": "exact_match", "field": "answer"}}, 201),
     ("POST", "/v1/rewards/{reward_id}/test"): ({"samples": [{"completion": "1", "row": {"answer": "1"}}]}, 200),
+    ("PATCH", "/v1/jobs/{job_id}/budget"): ({"reward_calls": 100}, 200),
+    ("POST", "/v1/jobs/{job_id}/pause"): (None, 200),
+    ("POST", "/v1/jobs/{job_id}/resume"): (None, 409),  # still pausing: its worker holds it
     ("POST", "/v1/jobs/{job_id}/cancel"): (None, 200),
     ("DELETE", "/v1/rewards/{reward_id}"): (None, 204),
 }
 # Routes other engineers may add with path parameters are covered once they are listed above.
-KNOWN_ELSEWHERE = {("POST", "/v1/jobs/{job_id}/checkpoints/{step}/merge")}
+KNOWN_ELSEWHERE = {
+    ("POST", "/v1/jobs/{job_id}/checkpoints/{step}/merge"),
+    ("GET", "/v1/preflight/{preflight_id}"),  # tests/api/test_preflight.py: another tenant gets 404
+    # tests/services/test_webhooks.py: another tenant gets 404 on each
+    ("GET", "/v1/webhooks/{webhook_id}"),
+    ("DELETE", "/v1/webhooks/{webhook_id}"),
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries"),
+    ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"),
+}
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import tiny_spec
+from tests.utils.factories import tiny_spec
 
 
 @pytest.mark.parametrize("name", [" ", "\t\n", "\u3000"])

@@ -2,7 +2,6 @@
 
 import uuid
 
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -11,13 +10,8 @@ from app.models import ApiKey
 from app.schemas.job import JobStatus
 from app.services import runs
 from app.services.tenants import revoke_api_key
+from tests.utils.api import submit
 from tests.utils.factories import RecordingQueue, tiny_spec
-
-
-def submit(client: TestClient, auth: dict[str, str], **grpo: object) -> dict:
-    response = client.post("/v1/jobs", json=tiny_spec(**grpo), headers=auth)
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def test_submit_returns_queued_job_and_enqueues_its_id(client, auth, queue: RecordingQueue):

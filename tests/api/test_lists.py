@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 
 from app.core.storage import make_store
 from app.services import artifacts, runs
-from tests.api.test_artifacts import make_checkpoint_dir, running_job
-from tests.api.test_datasets import JSONL, jsonl
+from tests.utils.api import JSONL, jsonl, make_checkpoint_dir, running_job
 
 
 def all_pages(client, path: str, auth: dict, **params) -> list[dict]:

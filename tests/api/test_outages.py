@@ -7,7 +7,7 @@ from kombu.exceptions import OperationalError as BrokerOperationalError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from tests.conftest import tiny_spec
+from tests.utils.factories import tiny_spec
 
 
 def _dead_database(monkeypatch, exc: Exception) -> None:

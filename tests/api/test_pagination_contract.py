@@ -5,9 +5,8 @@ import json
 
 from app.core.storage import make_store
 from app.services import artifacts, runs
-from tests.api.test_artifacts import make_checkpoint_dir, running_job, sample
-from tests.api.test_datasets import JSONL, jsonl
-from tests.conftest import tiny_spec
+from tests.utils.api import JSONL, jsonl, make_checkpoint_dir, running_job, sample
+from tests.utils.factories import tiny_spec
 
 MAX_PAGES = 200  # a list that ignores its cursor returns page 1 forever; this bounds the walk
 

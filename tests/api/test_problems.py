@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from app.core.logs import ContextFilter, json_formatter
-from tests.api.test_datasets import JSONL
+from tests.utils.api import JSONL
 from tests.utils.factories import tiny_spec
 
 # Error shapes do not depend on the database: SQLite only, to keep the suite fast.

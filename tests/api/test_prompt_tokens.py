@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import tiny_spec
+from tests.utils.factories import tiny_spec
 from workers.demo import demo_rows, demo_spec
 from workers.engine.tiny import build_tiny_model
 

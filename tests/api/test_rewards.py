@@ -1,7 +1,7 @@
 """Reward definitions as resources: create (validated), version, test on samples, use from jobs, delete."""
 
-from tests.rewards.conftest import requires_root
 from tests.utils.factories import tiny_spec
+from tests.utils.rewards import requires_root
 
 PYTHON_REWARD = {
     "type": "python",

@@ -4,7 +4,7 @@
 import json
 import uuid
 
-from tests.api.test_datasets import JSONL
+from tests.utils.api import JSONL
 from tests.utils.factories import tiny_spec
 
 HUGE = 2**40

@@ -1,18 +1,17 @@
-"""Shared fixtures: a tiny model built once per session, a toy reward, a recording sink; a gradient
-comparison for the parity and property tests."""
+"""Shared fixtures: one thread per test, a tiny model built once per session (helpers: tests.utils.engine)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
 
-from workers.engine import EvalReport, GRPOConfig, RewardBatch, StepReport, build_tiny_model
-from workers.engine.metrics import is_wall_clock
+from tests.utils.engine import Cancelled, RecordingSink, digit_rows, gradient_errors, make_config, repeat_reward
+from workers.engine import build_tiny_model
 
-# Metrics that measure the machine, not the run: excluded from bitwise comparisons.
+# Re-exported for branches that still import these from here; new code imports them from tests.utils.engine.
+__all__ = ["Cancelled", "RecordingSink", "digit_rows", "gradient_errors", "make_config", "repeat_reward"]
 
 
 @pytest.fixture(autouse=True)
@@ -29,78 +28,3 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cache = tmp_path_factory.mktemp("models")
     build_tiny_model(cache)
     return cache
-
-
-def digit_rows() -> list[dict[str, Any]]:
-    """The 'repeat the digit' task: prompt 'd>' wants completion 'd'."""
-    return [{"prompt": f"{d}>", "answer": str(d)} for d in range(10)]
-
-
-def repeat_reward(_prompts: list[str], completions: list[str], rows: list[dict[str, Any]]) -> RewardBatch:
-    """1 when the completion starts with the answer digit, + 0.1 for being short (two components)."""
-    hit = [float(c[:1] == r["answer"]) for c, r in zip(completions, rows, strict=True)]
-    short = [float(len(c) <= 1) for c in completions]
-    return RewardBatch(
-        total=[h + 0.1 * s for h, s in zip(hit, short, strict=True)], components={"hit": hit, "short": short}
-    )
-
-
-def make_config(cache: Path, **overrides: Any) -> GRPOConfig:
-    settings: dict[str, Any] = {
-        "model_cache_dir": cache,
-        "group_size": 4,
-        "prompts_per_step": 3,
-        "max_steps": 4,
-        "max_new_tokens": 4,
-        "learning_rate": 1e-3,
-        "checkpoint_every": 1000,
-        "keep_last": 2,
-        "seed": 0,
-    }
-    settings.update(overrides)
-    return GRPOConfig(**settings)
-
-
-class RecordingSink:
-    """Keeps every report; optionally raises from on_step at a given step (cancel)."""
-
-    def __init__(self, raise_at: int | None = None) -> None:
-        self.steps: list[StepReport] = []
-        self.checkpoints: list[tuple[int, Path]] = []
-        self.evals: list[EvalReport] = []
-        self.raise_at = raise_at
-
-    def on_step(self, report: StepReport) -> None:
-        self.steps.append(report)
-        if self.raise_at is not None and report.step == self.raise_at:
-            raise Cancelled(report.step)
-
-    def on_checkpoint(self, step: int, path: Path) -> None:
-        self.checkpoints.append((step, path))
-
-    def on_eval(self, report: EvalReport) -> None:
-        self.evals.append(report)
-
-    def run_metrics(self) -> list[dict[str, float]]:
-        """Per-step metrics without the timing ones."""
-        return [{k: v for k, v in r.metrics.items() if not is_wall_clock(k)} for r in self.steps]
-
-
-class Cancelled(Exception):
-    pass
-
-
-def gradient_errors(ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor]) -> tuple[float, float]:
-    """(relative error of the whole gradient, worst per-tensor max error relative to that tensor's max).
-
-    Per tensor the scale is floored at 1e-3 of the largest gradient element: some gradients are zero in
-    exact arithmetic and only rounding noise in both (the k_proj bias: a shift shared by all keys leaves
-    the softmax unchanged), and relative error of noise means nothing."""
-    assert ours.keys() == theirs.keys()
-    flat_ours = torch.cat([ours[name].flatten() for name in theirs])
-    flat_theirs = torch.cat([theirs[name].flatten() for name in theirs])
-    floor = 1e-3 * float(flat_theirs.abs().max())
-    per_tensor = max(
-        float((ours[name] - theirs[name]).abs().max() / (theirs[name].abs().max() + floor)) for name in theirs
-    )
-    return float((flat_ours - flat_theirs).norm() / flat_theirs.norm()), per_tensor

@@ -4,6 +4,8 @@ import json
 
 import torch
 
+from tests.utils.engine import FakeModel
+from tests.utils.engine import save_fake_checkpoint as save
 from workers.engine.checkpoint import (
     MARKER,
     checkpoint_dir,
@@ -15,27 +17,6 @@ from workers.engine.checkpoint import (
     remove_stale_temporaries,
     save_checkpoint,
 )
-
-
-class FakeModel:
-    """Anything with save_pretrained will do for the storage layer."""
-
-    def __init__(self, payload: str, name: str = "model.bin") -> None:
-        self.payload, self.name = payload, name
-
-    def save_pretrained(self, path):
-        (path / self.name).write_text(self.payload)
-
-
-def save(work_dir, step):
-    return save_checkpoint(
-        work_dir,
-        step,
-        model=FakeModel(f"w{step}"),
-        tokenizer=FakeModel("tok", "tokenizer.txt"),
-        trainer_state={"x": torch.tensor([step])},
-        info={"data_cursor": step * 3},
-    )
 
 
 def test_save_then_load(tmp_path):
@@ -118,7 +99,8 @@ CRASHING_WRITER = """
 import os, sys, time
 from pathlib import Path
 import torch
-from tests.engine.test_checkpoint import FakeModel, save
+from tests.utils.engine import FakeModel
+from tests.utils.engine import save_fake_checkpoint as save
 from workers.engine.checkpoint import save_checkpoint
 
 work_dir = Path(sys.argv[1])

@@ -152,7 +152,7 @@ def test_cross_field_rules_reject_the_same_cases_naming_the_same_knob(values, kn
 def test_lora_with_reference_sync_is_rejected_on_both_sides():
     """The one rule across spec sections (model.lora + grpo): JobSpec on the API side, GRPOConfig here."""
     from app.schemas.job import JobSpec
-    from tests.conftest import tiny_spec
+    from tests.utils.factories import tiny_spec
 
     spec = tiny_spec(beta=0.04, ref_model_sync_steps=2)
     spec["model"]["lora"] = {"r": 4}

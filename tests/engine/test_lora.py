@@ -7,7 +7,7 @@ import torch
 from peft import PeftModel
 from safetensors.torch import load_file
 
-from tests.engine.conftest import Cancelled, RecordingSink, digit_rows, make_config, repeat_reward
+from tests.utils.engine import Cancelled, RecordingSink, digit_rows, make_config, repeat_reward
 from workers.engine import LoraSettings, latest_checkpoint, train
 from workers.engine.model import load_policy, load_reference
 

@@ -13,7 +13,7 @@ import torch
 from hypothesis import HealthCheck, Phase, assume, example, given, settings
 from hypothesis import strategies as st
 
-from tests.engine.conftest import gradient_errors, make_config
+from tests.utils.engine import gradient_errors, make_config
 from workers.engine.loss import LossSettings, StepTotals, aggregate, group_advantages, per_token_loss
 from workers.engine.model import load_policy
 from workers.engine.train import loss_settings

@@ -30,7 +30,7 @@ import torch
 import trl
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from tests.engine.conftest import gradient_errors, make_config
+from tests.utils.engine import gradient_errors, make_config
 from workers.engine.collect import Collected
 from workers.engine.loss import group_advantages
 from workers.engine.model import load_policy, load_reference

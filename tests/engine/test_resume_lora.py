@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.engine.conftest import Cancelled, RecordingSink, digit_rows, make_config, repeat_reward
+from tests.utils.engine import Cancelled, RecordingSink, digit_rows, make_config, repeat_reward
 from workers.engine import LoraSettings, latest_checkpoint, train
 
 

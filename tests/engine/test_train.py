@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from tests.engine.conftest import Cancelled, RecordingSink, digit_rows, make_config, repeat_reward
+from tests.utils.engine import Cancelled, RecordingSink, digit_rows, make_config, repeat_reward
 from workers.demo import demo_spec
 from workers.engine import latest_checkpoint, list_checkpoints, train
 from workers.engine.checkpoint import MARKER, STATE_JSON, STATE_PT

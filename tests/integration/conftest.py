@@ -1,6 +1,5 @@
 """Real processes: the API under uvicorn and a Celery worker, on the embedded default or PostgreSQL + Redis."""
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,9 +7,11 @@ import httpx
 import pytest
 
 from scripts.stack import Stack, admin, running_stack
+from tests.utils.live import FAST_HEARTBEAT, shared_stack
 from tests.utils.services import POSTGRES_URL, REDIS_URL, fresh_postgres_database, skip_or_fail
 
-FAST_HEARTBEAT = {"GRPO_HEARTBEAT_INTERVAL_S": "1", "GRPO_HEARTBEAT_TIMEOUT_S": "4"}
+# Re-exported for branches that still import these from here; new code imports them from tests.utils.live.
+__all__ = ["FAST_HEARTBEAT", "shared_stack"]
 
 
 @pytest.fixture(params=["embedded", "postgres+redis"])
@@ -43,22 +44,3 @@ def api(stack: Stack) -> Iterator[httpx.Client]:
     key = admin(stack.env, "create-key", "--tenant", "it")
     with httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
         yield client
-
-
-@contextlib.contextmanager
-def shared_stack(
-    data_dir: Path, *, worker: bool, extra_env: dict[str, str] | None = None
-) -> Iterator[tuple[Stack, str]]:
-    """One stack for a whole test module, with an API key of a tenant with generous limits.
-
-    On PostgreSQL when TEST_POSTGRES_URL is set (the stricter backend: NUL bytes, types), else SQLite;
-    the broker is the embedded SQLite transport either way.
-    """
-    with contextlib.ExitStack() as resources:
-        env = dict(extra_env or {})
-        if POSTGRES_URL:
-            env["DATABASE_URL"] = resources.enter_context(fresh_postgres_database())
-        stack = resources.enter_context(running_stack(data_dir, extra_env=env, worker=worker))
-        key = admin(stack.env, "create-key", "--tenant", "live")
-        admin(stack.env, "set-limits", "--tenant", "live", "--max-queued", "10000", "--max-running", "10")
-        yield stack, key

@@ -19,8 +19,7 @@ import pytest
 from grpo_client import AsyncGrpoClient, Conflict, GrpoClient, InvalidRequest, JobFailed, NotFound, RateLimited
 from grpo_client.errors import Unauthorized
 from scripts.stack import PROJECT_ROOT, Stack, admin
-from tests.integration.conftest import shared_stack
-from tests.integration.helpers import tiny_job
+from tests.utils.live import shared_stack, tiny_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

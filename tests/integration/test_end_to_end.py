@@ -16,7 +16,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from app.core.db import make_engine
 from app.models import JobMetric, JobSample
-from tests.integration.helpers import all_metrics, tiny_job, wait_for
+from tests.utils.live import all_metrics, tiny_job, wait_for
 from workers.engine.metrics import is_wall_clock
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -23,8 +23,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app.main import app
-from tests.integration.conftest import shared_stack
-from tests.integration.helpers import tiny_job
+from tests.utils.live import shared_stack, tiny_job
 
 FUZZ_EXAMPLES = int(os.environ.get("GRPO_FUZZ_EXAMPLES", "20"))
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance, status_code_conformance]
@@ -39,7 +38,8 @@ def _jsonl(_context: object, value: object) -> bytes:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    with shared_stack(tmp_path_factory.mktemp("fuzz"), worker=False) as (stack, key):
+    no_wait = {"GRPO_PREFLIGHT_PICKUP_S": "0.5"}  # no worker: a valid preflight is a quick 503
+    with shared_stack(tmp_path_factory.mktemp("fuzz"), worker=False, extra_env=no_wait) as (stack, key):
         headers = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=stack.base_url, headers=headers, timeout=30) as client:
             job = client.post("/v1/jobs", json=tiny_job()).raise_for_status().json()

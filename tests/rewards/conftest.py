@@ -1,36 +1,11 @@
-"""Shared helpers for the reward tests."""
-
-import os
-from pathlib import Path
+"""Shared fixtures for the reward tests (helpers: tests.utils.rewards)."""
 
 import pytest
-from pydantic import TypeAdapter
 
-from app.schemas.reward import RewardSpec
-from workers.rewards.sandbox import SandboxSettings
+from tests.utils.rewards import SETTINGS, SPECS, requires_root, sandbox_pids, specs
 
-SPECS = TypeAdapter(list[RewardSpec])
-SETTINGS = SandboxSettings(workers=1)
-
-
-def specs(*items: dict) -> list:
-    return SPECS.validate_python(list(items))
-
-
-def sandbox_pids(settings: SandboxSettings = SETTINGS) -> list[int]:
-    """Live processes running as a sandbox uid (uid_base + launcher pid)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
-        if settings.uid_base <= uid < settings.uid_base + 2**22:
-            found.append(int(entry.name))
-    return found
+# Re-exported for branches that still import these from here; new code imports them from tests.utils.rewards.
+__all__ = ["SETTINGS", "SPECS", "requires_root", "sandbox_pids", "specs"]
 
 
 @pytest.fixture
@@ -38,6 +13,3 @@ def no_leaked_sandboxes():
     """Fails the test if sandbox processes outlive it."""
     yield
     assert sandbox_pids() == [], "sandbox processes survived their pool"
-
-
-requires_root = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root (namespaces)")

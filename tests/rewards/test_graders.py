@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.rewards.conftest import specs
+from tests.utils.rewards import specs
 from workers.rewards.errors import RewardConfigError
 from workers.rewards.graders import build_inline_grader
 from workers.rewards.similarity import chrf, edit_ratio, levenshtein

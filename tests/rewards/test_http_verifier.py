@@ -1,89 +1,16 @@
 """Remote verifier against a real local HTTP server: batching, concurrency cap, timeouts, retries, bad
 responses and unreachable hosts."""
 
-import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.rewards.conftest import specs
+from tests.utils.rewards import Verifier, specs
 from workers.rewards import RewardError, build_reward_fn
 from workers.rewards.components import Outcome
 from workers.rewards.errors import RewardConfigError
-
-
-class Verifier(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.requests: list[tuple[str, dict]] = []
-        self.in_flight = self.max_in_flight = 0
-        self.lock = threading.Lock()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}{path}"
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: Verifier
-
-    def log_message(self, *_args: object) -> None:
-        pass
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        server = self.server
-        with server.lock:
-            server.requests.append((self.path, body))
-            count = sum(path == self.path for path, _ in server.requests)
-            server.in_flight += 1
-            server.max_in_flight = max(server.max_in_flight, server.in_flight)
-        try:
-            self.respond(body["items"], count)
-        finally:
-            with server.lock:
-                server.in_flight -= 1
-
-    def respond(self, items: list[dict], count: int) -> None:
-        scores = [len(item["completion"]) / 10 for item in items]
-        path = self.path
-        if path == "/slow":
-            time.sleep(1.0)
-        elif path == "/paced":
-            time.sleep(0.15)
-        elif path == "/flaky" and count <= 2:
-            return self.send(500, {"detail": "overloaded"})
-        elif path == "/busy" and count == 1:
-            return self.send(429, {}, {"Retry-After": "0"})
-        elif path == "/shape":
-            return self.send(200, {"score": scores})
-        elif path == "/short":
-            return self.send(200, {"scores": scores[:-1]})
-        elif path == "/nan":
-            return self.send(200, {"scores": ["high"] * len(items)})
-        elif path == "/bad":
-            return self.send(400, {"detail": "no"})
-        elif path == "/mixed":
-            return self.send(200, {"scores": [1.0, None, 0.5], "errors": [None, None, "cannot parse"]})
-        self.send(200, {"scores": scores})
-
-    def send(self, status: int, body: dict, headers: dict | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        for key, value in {
-            "content-type": "application/json",
-            "content-length": str(len(data)),
-            **(headers or {}),
-        }.items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
 
 
 @pytest.fixture

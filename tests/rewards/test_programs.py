@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.rewards.conftest import SETTINGS, requires_root, specs
+from tests.utils.rewards import SETTINGS, requires_root, specs
 from workers.rewards import build_reward_fn
 from workers.rewards.programs import json_schema, math_equivalence
 

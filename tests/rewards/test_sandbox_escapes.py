@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.rewards.conftest import SETTINGS, requires_root
+from tests.utils.rewards import SETTINGS, requires_root
 from workers.rewards.sandbox import CallResult, Program, SandboxPool
 
 pytestmark = [requires_root, pytest.mark.usefixtures("no_leaked_sandboxes")]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.rewards.conftest import SETTINGS, requires_root, sandbox_pids, specs
+from tests.utils.rewards import SETTINGS, requires_root, sandbox_pids, specs
 from workers.rewards import build_reward_fn
 from workers.rewards.errors import ProgramError, SandboxUnavailable
 from workers.rewards.sandbox import Program, SandboxPool

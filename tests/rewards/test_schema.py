@@ -5,7 +5,7 @@ from pydantic import ValidationError
 
 from app.schemas.job import JobSpec
 from app.schemas.reward import ExactMatchReward, NumericMatchReward, SafeguardSpec
-from tests.rewards.conftest import specs
+from tests.utils.rewards import specs
 
 
 def error_of(spec: dict) -> tuple[tuple, str]:

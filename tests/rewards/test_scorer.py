@@ -7,8 +7,7 @@ import threading
 import pytest
 
 from app.schemas.reward import RewardSample
-from tests.rewards.conftest import SETTINGS, requires_root, specs
-from tests.rewards.test_http_verifier import Verifier
+from tests.utils.rewards import SETTINGS, Verifier, requires_root, specs
 from workers.engine.interface import RewardBatch
 from workers.rewards import RewardError, build_reward_fn, score_samples, validate_python_reward
 from workers.rewards.errors import RewardConfigError, RewardValidationError

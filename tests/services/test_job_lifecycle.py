@@ -20,8 +20,15 @@ def test_no_transition_out_of_a_terminal_state(terminal, target):
 
 
 def test_allowed_transitions_are_exactly_the_lifecycle():
-    assert ALLOWED[JobStatus.queued] == {JobStatus.running, JobStatus.cancelled, JobStatus.failed}
-    assert ALLOWED[JobStatus.running] == {JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled, JobStatus.queued}
+    assert ALLOWED[JobStatus.queued] == {JobStatus.running, JobStatus.cancelled, JobStatus.failed, JobStatus.paused}
+    assert ALLOWED[JobStatus.running] == {
+        JobStatus.succeeded,
+        JobStatus.failed,
+        JobStatus.cancelled,
+        JobStatus.queued,
+        JobStatus.pausing,
+        JobStatus.paused,
+    }
 
 
 def test_transition_is_conditional_and_records_an_event(session_factory):

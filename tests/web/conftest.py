@@ -11,11 +11,9 @@ from typing import Any
 import pytest
 
 from scripts.browser import CHROMIUM, CHROMIUM_ARGS
-from scripts.stack import PROJECT_ROOT, Stack, admin, running_stack
-from tests.integration.conftest import FAST_HEARTBEAT
+from scripts.stack import Stack, admin, running_stack
+from tests.utils.live import ARTIFACTS, FAST_HEARTBEAT
 from tests.utils.services import skip_or_fail
-
-ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,7 @@ import httpx
 import pytest
 
 from scripts.stack import Stack
-from tests.integration.helpers import tiny_job, wait_for
-from tests.web.conftest import ARTIFACTS
+from tests.utils.live import ARTIFACTS, tiny_job, wait_for
 
 try:
     from playwright.sync_api import Page, Route, expect

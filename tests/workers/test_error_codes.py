@@ -44,9 +44,9 @@ def test_every_failure_class_carries_a_documented_code():
 @pytest.mark.parametrize(
     ("exc", "code"),
     [
-        (RuntimeError("boom"), "training_failed"),
+        (RuntimeError("boom"), "internal_error"),
         (OSError(errno.ENOSPC, "No space left on device"), "storage_full"),
-        (type("CodeByDuckTyping", (Exception,), {"code": "9h9h"})("driver text"), "training_failed"),
+        (type("CodeByDuckTyping", (Exception,), {"code": "9h9h"})("driver text"), "internal_error"),
     ],
 )
 def test_error_body_uses_only_documented_codes(exc, code):

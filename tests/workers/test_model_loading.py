@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from huggingface_hub import constants
 
-from tests.conftest import tiny_spec
+from tests.utils.factories import tiny_spec
 
 
 def events(client, auth, job_id: str) -> list[dict]:

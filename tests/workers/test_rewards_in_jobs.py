@@ -3,8 +3,8 @@ named, counted error; a length reward in tokens gets the tokenizer; alerts land 
 
 import pytest
 
-from tests.rewards.conftest import requires_root
 from tests.utils.factories import tiny_spec
+from tests.utils.rewards import requires_root
 
 JUDGE = """
 def reward(prompt, completion, row):

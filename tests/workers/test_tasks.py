@@ -1,7 +1,7 @@
 """Every message the API sends has a Celery task, and the delivery settings that make jobs survive crashes."""
 
 from app.core.config import Settings
-from app.core.queue import EVAL_TASK, MERGE_TASK, TRAIN_TASK
+from app.core.queue import EVAL_TASK, MERGE_TASK, PREFLIGHT_TASK, TRAIN_TASK
 from workers.celery_app import WEEK_S, create_celery
 
 
@@ -9,7 +9,8 @@ def test_every_task_the_api_enqueues_is_registered():
     import workers.tasks  # noqa: F401 - registers the tasks
     from workers.celery_app import celery_app
 
-    assert {TRAIN_TASK, EVAL_TASK, MERGE_TASK} <= set(celery_app.tasks)  # evaluations and merges: own tasks
+    # evaluations, merges and preflights: own tasks
+    assert {TRAIN_TASK, EVAL_TASK, MERGE_TASK, PREFLIGHT_TASK} <= set(celery_app.tasks)
 
 
 def test_late_acks_and_a_redis_visibility_timeout_longer_than_any_job(tmp_path):

@@ -2,6 +2,7 @@
 but the standard library, so the reward package and the API can use it without loading torch."""
 
 from workers.contract import (
+    CheckpointThenStop,
     EvalReport,
     RewardBatch,
     RewardFn,
@@ -11,4 +12,13 @@ from workers.contract import (
     TrainResult,
 )
 
-__all__ = ["EvalReport", "RewardBatch", "RewardFn", "SampleRecord", "StepReport", "TrainResult", "TrainingSink"]
+__all__ = [
+    "CheckpointThenStop",
+    "EvalReport",
+    "RewardBatch",
+    "RewardFn",
+    "SampleRecord",
+    "StepReport",
+    "TrainResult",
+    "TrainingSink",
+]

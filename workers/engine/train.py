@@ -23,7 +23,7 @@ from workers.engine.collect import Collected, collect_batch
 from workers.engine.config import GRPOConfig
 from workers.engine.data import validate_rows
 from workers.engine.evaluation import evaluate
-from workers.engine.interface import RewardFn, SampleRecord, StepReport, TrainingSink, TrainResult
+from workers.engine.interface import CheckpointThenStop, RewardFn, SampleRecord, StepReport, TrainingSink, TrainResult
 from workers.engine.loss import LossSettings, group_advantages, tied_groups, unscorable
 from workers.engine.metrics import peak_memory, summary
 from workers.engine.model import autocast, reference_mode, sync_reference
@@ -47,7 +47,8 @@ def train(
     """Train for config.max_steps steps (continuing from `resume_from`, a checkpoint directory).
 
     Checkpoints go to `work_dir`. `sink.on_step` may raise to stop between steps (cancel): the
-    exception propagates, and the last complete checkpoint stays the resume point.
+    exception propagates, and the last complete checkpoint stays the resume point. CheckpointThenStop
+    (a pause) first checkpoints the step just finished, so the resume point is that step.
     """
     validate_rows(rows, config.prompt_field)
     work_dir = Path(work_dir)
@@ -123,18 +124,36 @@ def train(
             "time/reference_s": reference_s,
             "time/step_s": step_s,
             "throughput/tokens_per_s": float(batch.all_lengths.sum()) / step_s,
+            **_usage_metrics(batch, policy_batch, step_s),
             **peak_memory(run.device),
         }
-        sink.on_step(
-            StepReport(step=step, metrics=metrics, samples=_samples(batch, advantages, rows, config))
-        )
-        if step % config.checkpoint_every == 0 or step == config.max_steps:
-            final_checkpoint = save_run(run, config, work_dir, metrics)
-            prune_checkpoints(work_dir, config.keep_last)
-            sink.on_checkpoint(step, final_checkpoint)
+        stop: CheckpointThenStop | None = None
+        try:
+            sink.on_step(StepReport(step=step, metrics=metrics, samples=_samples(batch, advantages, rows, config)))
+        except CheckpointThenStop as exc:  # a pause: keep this step (checkpoint, evaluation), then stop
+            stop = exc
+        checkpointed = stop is not None or step % config.checkpoint_every == 0 or step == config.max_steps
+        if checkpointed:
+            final_checkpoint = _checkpoint(run, config, work_dir, metrics, sink)
         if eval_rows and ((config.eval_every and step % config.eval_every == 0) or step == config.max_steps):
-            _evaluate(run, config, eval_rows, eval_reward_fn or reward_fn, sink, backend)
+            try:
+                _evaluate(run, config, eval_rows, eval_reward_fn or reward_fn, sink, backend)
+            except CheckpointThenStop:
+                if not checkpointed:
+                    _checkpoint(run, config, work_dir, metrics, sink)
+                raise
+        if stop is not None:
+            raise stop
     return TrainResult(steps_completed=run.step, final_metrics=metrics, final_checkpoint=final_checkpoint)
+
+
+def _checkpoint(
+    run: RunState, config: GRPOConfig, work_dir: Path, metrics: dict[str, float], sink: TrainingSink
+) -> Path:
+    path = save_run(run, config, work_dir, metrics)
+    prune_checkpoints(work_dir, config.keep_last)
+    sink.on_checkpoint(run.step, path)
+    return path
 
 
 def loss_settings(config: GRPOConfig) -> LossSettings:
@@ -151,6 +170,21 @@ def loss_settings(config: GRPOConfig) -> LossSettings:
         sampling_correction=config.sampling_correction,
         sampling_correction_cap=config.sampling_correction_cap,
     )
+
+
+def _usage_metrics(batch: Collected, policy_batch: PolicyBatch, step_s: float) -> dict[str, float]:
+    """What the step consumed, for budgets and cost (app/services/budgets.py)."""
+    generated, trained = batch.all_lengths.numel(), policy_batch.prompt_mask.size(0)
+    # Prompts of dropped groups (dynamic sampling) were prefilled too: scale by generated / trained.
+    prompt_tokens = float(policy_batch.prompt_mask.sum()) * generated / max(trained, 1)
+    ranks = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+    return {
+        "usage/tokens_sampled": float(batch.all_lengths.sum()),
+        "usage/prompt_tokens": float(round(prompt_tokens)),
+        "usage/tokens_trained": float(policy_batch.loss_mask.sum()),
+        "usage/reward_calls": float(generated * max(len(batch.all_components), 1)),
+        "time/device_s": step_s * ranks,
+    }
 
 
 def _policy_batch(batch: Collected, advantages: torch.Tensor, config: GRPOConfig) -> PolicyBatch:

@@ -143,7 +143,7 @@ def _builtin(name: str, spec: Any, program: str, config: dict[str, Any], ctx: Bu
         batch_timeout_s=BUILTIN_BATCH_TIMEOUT_S,
         batch_cpu_s=None,
     )
-    source = Program(program_source(program), config, memory_mb=BUILTIN_MEMORY_MB)
+    source = Program(program_source(program), config, memory_mb=BUILTIN_MEMORY_MB, builtin=True)
     return SandboxLeaf(name, spec, source, limits, ctx.sandbox or SandboxSettings())
 
 

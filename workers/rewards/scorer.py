@@ -1,9 +1,15 @@
 """Turn reward specs into the engine's RewardFn: leaves scored in parallel, a weighted total, metrics.
 
 Values, per completion and leaf: the grader's score; an error counts as the leaf's error_score
-(on_error='score') or NaN (on_error='skip'); "not applicable" (None) is NaN. A multi node aggregates
-its children's non-NaN values (formula in MultiReward). total = sum of weight * value over the
-top-level components whose value is not NaN (0.0 when none is).
+(on_error='score') or NaN (on_error='skip'); "not applicable" (None) is NaN. A score that is not a
+finite number within +-MAX_ABS_REWARD is that call's error (a reward of 1e308 would overflow the
+step's mean to infinity). A multi node aggregates its children's non-NaN values (formula in
+MultiReward). total = sum of weight * value over the top-level components whose value is not NaN.
+
+Unscorable completions: when no top-level component has a value, the total is NaN, never 0.0 (a 0.0
+would be a real, low reward that pulls the group's baseline and gives its siblings a positive
+advantage). The engine leaves NaN totals out of the group baseline and gives them advantage 0, as
+TRL does, and counts them in a metric.
 """
 
 import logging
@@ -25,6 +31,7 @@ from workers.rewards.sandbox import SandboxSettings
 
 logger = logging.getLogger(__name__)
 NAN = math.nan
+MAX_ABS_REWARD = 1e6  # a grader's score outside [-1e6, 1e6] (or NaN/inf) is an error of that call
 
 
 def component_names(specs: Sequence[Any]) -> list[str]:
@@ -56,6 +63,15 @@ def _aggregate(spec: MultiReward, values: list[tuple[float, float]]) -> float:
     if spec.aggregate == "weighted_mean":
         return sum(w * v for w, v in values) / sum(w for w, _ in values)
     return (min if spec.aggregate == "min" else max)(v for _, v in values)
+
+
+def _check_range(outcome: Outcome) -> None:
+    """Turn a non-finite or out-of-range score into the call's error (counted by max_error_rate)."""
+    value = outcome.value
+    if value is not None and not (math.isfinite(value) and abs(value) <= MAX_ABS_REWARD):
+        outcome.value = None
+        bound = f"{MAX_ABS_REWARD:g}"
+        outcome.error = f"reward returned {value!r}, outside the accepted range [-{bound}, {bound}]"
 
 
 def _leaf_value(outcome: Outcome, spec: Any) -> float:
@@ -120,6 +136,9 @@ class RewardFunction:
         }
         results = {leaf.name: leaf.score(prompts, completions, rows) for leaf in self.leaves if leaf.inline}
         results.update({name: future.result() for name, future in futures.items()})
+        for outcomes in results.values():
+            for outcome in outcomes:
+                _check_range(outcome)
         return results
 
     def _values(self, node: _Node, outcomes: dict[str, list[Outcome]], n: int) -> dict[str, list[float]]:
@@ -136,14 +155,13 @@ class RewardFunction:
         return values
 
     def _totals(self, values: dict[str, list[float]], n: int) -> list[float]:
-        return [
-            sum(
-                root.spec.weight * values[root.path][i]
-                for root in self.roots
-                if not math.isnan(values[root.path][i])
-            )
-            for i in range(n)
-        ]
+        """Weighted sums over the components with a value; NaN (unscorable) when none has one."""
+        totals = []
+        for i in range(n):
+            scored = [root.spec.weight * values[root.path][i] for root in self.roots]
+            scored = [v for v in scored if not math.isnan(v)]
+            totals.append(sum(scored) if scored else NAN)
+        return totals
 
     def __call__(self, prompts: list[str], completions: list[str], rows: list[dict[str, Any]]) -> RewardBatch:
         started = time.perf_counter()
@@ -208,7 +226,7 @@ class RewardFunction:
         totals = self._totals(values, len(samples))
         return [
             RewardSampleScore(
-                total=totals[i],
+                total=None if math.isnan(totals[i]) else totals[i],
                 components={path: None if math.isnan(v[i]) else v[i] for path, v in values.items()},
                 errors={path: o[i].error for path, o in outcomes.items() if o[i].error is not None},
             )

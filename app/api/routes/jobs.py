@@ -1,35 +1,50 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Body, Query, status
+from fastapi.responses import JSONResponse
 
-from app.api.deps import CurrentTenant, Idempotent, QueueDep, SessionDep, SettingsDep
+from app.api.deps import CurrentTenant, Idempotent, QueueDep, SessionDep, SettingsDep, StoreDep
 from app.api.params import CreatedAfter, CreatedBefore, Cursor, FilterText, Limit, NameContains, StepQuery
 from app.api.presenters import job_public
 from app.core.errors import not_found
 from app.crud import jobs as crud
-from app.schemas.job import JobCreate, JobPublic, JobsPublic, JobStatus
+from app.schemas.job import JobPublic, JobsPublic, JobStatus
+from app.schemas.manifest import JobSubmission, ResolvedSpec
 from app.schemas.metric import MetricsPublic, StepMetrics
 from app.services import jobs as service
+from app.services import manifest as manifests
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobPublic)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=JobPublic,
+    responses={200: {"model": ResolvedSpec, "description": "dry_run=true: the resolved spec; no job."}},
+)
 def create_job(
-    job_in: JobCreate,
+    submission: Annotated[JobSubmission, Body()],
     session: SessionDep,
     tenant: CurrentTenant,
     settings: SettingsDep,
     queue: QueueDep,
+    store: StoreDep,
     idempotent: Idempotent,
-) -> JobPublic:
+    dry_run: Annotated[bool, Query(description="Answer the resolved spec and create no job.")] = False,
+) -> JobPublic | JSONResponse:
     """Submit a training job. It starts `queued`; a worker picks it up.
 
-    Send an `Idempotency-Key` header to make retries safe: the same key and body return the first
-    response (with `Idempotent-Replayed: true`), the same key with another body is a 409."""
+    The body is a job spec, or `{"reproduce": {"job_id", "step"}}` to run the spec of that checkpoint's
+    manifest again. Send an `Idempotency-Key` header to make retries safe: the same key and body return the
+    first response (with `Idempotent-Replayed: true`), the same key with another body is a 409."""
+    job_in = manifests.job_to_submit(session=session, store=store, tenant=tenant, submission=submission)
+    if dry_run:
+        resolved = manifests.resolve(session=session, tenant=tenant, job_in=job_in, settings=settings)
+        return JSONResponse(resolved.model_dump(mode="json"))
     return idempotent.run(
-        job_in,
+        submission,
         lambda: job_public(
             service.create_job(session=session, tenant=tenant, job_in=job_in, settings=settings, queue=queue)
         ),

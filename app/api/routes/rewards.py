@@ -5,12 +5,13 @@ from fastapi import APIRouter, Response, status
 from pydantic import TypeAdapter
 from sqlalchemy import select
 
-from app.api.deps import CurrentTenant, Idempotent, SessionDep
+from app.api.deps import CurrentTenant, Idempotent, RewardRunnerDep, SessionDep
 from app.api.params import CreatedAfter, CreatedBefore, Cursor, Limit, NameContains, VersionPath
 from app.core.errors import not_found
 from app.crud.pagination import filter_created_and_name, newest_first_page
 from app.models import RewardDefinition
 from app.schemas.reward import RewardSpec
+from app.schemas.reward_check import RewardValidation
 from app.schemas.reward_resource import (
     InlineRewardTestRequest,
     RewardCreate,
@@ -27,7 +28,7 @@ router = APIRouter(prefix="/rewards", tags=["rewards"])
 _STORED_SPEC: TypeAdapter[Any] = TypeAdapter(RewardSpec)
 
 
-def _public(session: SessionDep, reward: RewardDefinition) -> RewardPublic:
+def _public(session: SessionDep, reward: RewardDefinition, validation: RewardValidation | None = None) -> RewardPublic:
     latest = service.get_version(session=session, reward=reward, version=None)
     assert latest is not None
     return RewardPublic(
@@ -38,6 +39,7 @@ def _public(session: SessionDep, reward: RewardDefinition) -> RewardPublic:
         created_at=reward.created_at,
         spec=latest.spec,
         versions=service.versions_of(session=session, reward_id=reward.id),
+        validation=validation,
     )
 
 
@@ -48,23 +50,35 @@ def _reward(session: SessionDep, tenant: CurrentTenant, reward_id: uuid.UUID) ->
     return reward
 
 
+def _version_public(version: Any, validation: RewardValidation) -> RewardVersionPublic:
+    public = RewardVersionPublic.model_validate(version)
+    public.validation = validation
+    return public
+
+
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=RewardPublic)
 def create_reward(
-    reward_in: RewardCreate, session: SessionDep, tenant: CurrentTenant, idempotent: Idempotent
+    reward_in: RewardCreate,
+    session: SessionDep,
+    tenant: CurrentTenant,
+    runner: RewardRunnerDep,
+    idempotent: Idempotent,
 ) -> RewardPublic:
-    """Create a named reward definition (version 1). It is built and dry-run first: python code is checked
-    for syntax and a `reward(prompt, completion, row)` function, then run once in the sandbox."""
+    """Create a named reward definition (version 1). It is built first, on a reward worker, as a job would
+    build it (python: syntax, a `reward(prompt, completion, row)` function, loaded in the sandbox); with a
+    `validation_sample` it is also run on that sample. `validation` in the answer says which happened."""
     return idempotent.run(
         reward_in,
         lambda: _public(
             session,
-            service.create_reward(
+            *service.create_reward(
                 session=session,
                 tenant=tenant,
                 name=reward_in.name,
                 description=reward_in.description,
                 spec=reward_in.spec,
                 sample=reward_in.validation_sample,
+                runner=runner,
             ),
         ),
     )
@@ -93,9 +107,12 @@ def list_rewards(
 
 
 @router.post(":test", response_model=RewardTestResponse)
-def test_inline_reward(request: InlineRewardTestRequest, tenant: CurrentTenant) -> RewardTestResponse:  # noqa: ARG001
-    """Score samples with an inline reward definition, without storing it or starting a job."""
-    return service.score_reward_samples(request.reward, request.samples)
+def test_inline_reward(
+    request: InlineRewardTestRequest, tenant: CurrentTenant, runner: RewardRunnerDep  # noqa: ARG001
+) -> RewardTestResponse:
+    """Score samples with an inline reward definition, without storing it or starting a job (on a reward
+    worker; 503 worker_unavailable when none answers in time)."""
+    return service.score_reward_samples(request.reward, request.samples, runner=runner)
 
 
 @router.get("/{reward_id}", response_model=RewardPublic)
@@ -121,6 +138,7 @@ def create_reward_version(
     version_in: RewardVersionCreate,
     session: SessionDep,
     tenant: CurrentTenant,
+    runner: RewardRunnerDep,
     idempotent: Idempotent,
 ) -> RewardVersionPublic:
     """Change a reward by adding a version; jobs already submitted keep the version they pinned.
@@ -129,9 +147,13 @@ def create_reward_version(
     reward = _reward(session, tenant, reward_id)
     return idempotent.run(
         version_in,
-        lambda: RewardVersionPublic.model_validate(
-            service.add_version(
-                session=session, reward=reward, spec=version_in.spec, sample=version_in.validation_sample
+        lambda: _version_public(
+            *service.add_version(
+                session=session,
+                reward=reward,
+                spec=version_in.spec,
+                sample=version_in.validation_sample,
+                runner=runner,
             )
         ),
     )
@@ -146,10 +168,14 @@ def delete_reward(reward_id: uuid.UUID, session: SessionDep, tenant: CurrentTena
 
 @router.post("/{reward_id}/test", response_model=RewardTestResponse)
 def test_reward(
-    reward_id: uuid.UUID, request: RewardTestRequest, session: SessionDep, tenant: CurrentTenant
+    reward_id: uuid.UUID,
+    request: RewardTestRequest,
+    session: SessionDep,
+    tenant: CurrentTenant,
+    runner: RewardRunnerDep,
 ) -> RewardTestResponse:
     """Score caller-supplied samples with a stored reward: per-sample total, per-component scores, errors."""
     version = service.get_version(session=session, reward=_reward(session, tenant, reward_id), version=request.version)
     if version is None:
         raise not_found("reward version")
-    return service.score_reward_samples(_STORED_SPEC.validate_python(version.spec), request.samples)
+    return service.score_reward_samples(_STORED_SPEC.validate_python(version.spec), request.samples, runner=runner)

@@ -49,6 +49,10 @@ NEW_ROOT = "/tmp"  # any existing directory: a fresh tmpfs is mounted over it, i
 WORKDIR = "/sandbox"  # the program's working directory: empty and read-only
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
+# Bound before any user code runs: a program may replace os.unlink & co. in its own interpreter, and
+# the scratch cleanup between calls must not be fooled by that.
+_fwalk, _unlink, _rmdir, _stat = os.fwalk, os.unlink, os.rmdir, os.stat
+
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
@@ -180,43 +184,65 @@ def _mkdirs(path):
     os.makedirs(path, mode=0o755, exist_ok=True)
 
 
-def _bind_readonly(src, root):
+def resolve_sources(paths):
+    """Pin every read-only host path before anything is mounted: (src, symlink target or None, fd).
+
+    The new root and the scratch /tmp are tmpfs mounts over existing directories, so they hide
+    whatever lives below them (a project, venv or Python installation under /tmp). An O_PATH
+    descriptor keeps reaching the original directory, and /proc/self/fd/N names it for the bind.
+    """
+    sources = []
+    for src in paths:
+        if not os.path.lexists(src):
+            continue
+        if os.path.islink(src):
+            sources.append((src, os.readlink(src), None))
+        else:
+            sources.append((src, None, os.open(src, os.O_PATH | os.O_CLOEXEC)))
+    return sources
+
+
+def _bind_readonly(src, link, fd, root):
     """Make host path `src` visible at the same path inside `root`, read-only, no suid, no devices."""
     target = root + src
-    if os.path.islink(src):
+    if link is not None:
         _mkdirs(os.path.dirname(target))
         if not os.path.lexists(target):
-            os.symlink(os.readlink(src), target)
+            os.symlink(link, target)
         return
-    if os.path.isdir(src):
+    if os.path.isdir(f"/proc/self/fd/{fd}"):
         _mkdirs(target)
     else:
         _mkdirs(os.path.dirname(target))
         open(target, "a").close()
-    mount(src, target, None, MS_BIND)
+    mount(f"/proc/self/fd/{fd}", target, None, MS_BIND)
     # A bind mount ignores MS_RDONLY on creation; the flags only take effect on a remount.
     mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
 def build_root(cfg):
     mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount propagates back to the host
+    sources = resolve_sources(cfg["ro_paths"])
     root = NEW_ROOT
     mount("sandbox-root", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
-    for src in cfg["ro_paths"]:
-        if os.path.lexists(src):
-            _bind_readonly(src, root)
-    _mkdirs(root + "/dev")
-    for dev in ("null", "zero", "random", "urandom"):
-        open(f"{root}/dev/{dev}", "a").close()
-        mount(f"/dev/{dev}", f"{root}/dev/{dev}", None, MS_BIND)
+    # The scratch /tmp first, so read-only paths under /tmp are mounted on top of it, not hidden by it.
+    # nr_inodes bounds the files a program can pile up (each costs kernel memory the size cap misses).
     _mkdirs(root + "/tmp")
     mount(
         "sandbox-tmp",
         root + "/tmp",
         "tmpfs",
         MS_NOSUID | MS_NODEV | MS_NOEXEC,
-        f"size={cfg['tmp_size_mb']}m,mode=1777",
+        f"size={cfg['tmp_size_mb']}m,nr_inodes={cfg['tmp_inodes']},mode=1777",
     )
+    for src, link, fd in sources:
+        _bind_readonly(src, link, fd, root)
+        if fd is not None:
+            os.close(fd)
+    _mkdirs(root + "/dev")
+    for dev in ("null", "zero", "random", "urandom"):
+        open(f"{root}/dev/{dev}", "a").close()
+        mount(f"/dev/{dev}", f"{root}/dev/{dev}", None, MS_BIND)
     _mkdirs(root + WORKDIR)
     _mkdirs(root + "/.old")
     _check(libc.syscall(syscall_number("pivot_root"), _enc(root), _enc(root + "/.old")), "pivot_root")
@@ -224,6 +250,9 @@ def build_root(cfg):
     _check(libc.umount2(b"/.old", MNT_DETACH), "umount old root")  # the host tree is now unreachable
     os.rmdir("/.old")
     mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    missing = [src for src, _, _ in sources if not os.path.lexists(src)]
+    if missing:  # the runtime (stdlib, site-packages) must be there, or imports fail as the user's fault
+        raise OSError(0, f"the sandbox cannot see its runtime: {', '.join(missing)} missing inside")
 
 
 # --- 3) worker: drop privileges, limits, serve -----------------------------------------------------
@@ -322,6 +351,31 @@ def as_score(value):
     raise TypeError(f"reward returned {type(value).__name__}, expected a float, int or None")
 
 
+def clear_scratch(uid, top="/tmp"):
+    """Delete what the program left in the scratch /tmp, so no call sees (or piles onto) an earlier
+    call's files. Only entries owned by this uid: the mount points of read-only paths under /tmp
+    belong to root and are never entered. Returns False when anything could not be removed."""
+    clean, dirs = True, []
+
+    def failed(_exc):
+        nonlocal clean
+        clean = False
+
+    try:
+        for path, subdirs, files, dir_fd in _fwalk(top, onerror=failed):
+            owned = [n for n in subdirs if _stat(n, dir_fd=dir_fd, follow_symlinks=False).st_uid == uid]
+            subdirs[:] = owned  # prune: never descend into what is not ours (a read-only venv, ...)
+            dirs.extend(f"{path}/{n}" for n in owned)
+            for name in files:
+                if _stat(name, dir_fd=dir_fd, follow_symlinks=False).st_uid == uid:
+                    _unlink(name, dir_fd=dir_fd)
+        for path in reversed(dirs):  # deepest first
+            _rmdir(path)
+    except (OSError, RecursionError):  # a path too long or too deep, a chmod 000 directory, ...
+        return False
+    return clean
+
+
 def serve(cfg, fd_in, fd_out, filtered):
     limit = cfg["max_error_chars"]
     writer = CappedWriter(cfg["max_output_chars"])
@@ -351,6 +405,8 @@ def serve(cfg, fd_in, fd_out, filtered):
             reply = {"error": describe(exc, limit)}
         usage = resource.getrusage(resource.RUSAGE_SELF)
         reply["cpu"] = usage.ru_utime + usage.ru_stime - used
+        if not clear_scratch(os.getuid()):
+            reply["retire"] = True  # something stayed in /tmp: the pool replaces this process (fresh tmpfs)
         send(fd_out, reply)
 
 

@@ -90,6 +90,7 @@ class SandboxSettings:
     workers: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))  # processes per pool
     startup_timeout_s: float = 30.0  # launch + isolation + program load (math_verify imports sympy: ~1 s)
     tmp_size_mb: int = 16  # the writable /tmp tmpfs; it counts against host RAM, not RLIMIT_AS
+    tmp_inodes: int = 4096  # files + directories in that /tmp (each costs kernel memory the size misses)
     max_output_chars: int = 65536  # stdout/stderr the program may print per call; the rest is dropped
     max_error_chars: int = 1000  # error messages are cut to this
     max_reply_bytes: int = 65536  # a longer reply frame is a protocol violation: the worker is killed
@@ -108,6 +109,7 @@ class Program:
     code: str
     config: dict = field(default_factory=dict)
     memory_mb: int = 512
+    builtin: bool = False  # ours, not the user's: failing to load is the server's fault (SandboxUnavailable)
 
 
 @dataclass
@@ -116,6 +118,7 @@ class CallResult:
     error: str | None = None
     cpu_s: float = 0.0
     latency_s: float = 0.0
+    retire: bool = False  # the worker could not clear its scratch /tmp: replace it before the next call
 
 
 class _Broken(Exception):
@@ -134,6 +137,7 @@ class SandboxWorker:
             "uid_base": settings.uid_base,
             "ro_paths": list(outermost(ro_paths + sys_path)),
             "tmp_size_mb": settings.tmp_size_mb,
+            "tmp_inodes": settings.tmp_inodes,
             "fsize_mb": settings.tmp_size_mb,
             "memory_mb": program.memory_mb,
             "nofile": settings.nofile,
@@ -163,6 +167,9 @@ class SandboxWorker:
                 logger.warning("sandbox runs without its seccomp filter on this architecture")
             self._send({"code": program.code, "config": program.config, "sys_path": sys_path}, deadline)
             ready = self._receive(deadline)
+            if "error" in ready and program.builtin:  # e.g. math_verify missing from the runtime
+                logger.error("built-in sandbox program failed to load: %s", ready["error"])
+                raise SandboxUnavailable(f"a built-in grader cannot load in the sandbox: {ready['error']}")
             if "error" in ready:
                 raise ProgramError(f"reward program failed to load: {ready['error']}")
         except _Broken as exc:
@@ -184,12 +191,14 @@ class SandboxWorker:
         if reply.get("recycle"):
             raise _Recycle
         cpu = float(reply.get("cpu", 0.0))
+        retire = bool(reply.get("retire"))
         if "error" in reply:
-            return CallResult(error=str(reply["error"]), cpu_s=cpu, latency_s=latency)
+            return CallResult(error=str(reply["error"]), cpu_s=cpu, latency_s=latency, retire=retire)
         value = reply.get("value")
         if value is not None and (not isinstance(value, int | float) or not math.isfinite(value)):
             raise _Broken(f"malformed reply {str(reply)[:200]!r}")
-        return CallResult(value=None if value is None else float(value), cpu_s=cpu, latency_s=latency)
+        value = None if value is None else float(value)
+        return CallResult(value=value, cpu_s=cpu, latency_s=latency, retire=retire)
 
     def kill(self) -> None:
         """Stop the worker and everything it started; returns once they are gone.
@@ -318,7 +327,12 @@ class SandboxPool:
                 if worker is None:
                     worker = SandboxWorker(self.program, self.settings)
                 try:
-                    return worker.call(args, timeout_s, cpu_s)
+                    result = worker.call(args, timeout_s, cpu_s)
+                    if result.retire:
+                        worker.kill()
+                        worker = None
+                        self.recycles += 1
+                    return result
                 except _Recycle:
                     worker.kill()
                     worker = None

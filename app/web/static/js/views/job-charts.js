@@ -32,6 +32,8 @@ const CHARTS = [
   { id: 'loss', title: 'Loss', series: () => [line('loss')] },
   { id: 'lr', title: 'Learning rate', series: () => [line('learning_rate')] },
   { id: 'throughput', title: 'Throughput (completion tokens / s)', series: () => [line('throughput/tokens_per_s')] },
+  // Per-step cost (budgets): the job's totals are in its header.
+  { id: 'usage', title: 'Usage per step (tokens)', series: () => [line('sampled', 'usage/tokens_sampled'), line('prompt', 'usage/prompt_tokens'), line('trained', 'usage/tokens_trained')] },
 ];
 
 function seriesPoints(steps, metrics, key) {

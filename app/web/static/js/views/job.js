@@ -5,6 +5,7 @@ import { get, getAll, post } from '../api.js';
 import { fmtDuration, fmtTime, h, replace, statusBadge } from '../dom.js';
 import { followEvents } from '../sse.js';
 import { jobCharts } from './job-charts.js';
+import { pauseControls, usageLine } from './job-control.js';
 import { alertsPanel, checkpointsPanel, evaluationsPanel, samplesPanel } from './job-panels.js';
 import { progressBar } from './jobs.js';
 
@@ -62,7 +63,7 @@ function cancelControls(jobId, onCancelled) {
   return { el, update };
 }
 
-function header(job, stream, cancel) {
+function header(job, stream, cancel, pause) {
   const times = [`created ${fmtTime(job.created_at)}`, job.started_at && `started ${fmtTime(job.started_at)}`, job.finished_at && `finished ${fmtTime(job.finished_at)}`];
   return h(
     'div',
@@ -71,9 +72,10 @@ function header(job, stream, cancel) {
       'div',
       { class: 'page-head' },
       h('h1', {}, job.name, ' ', statusBadge(job.status)),
-      h('div', { class: 'toolbar' }, h('a', { href: `#/new?from=${job.id}`, class: 'button secondary' }, 'Clone'), cancel.el),
+      h('div', { class: 'toolbar' }, h('a', { href: `#/new?from=${job.id}`, class: 'button secondary' }, 'Clone'), pause.el, cancel.el),
     ),
     h('div', { class: 'muted mono' }, job.id, '  ·  ', times.filter(Boolean).join(' · ')),
+    usageLine(job),
     h('div', { class: 'job-progress' }, progressBar(job.progress), job.progress.eta_seconds ? h('span', { class: 'muted' }, `ETA ${fmtDuration(job.progress.eta_seconds)}`) : '', h('span', { class: `stream-state ${stream}`, id: 'stream-state' }, stream)),
     job.error ? h('div', { class: 'error-box', role: 'alert' }, h('b', {}, job.error.code), job.error.param ? ` (${job.error.param})` : '', ': ', job.error.message) : '',
   );
@@ -90,6 +92,7 @@ class JobPage {
     this.streamedStatus = job.status;
     this.head = h('div');
     this.cancel = cancelControls(job.id, (updated) => ((this.job = updated), this.show()));
+    this.pause = pauseControls(job.id, (updated) => ((this.job = updated), this.show()));
     this.charts = jobCharts();
     this.alerts = alertsPanel();
     this.samples = samplesPanel(job.id, signal);
@@ -115,7 +118,8 @@ class JobPage {
 
   show() {
     this.cancel.update(this.job);
-    replace(this.head, header(this.job, this.stream, this.cancel));
+    this.pause.update(this.job);
+    replace(this.head, header(this.job, this.stream, this.cancel, this.pause));
     this.alerts.show(this.allAlerts());
   }
 

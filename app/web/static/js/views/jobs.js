@@ -5,7 +5,7 @@ import { sparkline } from '../charts.js';
 import { fmtAgo, fmtDuration, fmtNum, fmtTime, h, replace, statusBadge } from '../dom.js';
 
 const POLL_MS = 3000;
-const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
+const STATUSES = ['queued', 'running', 'pausing', 'paused', 'succeeded', 'failed', 'cancelled'];
 
 export function progressBar(progress) {
   const percent = Math.round(progress.fraction * 100);
