@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from app.api.main import api_router
+from app.api.openai_openapi import install_openai_openapi
 from app.api.openapi import install_problem_openapi
 from app.api.routes import health, monitoring
 from app.core.celery import create_celery
@@ -53,13 +54,17 @@ def create_app(
     app.state.telemetry = Telemetry(app.state.session_factory)
 
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes, exempt_prefixes=("/v1/datasets",))
+    # Uploads (native datasets, OpenAI files) are streamed and limited by max_dataset_bytes instead.
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes, exempt_prefixes=("/v1/datasets", "/v1/files")
+    )
     app.add_middleware(RequestContextMiddleware, telemetry=app.state.telemetry, access_log=settings.access_log)
     app.include_router(health.router)
     app.include_router(monitoring.router)
     app.include_router(api_router)
     install_dashboard(app)
     install_problem_openapi(app)
+    install_openai_openapi(app)  # after it: the OpenAI routes' errors are OpenAI's
     return app
 
 

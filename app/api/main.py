@@ -1,7 +1,19 @@
 from fastapi import APIRouter, Depends
 
 from app.api.deps import request_context
-from app.api.routes import artifacts, control, datasets, events, jobs, manifests, preflight, rewards, webhooks
+from app.api.routes import (
+    artifacts,
+    control,
+    datasets,
+    events,
+    jobs,
+    manifests,
+    openai_files,
+    openai_fine_tuning,
+    preflight,
+    rewards,
+    webhooks,
+)
 
 API_PREFIX = "/v1"
 
@@ -15,3 +27,5 @@ api_router.include_router(manifests.router)
 api_router.include_router(rewards.router)
 api_router.include_router(preflight.router)
 api_router.include_router(webhooks.router)
+api_router.include_router(openai_files.router)
+api_router.include_router(openai_fine_tuning.router)

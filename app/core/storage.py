@@ -95,7 +95,10 @@ class LocalStore:
         return self._path(key).is_file()
 
     def delete_prefix(self, prefix: str) -> None:
-        shutil.rmtree(self._path(prefix), ignore_errors=True)
+        path = self._path(prefix)
+        if path.is_file():  # a prefix naming one object, as S3's prefix deletes it
+            path.unlink()
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class S3Store:

@@ -5,6 +5,7 @@ from app.models.base import Base
 from app.models.idempotency import IdempotencyRecord
 from app.models.job import Job
 from app.models.metric import JobEvent, JobMetric
+from app.models.openai_ft import OpenAIJobInfo
 from app.models.preflight import Preflight
 from app.models.reward import JobRewardUse, RewardDefinition, RewardVersion
 from app.models.tenant import ApiKey, Tenant
@@ -22,6 +23,7 @@ __all__ = [
     "JobMetric",
     "JobRewardUse",
     "JobSample",
+    "OpenAIJobInfo",
     "Preflight",
     "RewardDefinition",
     "RewardVersion",

@@ -48,6 +48,12 @@ KNOWN_ELSEWHERE = {
     ("DELETE", "/v1/webhooks/{webhook_id}"),
     ("GET", "/v1/webhooks/{webhook_id}/deliveries"),
     ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"),
+    # OpenAI-shaped 404s: tests/api/test_openai_ft.py::test_other_tenant_sees_not_found checks each one
+    *[("GET", "/v1/fine_tuning/jobs/{job_id}" + tail) for tail in ("", "/events", "/checkpoints")],
+    *[("POST", "/v1/fine_tuning/jobs/{job_id}/" + action) for action in ("cancel", "pause", "resume")],
+    ("GET", "/v1/files/{file_id}"),
+    ("GET", "/v1/files/{file_id}/content"),
+    ("DELETE", "/v1/files/{file_id}"),
 }
 
 

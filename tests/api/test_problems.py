@@ -109,4 +109,5 @@ def test_openapi_documents_the_problem_shape(client):
                 *(["422"] if "422" in responses else []),
             ]:
                 content = responses[status]["content"]
-                assert content == {"application/problem+json": {"schema": problem_ref}}, (method, path, status)
+                ours = path.startswith(("/v1/files", "/v1/fine_tuning"))  # OpenAI's errors: test_openai_ft.py
+                assert ours or content == {"application/problem+json": {"schema": problem_ref}}, (method, path, status)
