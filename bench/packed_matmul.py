@@ -1,4 +1,4 @@
-"""The LM head's matmul, plain against oneDNN-packed (workers/engine/packed_linear.py), in one run.
+"""The LM head's matmul, plain against oneDNN-packed (workers/engine/kernels/packed_linear.py), in one run.
 
 The head (hidden -> vocabulary) is the largest matmul of a decode step and of the scoring/training
 forwards. For each row count this times what the engine did before (torch.mm against the weight
@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from workers.engine.packed_linear import FrozenLinear, onednn_packing_available
+from workers.engine.kernels.packed_linear import FrozenLinear, onednn_packing_available
 
 
 def _time_ms(fn: Callable[[], torch.Tensor], budget_s: float = 0.3) -> float:

@@ -268,6 +268,13 @@ class GRPOHyperparameters(BaseModel):
         description="CPU threads for torch's kernels (torch.set_num_threads). None keeps torch's default (one per "
         "core). Small models run faster on 1 thread, and on a shared CPU extra threads mostly wait on each other.",
     )
+    fast_paths: bool = Field(
+        True,
+        description="Decode and score with the engine's kernels (preallocated KV cache, a lean Llama/Qwen2 decode "
+        "step, oneDNN-packed weights on CPU, an LM head that keeps no logits for backward) wherever they reproduce "
+        "the transformers forward; each falls back to transformers elsewhere. False runs plain transformers "
+        "throughout: slower, for comparison or to rule the kernels out when debugging.",
+    )
 
     # Cross-field rules are field validators (not a model validator) so the error names the field.
     @field_validator("epsilon_high")

@@ -67,6 +67,7 @@ NON_DEFAULT: dict[str, Any] = {
     "gradient_checkpointing": True,
     "seed": 7,
     "num_threads": 1,
+    "fast_paths": False,
 }
 LORA = {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}
 

@@ -8,11 +8,13 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from workers.engine import build_tiny_model, logprobs, packed_linear, rollout
-from workers.engine.fast_decode import lean_decode_step
-from workers.engine.kv_cache import PreallocatedLayer, rollout_cache
-from workers.engine.lm_head import chunked_selected_logprobs
-from workers.engine.logprobs import completion_logprobs, length_buckets, selective_log_softmax
+from workers.engine import build_tiny_model, kernels, logprobs, rollout
+from workers.engine.backend import Backend, model_step, select_backend
+from workers.engine.kernels import Kernels, pack_head, packed_linear
+from workers.engine.kernels.kv_cache import PreallocatedLayer, rollout_cache
+from workers.engine.kernels.lean_decode import lean_decode_step
+from workers.engine.kernels.lm_head import chunked_selected_logprobs
+from workers.engine.logprobs import completion_logprobs, length_buckets
 from workers.engine.rollout import generate, left_pad, trim_at_stop
 from workers.engine.sampling import SamplingParams
 
@@ -23,11 +25,12 @@ def tiny(model_cache):
     return AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
 
 
-def test_selective_log_softmax_matches_full_log_softmax(monkeypatch):
-    monkeypatch.setattr(logprobs, "CHUNK_TOKENS", 7)  # several chunks, the last one partial
+@pytest.mark.parametrize("backend", [Backend(), Kernels()], ids=lambda b: b.name)
+def test_head_logprobs_match_full_log_softmax(backend):
     hidden, head = torch.randn(30, 16), torch.nn.Linear(16, 50)
     targets = torch.randint(0, 50, (30,))
-    logp, entropy = selective_log_softmax(hidden, head, targets, temperature=0.7, with_entropy=True)
+    head_logprobs = backend.head_logprobs(head, 7)  # several chunks, the last one partial
+    logp, entropy = head_logprobs(hidden, targets, 0.7, True)
     full = torch.log_softmax(head(hidden) / 0.7, dim=-1)
     torch.testing.assert_close(logp, full.gather(1, targets[:, None]).squeeze(1))
     torch.testing.assert_close(entropy, -(full.exp() * full).sum(-1))
@@ -209,7 +212,7 @@ def test_chunked_head_gradients_match_autograd(chunk, temperature, packed):
     head = torch.nn.Linear(16, 50)
     targets = torch.randint(0, 50, (23,), generator=generator)
     upstream = torch.randn(23, generator=generator)
-    packed_head = logprobs.pack_head(head) if packed else None
+    packed_head = pack_head(head, 512) if packed else None
     assert (packed_head is not None) == packed
     logp, entropy = chunked_selected_logprobs(
         hidden, head.weight, head.bias, targets, temperature, True, chunk, packed_head
@@ -248,11 +251,12 @@ def test_length_buckets_are_an_optimal_partition():
     assert all(padded(b) <= 9 or len(b) == 1 for b in length_buckets(lengths, 0, max_tokens=9))
 
 
-@pytest.mark.parametrize("lean", [True, False])
-def test_rollout_is_the_same_however_finished_rows_leave_the_batch(tiny, monkeypatch, lean):
+@pytest.mark.parametrize("path", ["kernels", "kernels-without-lean-step", "transformers"])
+def test_rollout_is_the_same_however_finished_rows_leave_the_batch(tiny, monkeypatch, path):
     model, tokenizer = tiny
-    if not lean:
-        monkeypatch.setattr(rollout, "lean_decode_step", lambda *_: None)  # transformers' forward
+    backend = select_backend(fast_paths=path != "transformers")
+    if path == "kernels-without-lean-step":  # the preallocated cache with transformers' forward
+        monkeypatch.setattr(kernels, "lean_decode_step", lambda *_: None)
     prompts = [tokenizer(p)["input_ids"] for p in ("1>", "22>", "333>", "4")]
     results = []
     for compact_every in (1, 8, 10**9):  # drop each finished row at once, in groups, never
@@ -266,6 +270,7 @@ def test_rollout_is_the_same_however_finished_rows_leave_the_batch(tiny, monkeyp
                 max_new_tokens=20,
                 params=SamplingParams(),
                 generator=torch.Generator().manual_seed(0),
+                backend=backend,
             )  # fmt: skip
         )
     for other in results[1:]:
@@ -380,7 +385,7 @@ def test_a_stop_token_with_trailing_characters_ends_the_text_at_the_stop_string(
 
 def test_scorer_and_cached_decode_step_under_bf16_autocast_match_a_plain_forward(tiny):
     """bf16 autocast (precision 'bf16'): the scorer (shared prompts, buckets, selective head) and the
-    preallocated-cache decode step (_model_step, the path LoRA and bf16 rollouts take) against a plain
+    preallocated-cache decode step (backend.model_step, the path LoRA and bf16 rollouts take) against a plain
     transformers forward of the whole sequence under the same autocast. Measured when written (CPU, one
     thread): scorer within 2.4e-7 of the plain bf16 forward's log-probs (3e-3 from fp32: bf16 itself),
     decode-step logits bit-equal. Bounds: 1e-5 on log-probs, 1e-3 on bf16 logits (below one bf16 ulp at 1)."""
@@ -407,7 +412,7 @@ def test_scorer_and_cached_decode_step_under_bf16_autocast_match_a_plain_forward
         attention, sequence, tokens = prompt_mask, prompt_ids, torch.tensor([4, 5, 6])
         for t in range(5):
             attention = torch.cat([attention, torch.ones(rows, 1, dtype=torch.long)], dim=1)
-            step_logits = rollout._model_step(model, tokens, prompt_mask.sum(1) + t, attention, cache)
+            step_logits = model_step(model, tokens, prompt_mask.sum(1) + t, attention, cache)
             sequence = torch.cat([sequence, tokens[:, None]], dim=1)
             plain = model(
                 input_ids=sequence, attention_mask=attention, position_ids=(attention.cumsum(1) - 1).clamp(min=0)
@@ -415,3 +420,30 @@ def test_scorer_and_cached_decode_step_under_bf16_autocast_match_a_plain_forward
             assert step_logits.dtype == torch.bfloat16
             torch.testing.assert_close(step_logits.float(), plain.float(), rtol=0, atol=1e-3)
             tokens = plain.argmax(-1)
+
+
+@pytest.mark.parametrize("params", [SamplingParams(), SamplingParams(greedy=True)], ids=["sampled", "greedy"])
+def test_fast_paths_on_and_off_give_the_same_rollout_and_logprobs(tiny, params):
+    """The config switch (GRPOConfig.fast_paths): the kernels and plain transformers draw the same tokens
+    from the same seed and score them alike (the kernels' matmuls sum in another order: ~1e-6)."""
+    model, tokenizer = tiny
+    prompts = [tokenizer(p)["input_ids"] for p in ("1>", "22>", "333>")]
+    outs = {}
+    for fast in (True, False):
+        backend = select_backend(fast_paths=fast)
+        out = generate(
+            model, tokenizer, prompts, group_size=4, max_new_tokens=12, params=params,
+            generator=torch.Generator().manual_seed(0), backend=backend,
+        )  # fmt: skip
+        logps, _ = completion_logprobs(
+            model, out.prompt_ids, out.prompt_mask, out.completion_ids, out.completion_mask, temperature=1.0,
+            backend=backend,
+        )  # fmt: skip
+        outs[fast] = out, logps.detach()
+    (fast_out, fast_logps), (plain_out, plain_logps) = outs[True], outs[False]
+    assert type(select_backend(fast_paths=True)) is Kernels and type(select_backend(fast_paths=False)) is Backend
+    assert torch.equal(fast_out.completion_ids, plain_out.completion_ids)
+    assert torch.equal(fast_out.completion_mask, plain_out.completion_mask)
+    torch.testing.assert_close(fast_logps, plain_logps, atol=1e-5, rtol=1e-5)
+    if fast_out.sampler_logps is not None:
+        torch.testing.assert_close(fast_out.sampler_logps, plain_out.sampler_logps, atol=1e-5, rtol=1e-5)

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from workers.engine import packed_linear
-from workers.engine.packed_linear import FrozenLinear, onednn_packing_available
+from workers.engine.kernels import packed_linear
+from workers.engine.kernels.packed_linear import FrozenLinear, onednn_packing_available
 
 
 def test_this_cpu_build_packs():

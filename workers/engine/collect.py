@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from workers.engine.backend import Backend, select_backend
 from workers.engine.config import GRPOConfig
 from workers.engine.data import PromptOrder, encode_prompts
 from workers.engine.interface import RewardBatch, RewardFn
@@ -59,6 +60,7 @@ def rollout_and_score(
     params: SamplingParams,
     group_size: int,
     max_new_tokens: int,
+    backend: Backend | None = None,
 ) -> tuple[Rollout, RewardBatch, float, float]:
     """G completions for each row in `indices`, scored: (rollout, scores, generation s, scoring s)."""
     started = time.perf_counter()
@@ -73,6 +75,7 @@ def rollout_and_score(
         params=params,
         generator=generator,
         stop=config.stop,
+        backend=backend or select_backend(config.fast_paths),
     )
     generated = time.perf_counter()
     repeated = [i for i in indices for _ in range(group_size)]
@@ -94,6 +97,7 @@ def collect_batch(
     reward_fn: RewardFn,
     config: GRPOConfig,
     generator: torch.Generator,
+    backend: Backend | None = None,
 ) -> Collected:
     G = config.group_size
     params = sampling_params(config)
@@ -117,6 +121,7 @@ def collect_batch(
             params=params,
             group_size=G,
             max_new_tokens=config.max_new_tokens,
+            backend=backend,
         )
         generation_s, scoring_s = generation_s + gen_s, scoring_s + score_s
         rewards = torch.tensor(scores.total, dtype=torch.float32)  # (n * G,)

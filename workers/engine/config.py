@@ -104,6 +104,7 @@ class GRPOConfig:
     gradient_checkpointing: bool = False
     seed: int = 0
     num_threads: int | None = None  # torch.set_num_threads for the run; None keeps torch's default
+    fast_paths: bool = True  # rollout/scoring kernels (workers/engine/kernels/) where exact; False: plain transformers
     device: str = "auto"  # 'auto' = cuda when available, else cpu; or any torch device string
 
     # --- checkpoints (engine-side) ---------------------------------------------------------------

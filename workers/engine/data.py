@@ -23,7 +23,7 @@ def encode_prompts(
 ) -> list[list[int]]:
     """Token ids of each prompt, keeping the last max_prompt_tokens (the end of a prompt is what the
     completion continues, so truncation drops the start)."""
-    encoded = tokenizer(prompts)["input_ids"]
+    encoded: list[list[int]] = tokenizer(prompts)["input_ids"]
     if max_prompt_tokens is not None:
         encoded = [ids[-max_prompt_tokens:] for ids in encoded]
     for prompt, ids in zip(prompts, encoded, strict=True):

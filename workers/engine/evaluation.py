@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from workers.engine.backend import Backend
 from workers.engine.collect import rollout_and_score, sampling_params
 from workers.engine.config import GRPOConfig
 from workers.engine.data import validate_rows
@@ -47,6 +48,7 @@ def evaluate(
     *,
     step: int,
     prompts_per_batch: int | None = None,
+    backend: Backend | None = None,
 ) -> EvalReport:
     """Evaluate the model on `rows` (the first eval_max_prompts of them) as configured by the eval_* knobs."""
     validate_rows(rows, config.prompt_field, what="eval_rows")
@@ -74,6 +76,7 @@ def evaluate(
             params=params,
             group_size=n,
             max_new_tokens=config.eval_max_new_tokens or config.max_new_tokens,
+            backend=backend,
         )
         totals.extend(scores.total)
         for name, values in scores.components.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any, cast
 
 from workers.engine.state import load_checkpoint_model
 
@@ -19,7 +20,7 @@ def merge_lora_checkpoint(checkpoint: Path, out_dir: Path, *, device: str | None
     model, tokenizer, config, _ = load_checkpoint_model(Path(checkpoint), device=device)
     if config.lora is None:
         raise ValueError(f"{checkpoint} is not a LoRA checkpoint: it already is a full model")
-    merged = model.merge_and_unload()
+    merged = cast(Any, model).merge_and_unload()  # a peft model (config.lora is set)
     merged.config.use_cache = True  # training turned the KV cache off; a user generating wants it
     out_dir = Path(out_dir)
     staging = out_dir.with_name(f".tmp-{out_dir.name}-{os.getpid()}")

@@ -4,25 +4,24 @@ completion, computed on little more than the tokens that matter.
 - Each distinct prompt runs once (a GRPO group's G rows share it); its K/V cache is handed to the rows
   that continue it, and gradients flow back into the prompt through that cache.
 - Completions run in length buckets, each trimmed to its own longest row, so padding is mostly skipped.
-- The LM head runs only on scored positions (completion tokens that are not padding), in chunks, and
-  keeps no logits for backward: log p(token) = logit[token] - logsumexp, and the backward recomputes
-  each chunk's logits (one more head matmul instead of batch x length x vocabulary floats held).
+- The LM head runs only on scored positions (completion tokens that are not padding), in chunks,
+  through the run's backend (backend.py): autograd, or the kernels' chunked head, which keeps no
+  logits for backward (workers/engine/kernels/lm_head.py).
 Models whose cache is not a plain DynamicCache (sliding windows, ...) or that run with gradient
 checkpointing (which turns the cache off in training) take the plain path: one forward per row.
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from workers.engine.lm_head import chunked_selected_logprobs
-from workers.engine.packed_linear import FrozenLinear, onednn_packing_available
+from workers.engine.backend import Backend, cache_keyword, select_backend, unwrap
 
 CHUNK_TOKENS = 512  # rows of the LM head computed at once; bounds the head's memory at 512 x vocab floats
 
@@ -37,63 +36,6 @@ class BucketCosts:
 
 
 BUCKET_COSTS = {"cpu": BucketCosts(overhead=64, max_tokens=512), "cuda": BucketCosts(overhead=1024, max_tokens=16384)}
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The transformers CausalLM inside a peft wrapper (adapters stay active), or the model itself."""
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model
-
-
-def cache_keyword(module: nn.Module) -> str:
-    """transformers 5.2x renamed the forward's `past_key_values` argument to `cache`; accept both."""
-    forward = unwrap(module).forward
-    return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
-
-
-def selective_log_softmax(
-    hidden: torch.Tensor,
-    head: nn.Module,
-    targets: torch.Tensor,
-    temperature: float,
-    with_entropy: bool,
-    packed_head: FrozenLinear | None = None,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(T, H) hidden states, (T,) target ids -> (T,) log p(target), and (T,) entropies (no grad) if asked.
-
-    Logits are computed CHUNK_TOKENS rows at a time and upcast to float32 per chunk only. A plain
-    nn.Linear head goes through lm_head.chunked_selected_logprobs (no logits kept for backward); any
-    other head (e.g. one with adapters) through autograd, which keeps each chunk's logits.
-    `packed_head` (pack_head(head)) computes the plain head's logits faster, where oneDNN is there.
-    """
-    if type(head) is nn.Linear:
-        return chunked_selected_logprobs(
-            hidden, head.weight, head.bias, targets, temperature, with_entropy, CHUNK_TOKENS, packed_head
-        )
-    logps, entropies = [], []
-    for start in range(0, hidden.size(0), CHUNK_TOKENS):
-        logits = head(hidden[start : start + CHUNK_TOKENS]).float() / temperature  # (t, V)
-        normaliser = torch.logsumexp(logits, dim=-1)  # (t,)
-        chosen = logits.gather(1, targets[start : start + CHUNK_TOKENS, None]).squeeze(1)  # (t,)
-        logps.append(chosen - normaliser)
-        if with_entropy:
-            with torch.no_grad():
-                probs = torch.softmax(logits, dim=-1)
-                entropies.append(normaliser - (probs * logits).sum(dim=-1))
-    empty = hidden.new_zeros(0, dtype=torch.float32)
-    logp = torch.cat(logps) if logps else empty
-    entropy = (torch.cat(entropies) if entropies else empty) if with_entropy else None
-    return logp, entropy
-
-
-def pack_head(head: nn.Module) -> FrozenLinear | None:
-    """A plain fp32 CPU head's weight packed once for the logits of many chunks (packed_linear.py: ~1.25x
-    for 512 rows); None where it would not be used (another head, another device or dtype, autocast)."""
-    if type(head) is not nn.Linear or not onednn_packing_available(head.weight):
-        return None
-    if torch.is_autocast_enabled(head.weight.device.type):  # the head computes in bf16 there
-        return None
-    return FrozenLinear(head.weight, head.bias, CHUNK_TOKENS, row_multiple=64)
 
 
 def length_buckets(lengths: list[int], overhead: int, max_tokens: int | None = None) -> list[list[int]]:
@@ -135,7 +77,8 @@ def _full_forward_hidden(
     input_ids = torch.cat([prompt_ids, completion_ids], dim=1)  # (B, Lp + C)
     attention = torch.cat([prompt_mask, completion_mask], dim=1)
     positions = (attention.cumsum(dim=1) - 1).clamp(min=0)  # count real tokens: left padding shifts nothing
-    hidden = decoder(input_ids=input_ids, attention_mask=attention, position_ids=positions).last_hidden_state
+    out = decoder(input_ids=input_ids, attention_mask=attention, position_ids=positions)
+    hidden: torch.Tensor = out.last_hidden_state
     return hidden[:, prompt_ids.size(1) - 1 : -1]  # position i predicts token i + 1
 
 
@@ -174,7 +117,8 @@ def _run_prompts(decoder: nn.Module, prompt_ids: torch.Tensor, prompt_mask: torc
     if not all(type(layer) is DynamicLayer for layer in cache.layers):
         return None
     last = out.last_hidden_state[:, -1]  # left padding: the last column is a real token
-    return _Prompts(inverse, mask, last, [la.keys for la in cache.layers], [la.values for la in cache.layers])
+    layers: list[Any] = list(cache.layers)  # DynamicLayers, checked above
+    return _Prompts(inverse, mask, last, [la.keys for la in layers], [la.values for la in layers])
 
 
 class CompletionScorer:
@@ -196,15 +140,18 @@ class CompletionScorer:
         *,
         temperature: float,
         backward_per_bucket: bool = False,
+        backend: Backend | None = None,
     ) -> None:
-        base = unwrap(model)
+        base: Any = unwrap(model)  # a transformers CausalLM (nn.Module types its methods loosely)
         # peft injects its adapters into the base model's layers, so the bare decoder runs them too.
-        self.decoder, self.head = base.get_decoder(), base.get_output_embeddings()
+        self.decoder: nn.Module = base.get_decoder()
+        self.head: nn.Module = base.get_output_embeddings()
         self.prompt_ids, self.prompt_mask = prompt_ids, prompt_mask
         self.completion_ids, self.completion_mask = completion_ids, completion_mask
         self.temperature = temperature
-        # The head's weight does not change while a scorer lives (the optimiser steps after its backward).
-        self.packed_head = pack_head(self.head)
+        # Built once: the head's weight does not change while a scorer lives (the optimiser steps after
+        # its backward), so the kernels may pack it.
+        self.head_logprobs = (backend or select_backend()).head_logprobs(self.head, CHUNK_TOKENS)
         self.prompts = _run_prompts(self.decoder, prompt_ids, prompt_mask) if _shares_prompts(self.decoder) else None
         self.backward_per_bucket = backward_per_bucket and torch.is_grad_enabled()
         if self.prompts is not None and self.backward_per_bucket:
@@ -270,9 +217,7 @@ class CompletionScorer:
         hidden = self.hidden(rows)
         scored = self.completion_mask[rows, : hidden.size(1)].bool()  # (n, w)
         targets = self.completion_ids[rows, : hidden.size(1)][scored]
-        logp, entropy = selective_log_softmax(
-            hidden[scored], self.head, targets, self.temperature, with_entropy, self.packed_head
-        )
+        logp, entropy = self.head_logprobs(hidden[scored], targets, self.temperature, with_entropy)
         logps = torch.zeros(scored.shape, dtype=torch.float32, device=hidden.device).masked_scatter(scored, logp)
         if entropy is not None:
             entropy = torch.zeros_like(logps).masked_scatter(scored, entropy)
@@ -300,18 +245,21 @@ def completion_logprobs(
     *,
     temperature: float,
     with_entropy: bool = False,
+    backend: Backend | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(B, Lp) left-padded prompts + (B, C) right-padded completions -> (B, C) log-probs of each
     completion token under softmax(logits / temperature) (0 where completion_mask is 0), and (B, C)
     entropies when asked. Positions count real tokens only, as during rollout. Differentiable as one
     graph (for separate backward passes per bucket, use CompletionScorer)."""
-    scorer = CompletionScorer(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature=temperature)
+    scorer = CompletionScorer(
+        model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature=temperature, backend=backend
+    )
     B, C = completion_ids.shape
     logps = torch.zeros((B, C), dtype=torch.float32, device=completion_ids.device)
     entropy = torch.zeros_like(logps) if with_entropy else None
     for rows in scorer.buckets():
         part, part_entropy = scorer.logprobs(rows, with_entropy)
         logps = logps.index_put((rows[:, None], torch.arange(part.size(1), device=rows.device)), part)
-        if entropy is not None:
+        if entropy is not None and part_entropy is not None:  # both or neither: with_entropy
             entropy[rows, : part.size(1)] = part_entropy
     return logps, entropy

@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -87,12 +87,14 @@ def load_policy(config: GRPOConfig, device: torch.device, *, source: str | None 
     path = source or model_path(config)
     revision = None if source else config.model_revision
     with _loading("model", path, revision):
-        model = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=torch.float32).to(device)
+        # Any: transformers types from_pretrained's model too loosely for its own .to() and methods
+        model: Any = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=torch.float32)
+        model.to(device)
     if config.gradient_checkpointing:
         # Non-reentrant: works although the inputs do not require grad (no enable_input_require_grads).
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.config.use_cache = False  # training forwards never need the KV cache; rollouts pass their own
-    return model
+    return cast(nn.Module, model)
 
 
 @contextlib.contextmanager
@@ -120,7 +122,7 @@ def load_reference(
     # same computation as fp32 weights autocast to bf16 (norms, rotary and softmax run in bf16 there), so a
     # bf16 reference gave KL != 0 at step 0 (mean k3 ~6e-7). The same weights under the same autocast
     # give the policy's own step-0 log-probs; the cost is fp32 weights in memory for the reference.
-    reference = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=torch.float32)
+    reference: nn.Module = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=torch.float32)
     reference.to(device).eval().requires_grad_(False)
     return reference
 

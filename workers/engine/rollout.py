@@ -3,7 +3,8 @@
 Each prompt is prefilled once and its KV cache shared by the G members of its group (repeat after
 prefill, not before). A row is no longer sampled once it finishes (EOS or a stop string) and leaves the
 batch with the next few finished rows, so the decode cost follows the live rows, not the longest one.
-The cache is preallocated for the whole rollout (kv_cache.py): appending a step copies nothing.
+The cache and the decode step come from the run's backend (backend.py): transformers' own, or the
+kernels' preallocated cache and lean step (workers/engine/kernels/), which produce the same tokens.
 """
 
 from __future__ import annotations
@@ -14,9 +15,7 @@ import torch
 from torch import nn
 from transformers import DynamicCache, PreTrainedTokenizerBase
 
-from workers.engine.fast_decode import lean_decode_step
-from workers.engine.kv_cache import rollout_cache
-from workers.engine.logprobs import cache_keyword
+from workers.engine.backend import Backend, cache_keyword, select_backend
 from workers.engine.sampling import SamplingParams, next_tokens
 
 # Finished rows leave the batch once they are at least 1 / COMPACT_EVERY of it: each drop copies the
@@ -91,7 +90,7 @@ def _prefill(
     """Run each prompt once into `cache`, then share it across the prompt's group: P rows -> N = P * G.
     Returns the (N, V) logits of the first completion token."""
     positions = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)  # count real tokens: left padding shifts nothing
-    logits = model(
+    logits: torch.Tensor = model(
         input_ids=prompt_ids,
         attention_mask=prompt_mask,
         position_ids=positions,
@@ -114,7 +113,11 @@ def generate(
     params: SamplingParams,
     generator: torch.Generator,
     stop: list[str] | None = None,
+    backend: Backend | None = None,
 ) -> Rollout:
+    """G = group_size completions for each of the P `prompts` (token lists) -> a Rollout of N = P * G rows.
+    `backend` supplies the cache and the decode step (default: select_backend(), the kernels)."""
+    backend = backend or select_backend()
     device = next(model.parameters()).device
     eos = torch.tensor(eos_token_ids(model, tokenizer), device=device)
     prompt_ids, prompt_mask = left_pad(prompts, tokenizer.pad_token_id)  # (P, Lp)
@@ -122,7 +125,7 @@ def generate(
     width = prompt_ids.size(1)
 
     # 1) prefill each prompt once and share its cache across its group
-    cache = rollout_cache(model, width + max_new_tokens)
+    cache = backend.rollout_cache(model, width + max_new_tokens)
     logits = _prefill(model, prompt_ids, prompt_mask, cache, group_size)  # (N, V)
     num_rows = logits.size(0)
     row_lengths = prompt_mask.sum(dim=1).repeat_interleave(group_size)  # (N,) real prompt tokens
@@ -139,7 +142,7 @@ def generate(
     sampler_logps = None if params.greedy else torch.zeros((num_rows, max_new_tokens), device=device)
     lengths = torch.full((num_rows,), max_new_tokens, dtype=torch.long, device=device)
     finished = torch.zeros(num_rows, dtype=torch.bool, device=device)
-    lean_step = lean_decode_step(model, cache, num_rows)  # the transformers forward without its overhead, if exact
+    decode_step = backend.decode_step(model, cache, num_rows)
 
     # 2) decode. Live rows are sampled in row order, so the draws are the same whenever finished rows
     #    leave the batch.
@@ -169,25 +172,11 @@ def generate(
             keep = batch.sampling.nonzero().squeeze(1)
             batch.keep(keep, cache)
             step_tokens = step_tokens[keep]
-        step = (step_tokens, row_lengths[batch.rows] + t, batch.attention[:, : width + t + 1])
-        logits = lean_step(*step, cache) if lean_step is not None else _model_step(model, *step, cache)
+        logits = decode_step(step_tokens, row_lengths[batch.rows] + t, batch.attention[:, : width + t + 1], cache)
     rollout = _assemble(tokenizer, prompt_ids, prompt_mask, group_size, completion, lengths, finished, stop)
     if sampler_logps is not None:
         rollout.sampler_logps = sampler_logps[:, : rollout.completion_ids.size(1)] * rollout.completion_mask
     return rollout
-
-
-def _model_step(
-    model: nn.Module, tokens: torch.Tensor, positions: torch.Tensor, attention: torch.Tensor, cache: DynamicCache
-) -> torch.Tensor:
-    """(R,) tokens at (R,) positions -> (R, V) next-token logits, through the model's own forward."""
-    return model(
-        input_ids=tokens[:, None],
-        attention_mask=attention,
-        position_ids=positions[:, None],
-        **{cache_keyword(model): cache},
-        use_cache=True,
-    ).logits[:, -1]
 
 
 def _assemble(

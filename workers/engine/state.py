@@ -47,6 +47,7 @@ RESUMABLE_CHANGES = frozenset(
         "device",
         "model_cache_dir",
         "num_threads",  # allowed, but bitwise equality with an uninterrupted run needs the same count
+        "fast_paths",  # likewise: the kernels' matmuls round differently in the last bits
     }
 )
 

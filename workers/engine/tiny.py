@@ -66,7 +66,7 @@ def build_char_tokenizer(alphabet: str) -> PreTrainedTokenizerFast:
     backend.decoder = decoders.ByteLevel()
     # An explicit unk token in the vocabulary: otherwise Qwen2Tokenizer adds its own default one,
     # with an id past the model's embedding table.
-    return PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=backend, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>"
     )
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from workers.engine.backend import Backend, select_backend
 from workers.engine.checkpoint import prune_checkpoints, remove_stale_temporaries
 from workers.engine.collect import Collected, collect_batch
 from workers.engine.config import GRPOConfig
@@ -59,8 +60,9 @@ def train(
         on_model_loaded(time.perf_counter() - loading)
     settings = loss_settings(config)
     G, precision = config.group_size, autocast(config, run.device)
+    backend = select_backend(config.fast_paths)  # the plain transformers path or the kernels, for the whole run
     if eval_rows and config.eval_every and run.step == 0:
-        _evaluate(run, config, eval_rows, eval_reward_fn or reward_fn, sink)
+        _evaluate(run, config, eval_rows, eval_reward_fn or reward_fn, sink, backend)
     metrics: dict[str, float] = {}
     final_checkpoint = resume_from
     for step in range(run.step + 1, config.max_steps + 1):
@@ -68,7 +70,7 @@ def train(
         # 1) rollout + rewards: P prompts x G completions -> N = P * G scored completions
         run.model.eval()
         with precision:
-            batch = collect_batch(run.model, run.tokenizer, rows, run.order, reward_fn, config, run.generator)
+            batch = collect_batch(run.model, run.tokenizer, rows, run.order, reward_fn, config, run.generator, backend)
         # 2) group-relative advantages, (N,)
         advantages, _ = group_advantages(
             batch.rewards, G, config.scale_rewards, config.reward_std_epsilon, config.advantage_baseline
@@ -80,12 +82,12 @@ def train(
         with precision:
             if config.num_iterations > 1 or config.steps_per_generation > 1:
                 policy_batch.old_logps = score_batch(
-                    run.model, policy_batch, config.micro_batch_size, config.temperature
+                    run.model, policy_batch, config.micro_batch_size, config.temperature, backend
                 )
             if config.beta > 0:
                 with reference_mode(run.reference, run.model) as reference:
                     policy_batch.ref_logps = score_batch(
-                        reference, policy_batch, config.micro_batch_size, config.temperature
+                        reference, policy_batch, config.micro_batch_size, config.temperature, backend
                     )
         reference_s = time.perf_counter() - scored
         # 4) policy update: num_iterations AdamW steps, gradients accumulated over micro-batches
@@ -102,6 +104,7 @@ def train(
                 temperature=config.temperature,
                 max_grad_norm=config.max_grad_norm,
                 steps_per_generation=config.steps_per_generation,
+                backend=backend,
             )
         if (
             config.ref_model_sync_steps
@@ -134,7 +137,7 @@ def train(
             final_checkpoint = _checkpoint(run, config, work_dir, metrics, sink)
         if eval_rows and ((config.eval_every and step % config.eval_every == 0) or step == config.max_steps):
             try:
-                _evaluate(run, config, eval_rows, eval_reward_fn or reward_fn, sink)
+                _evaluate(run, config, eval_rows, eval_reward_fn or reward_fn, sink, backend)
             except CheckpointThenStop:
                 if not checkpointed:
                     _checkpoint(run, config, work_dir, metrics, sink)
@@ -255,8 +258,13 @@ def _samples(
 
 
 def _evaluate(
-    run: RunState, config: GRPOConfig, rows: list[dict[str, Any]], reward_fn: RewardFn, sink: TrainingSink
+    run: RunState,
+    config: GRPOConfig,
+    rows: list[dict[str, Any]],
+    reward_fn: RewardFn,
+    sink: TrainingSink,
+    backend: Backend | None = None,
 ) -> None:
     with autocast(config, run.device):
-        report = evaluate(run.model, run.tokenizer, rows, reward_fn, config, step=run.step)
+        report = evaluate(run.model, run.tokenizer, rows, reward_fn, config, step=run.step, backend=backend)
     sink.on_eval(report)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from workers.engine.backend import Backend
 from workers.engine.logprobs import CompletionScorer, completion_logprobs
 from workers.engine.loss import LossSettings, StepTotals, aggregate, corrected, per_token_loss, sampling_weights
 from workers.engine.optim import clip_and_step
@@ -37,7 +38,7 @@ class PolicyBatch:
         """Row indices of each micro-batch, longest rows first (stable, so the split is deterministic)."""
         total = self.prompt_mask.sum(1) + self.completion_mask.sum(1)  # (N,)
         order = torch.sort(total, descending=True, stable=True).indices
-        return list(order.split(size or order.numel()))
+        return list(torch.split(order, size or order.numel()))
 
     def rows(self, index: torch.Tensor) -> PolicyBatch:
         """The rows `index`, trimmed to their own longest prompt and completion."""
@@ -48,12 +49,15 @@ class PolicyBatch:
         def cut(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t[index, :width]
 
+        def cut_required(t: torch.Tensor) -> torch.Tensor:
+            return t[index, :width]
+
         return PolicyBatch(
             prompt_ids=self.prompt_ids[index, first:],
             prompt_mask=prompt_mask[:, first:],
-            completion_ids=cut(self.completion_ids),
-            completion_mask=cut(self.completion_mask),
-            loss_mask=cut(self.loss_mask),
+            completion_ids=cut_required(self.completion_ids),
+            completion_mask=cut_required(self.completion_mask),
+            loss_mask=cut_required(self.loss_mask),
             advantages=self.advantages[index],
             old_logps=cut(self.old_logps),
             ref_logps=cut(self.ref_logps),
@@ -62,7 +66,13 @@ class PolicyBatch:
 
 
 @torch.no_grad()
-def score_batch(model: nn.Module, batch: PolicyBatch, micro_batch_size: int | None, temperature: float) -> torch.Tensor:
+def score_batch(
+    model: nn.Module,
+    batch: PolicyBatch,
+    micro_batch_size: int | None,
+    temperature: float,
+    backend: Backend | None = None,
+) -> torch.Tensor:
     """(N, C) log-probs of the batch's completions under `model`, without gradients (old / reference)."""
     logps = torch.zeros(batch.completion_ids.shape, dtype=torch.float32, device=batch.completion_ids.device)
     for index in batch.micro_batches(micro_batch_size):
@@ -74,6 +84,7 @@ def score_batch(model: nn.Module, batch: PolicyBatch, micro_batch_size: int | No
             mb.completion_ids,
             mb.completion_mask,
             temperature=temperature,
+            backend=backend,
         )
         logps[index, : mb_logps.size(1)] = mb_logps
     return logps
@@ -102,6 +113,7 @@ def _backward(
     *,
     with_entropy: bool,
     sums: dict[str, float],
+    backend: Backend | None = None,
 ) -> None:
     """Accumulate one micro-batch's gradients, one length bucket at a time (each bucket's graph is freed
     after its backward, see logprobs.CompletionScorer), and add its metrics to `sums`."""
@@ -111,13 +123,13 @@ def _backward(
         raise ValueError("sampling_correction needs the sampler's log-probs, which greedy rollouts do not record")
     scorer = CompletionScorer(
         model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids, mb.completion_mask,
-        temperature=temperature, backward_per_bucket=True,
+        temperature=temperature, backward_per_bucket=True, backend=backend,
     )  # fmt: skip
     for rows in scorer.buckets():
         logps, entropy = scorer.logprobs(rows, with_entropy)  # (n, w), w: the bucket's longest completion
         width = logps.size(1)
         # mu = 1: the rollout policy is the current one, so ratio = 1 with the gradient of logp.
-        old = _cut(mb.old_logps, rows, width) if mb.old_logps is not None else logps.detach()
+        old = mb.old_logps[rows, :width] if mb.old_logps is not None else logps.detach()
         mask = mb.loss_mask[rows, :width]
         ref = _cut(mb.ref_logps, rows, width)
         token_loss, parts = per_token_loss(logps, old, mb.advantages[rows], mask, settings, ref)
@@ -128,7 +140,7 @@ def _backward(
             is_weights = sampling_weights(old, sampler, mask, mode, cap)
             token_loss = token_loss * is_weights
         loss = (token_loss * weights[rows, :width]).sum()  # this bucket's share of the step loss
-        loss.backward()
+        torch.autograd.backward(loss)  # loss.backward(), which mypy sees untyped
         with torch.no_grad():
             sums["loss"] += float(loss)
             if parts.kl is not None:
@@ -171,6 +183,7 @@ def update_policy(
     temperature: float,
     max_grad_norm: float | None,
     steps_per_generation: int = 1,
+    backend: Backend | None = None,
 ) -> dict[str, float]:
     """Run num_iterations passes over `batch`, one optimiser update per mini-batch (steps_per_generation
     contiguous, nearly equal row ranges); returns the loss-side metrics (see metrics.py)."""
@@ -198,7 +211,9 @@ def update_policy(
             started = time.perf_counter()
             for index in chunks:
                 mb = mini.rows(index)
-                _backward(model, mb, settings, totals, temperature, with_entropy=iteration == 0, sums=sums)
+                _backward(
+                    model, mb, settings, totals, temperature, with_entropy=iteration == 0, sums=sums, backend=backend
+                )
             stepped = time.perf_counter()
             sums["grad_norm"] += clip_and_step(parameters, optimizer, scheduler, max_grad_norm)
             training_s += stepped - started

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from workers.engine.packed_linear import FrozenLinear
+from workers.engine.kernels.packed_linear import FrozenLinear
 
 
 def _compute_dtype(hidden: torch.Tensor) -> torch.dtype:
@@ -52,10 +52,13 @@ class _Head:
         when computing in float32)."""
         if self.packed is not None:
             out = self.packed(hidden)
-        elif self.bias is None:
-            out = torch.mm(hidden.to(self.dtype), self.weight.t(), out=self.buffer[: hidden.size(0)])
         else:
-            out = torch.addmm(self.bias, hidden.to(self.dtype), self.weight.t(), out=self.buffer[: hidden.size(0)])
+            assert self.buffer is not None  # allocated whenever there is no packed weight
+            buffer = self.buffer[: hidden.size(0)]
+            if self.bias is None:
+                out = torch.mm(hidden.to(self.dtype), self.weight.t(), out=buffer)
+            else:
+                out = torch.addmm(self.bias, hidden.to(self.dtype), self.weight.t(), out=buffer)
         out = out.float()
         if temperature != 1.0:  # x / 1.0 is x: skip a pass over the logits
             out.div_(temperature)
@@ -64,7 +67,7 @@ class _Head:
 
 class _SelectedLogProbs(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         hidden: torch.Tensor,  # (T, H)
         weight: torch.Tensor,  # (V, H)
@@ -164,5 +167,7 @@ def chunked_selected_logprobs(
     temperature), differentiable in hidden, weight and bias; and (T,) entropies (no grad) if asked.
     `packed`: the same weight and bias as a FrozenLinear, for computing the logits (forward and their
     recomputation in backward); the weight must not change until the backward has run."""
-    logp, entropy = _SelectedLogProbs.apply(hidden, weight, bias, targets, temperature, with_entropy, chunk, packed)
+    logp, entropy = _SelectedLogProbs.apply(  # type: ignore[no-untyped-call]
+        hidden, weight, bias, targets, temperature, with_entropy, chunk, packed
+    )
     return logp, entropy if with_entropy else None

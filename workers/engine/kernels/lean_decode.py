@@ -14,20 +14,19 @@ whose dtype flow under autocast this step does not mirror). Anything else decode
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import DynamicCache
 
-from workers.engine.kv_cache import PreallocatedLayer
-from workers.engine.packed_linear import FrozenLinear
+from workers.engine.backend import DecodeStep
+from workers.engine.kernels.kv_cache import PreallocatedLayer
+from workers.engine.kernels.packed_linear import FrozenLinear
 
 _FAMILIES = {"llama": "Llama", "qwen2": "Qwen2"}  # model_type -> class name prefix
-
-DecodeStep = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, DynamicCache], torch.Tensor]
 
 
 def _rms_norm(hidden: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -45,8 +44,8 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class _Layer:
-    input_norm: nn.Module
-    post_norm: nn.Module
+    input_norm: Any  # a {Llama,Qwen2}RMSNorm: .weight and .variance_epsilon
+    post_norm: Any
     qkv: FrozenLinear  # H -> q + k + v: q_proj, k_proj, v_proj stacked
     o_proj: FrozenLinear
     gate_up: FrozenLinear  # H -> 2 I: gate_proj, up_proj stacked
@@ -103,16 +102,21 @@ class LeanDecodeStep:
     (R, V) next-token logits, appending this token's keys and values to the cache."""
 
     def __init__(self, model: nn.Module, rows: int) -> None:
-        decoder = model.model
+        # transformers' modules are typed as nn.Module (attributes: Tensor | Module); this reads them by
+        # the Llama / Qwen2 layout that _supported() checked.
+        decoder: Any = model.model
+        config: Any = model.config
         self.embed, self.rotary, self.norm = decoder.embed_tokens, decoder.rotary_emb, decoder.norm
         # The head and every projection with its weight packed once per rollout, where oneDNN is there
         # (packed_linear.py; the head, the largest matmul here, runs 1.6-2.2x faster for 16-64 rows).
-        self.head = _frozen([model.lm_head], rows)
+        lm_head: Any = model.lm_head
+        self.head = _frozen([lm_head], rows)
         first = decoder.layers[0].self_attn
-        self.head_dim, self.scaling = first.head_dim, first.scaling
-        self.heads = model.config.num_attention_heads
-        self.kv_heads = model.config.num_key_value_heads
-        self.layers = []
+        self.head_dim: int = first.head_dim
+        self.scaling: float = first.scaling
+        self.heads: int = config.num_attention_heads
+        self.kv_heads: int = config.num_key_value_heads
+        self.layers: list[_Layer] = []
         for layer in decoder.layers:
             attention, mlp = layer.self_attn, layer.mlp
             self.layers.append(
@@ -136,9 +140,10 @@ class LeanDecodeStep:
         mask = torch.zeros(attention.shape, dtype=hidden.dtype, device=hidden.device)
         mask = mask.masked_fill_(attention == 0, float("-inf"))[:, None, None, :]
         sizes = [self.heads * hd, self.kv_heads * hd, self.kv_heads * hd]
-        for layer, layer_cache in zip(self.layers, cache.layers, strict=True):
+        layer_caches: list[Any] = list(cache.layers)  # PreallocatedLayers (checked by lean_decode_step)
+        for layer, layer_cache in zip(self.layers, layer_caches, strict=True):
             x = _rms_norm(hidden, layer.input_norm.weight, layer.input_norm.variance_epsilon)
-            q, k, v = layer.qkv(x).split(sizes, dim=-1)
+            q, k, v = torch.split(layer.qkv(x), sizes, dim=-1)
             q = q.view(rows, self.heads, 1, hd)
             k, v = k.view(rows, self.kv_heads, 1, hd), v.view(rows, self.kv_heads, 1, hd)
             q = q * cos + _rotate_half(q) * sin
@@ -163,7 +168,7 @@ def lean_decode_step(model: nn.Module, cache: DynamicCache, rows: int) -> Decode
     device = next(model.parameters()).device
     if torch.is_autocast_enabled(device.type) or not _supported(model):
         return None
-    layers = cache.layers
-    if len(layers) != len(model.model.layers) or not all(type(layer) is PreallocatedLayer for layer in layers):
+    layers, decoder = cache.layers, cast(Any, model.model)
+    if len(layers) != len(decoder.layers) or not all(type(layer) is PreallocatedLayer for layer in layers):
         return None
     return LeanDecodeStep(model, rows)

@@ -8,17 +8,19 @@ a view of the filled part. Dropping finished rows copies the live rows once (as 
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
-from transformers import DynamicCache
+from transformers import DynamicCache, PreTrainedConfig
 from transformers.cache_utils import DynamicLayer
 
 
-class PreallocatedLayer(DynamicLayer):
+class PreallocatedLayer(DynamicLayer):  # type: ignore[no-untyped-call]  # (transformers: untyped __init_subclass__)
     """A DynamicLayer (same masks, same semantics) whose storage holds `capacity` positions."""
 
     def __init__(self, capacity: int) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.capacity = capacity
         self.length = 0
 
@@ -29,9 +31,11 @@ class PreallocatedLayer(DynamicLayer):
         self.device = key_states.device
         self.is_initialized = True
 
-    def _expose(self) -> None:
-        self.keys = self.key_buffer[:, :, : self.length]  # (R, heads, length, dim), a view
-        self.values = self.value_buffer[:, :, : self.length]
+    def _expose(self) -> tuple[torch.Tensor, torch.Tensor]:
+        keys = self.key_buffer[:, :, : self.length]  # (R, heads, length, dim), a view
+        values = self.value_buffer[:, :, : self.length]
+        self.keys, self.values = keys, values
+        return keys, values
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args: object, **kwargs: object
@@ -44,8 +48,7 @@ class PreallocatedLayer(DynamicLayer):
         self.key_buffer[:, :, self.length : self.length + new] = key_states
         self.value_buffer[:, :, self.length : self.length + new] = value_states
         self.length += new
-        self._expose()
-        return self.keys, self.values
+        return self._expose()
 
     def get_seq_length(self) -> int:
         return self.length
@@ -77,7 +80,7 @@ class PreallocatedLayer(DynamicLayer):
 def rollout_cache(model: nn.Module, capacity: int) -> DynamicCache:
     """A cache for `capacity` positions per row: preallocated layers where the model's cache would be
     plain DynamicLayers (full attention everywhere), else the model's own DynamicCache."""
-    cache = DynamicCache(config=model.config)
+    cache = DynamicCache(config=cast(PreTrainedConfig, model.config))
     if cache.layers and all(type(layer) is DynamicLayer for layer in cache.layers):
         cache.layers = [PreallocatedLayer(capacity) for _ in cache.layers]
     return cache

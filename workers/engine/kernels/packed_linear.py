@@ -29,7 +29,7 @@ def onednn_packing_available(weight: torch.Tensor) -> bool:
     return (
         weight.device.type == "cpu"
         and weight.dtype == torch.float32
-        and torch.backends.mkldnn.is_available()
+        and torch.backends.mkldnn.is_available()  # type: ignore[no-untyped-call]
         and hasattr(mkldnn, "_reorder_linear_weight")
         and hasattr(mkldnn, "_linear_pointwise")
     )
@@ -53,6 +53,7 @@ class FrozenLinear:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.packed is None:
+            assert self.transposed is not None  # one of the two is set in __init__
             y = x @ self.transposed
             return y if self.bias is None else y + self.bias
         rows = x.size(0)
@@ -61,4 +62,5 @@ class FrozenLinear:
         padded = -(-rows // self.row_multiple) * self.row_multiple
         if padded != rows:
             x = torch.cat([x, x.new_zeros(padded - rows, x.size(1))])
-        return torch.ops.mkldnn._linear_pointwise(x.contiguous(), self.packed, self.bias, "none", [], "")[:rows]
+        out: torch.Tensor = torch.ops.mkldnn._linear_pointwise(x.contiguous(), self.packed, self.bias, "none", [], "")
+        return out[:rows]
