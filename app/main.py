@@ -17,6 +17,8 @@ from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddlewar
 from app.core.queue import CeleryJobQueue, JobQueue
 from app.core.storage import make_store
 from app.core.telemetry import Telemetry
+from app.services.inference_limits import InferenceLimiter
+from app.services.inference_proxy import InferenceProxy
 from app.web import install_dashboard
 from workers.celery_app import create_celery  # Celery configuration only, no training code
 
@@ -29,6 +31,7 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
         # Logging is set up when the app is served, not when it is imported (tests import it).
         configure_logging(level=settings.log_level, fmt=settings.log_format)
         yield
+        await _app.state.inference.aclose()
 
     app = FastAPI(
         title="GRPO training service",
@@ -44,6 +47,8 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     app.state.celery = create_celery(settings)
     app.state.queue = queue or CeleryJobQueue(app.state.celery)
     app.state.telemetry = Telemetry(app.state.session_factory)
+    app.state.inference = InferenceProxy(settings)  # the inference worker's client (no model in the API)
+    app.state.inference_limiter = InferenceLimiter(settings.inference_requests_per_minute, settings.inference_max_concurrent)
 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes, exempt_prefixes=("/v1/datasets",))

@@ -3,6 +3,7 @@
 from app.models.artifact import Checkpoint, Dataset, Evaluation, JobSample
 from app.models.base import Base
 from app.models.idempotency import IdempotencyRecord
+from app.models.inference import InferenceUsage
 from app.models.job import Job
 from app.models.metric import JobEvent, JobMetric
 from app.models.reward import JobRewardUse, RewardDefinition, RewardVersion
@@ -15,6 +16,7 @@ __all__ = [
     "Dataset",
     "Evaluation",
     "IdempotencyRecord",
+    "InferenceUsage",
     "Job",
     "JobEvent",
     "JobMetric",
