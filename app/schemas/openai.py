@@ -165,3 +165,16 @@ class OpenAIErrorBody(BaseModel):
     """Errors on the OpenAI-compatible routes (problem+json everywhere else)."""
 
     error: OpenAIErrorDetail
+
+
+class InferenceUsageRow(BaseModel):
+    model: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class InferenceUsagePage(BaseModel):
+    """Token counts of the tenant's inference requests, per model (a native route: problem+json errors)."""
+
+    data: list[InferenceUsageRow]

@@ -64,17 +64,18 @@ def _config_source(settings: Settings, saved: dict[str, Any]) -> Path:
 
 
 def resolve(settings: Settings, spec: ModelSpec) -> ModelSource:
+    # Full models are cached under their resolved path, so a base named by the API and the same base
+    # under a LoRA checkpoint share one copy; adapters under their storage key.
     if spec.kind == "base":
-        path = _base_path(settings, spec.source or "")
-        return ModelSource(key=spec.cache_key, path=path)
+        path = _base_path(settings, spec.source or "").resolve()
+        return ModelSource(key=str(path), path=path)
     path = _checkpoint_dir(settings, spec.storage_key or "")
     if not (path / "COMPLETE").is_file():
         raise RequestError(404, f"the files of model {spec.id!r} are gone", param="model", code="model_not_found")
     if spec.is_adapter:
-        return ModelSource(
-            key=spec.cache_key, path=path, base=lora_base_path(path, lambda c: _config_source(settings, c))
-        )
-    return ModelSource(key=spec.cache_key, path=path)
+        base = lora_base_path(path, lambda c: _config_source(settings, c)).resolve()
+        return ModelSource(key=spec.cache_key, path=path, base=base)
+    return ModelSource(key=str(path.resolve()), path=path)
 
 
 def render_messages(tokenizer: Any, messages: list[dict[str, Any]]) -> list[int]:

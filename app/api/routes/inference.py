@@ -6,6 +6,7 @@ tenant's limits, relay, and count tokens.
 """
 
 import asyncio
+from datetime import datetime
 from collections.abc import AsyncIterator
 from contextlib import ExitStack
 from typing import Any
@@ -22,12 +23,14 @@ from app.schemas.openai import (
     ChatCompletionRequest,
     Completion,
     CompletionRequest,
+    InferenceUsagePage,
+    InferenceUsageRow,
     ModelList,
     ModelObject,
     OpenAIErrorBody,
 )
 from app.services import openai_format
-from app.services.inference import find_model, list_models, record_usage
+from app.services.inference import find_model, list_models, record_usage, usage_totals
 
 router = APIRouter(tags=["inference"])
 
@@ -147,3 +150,10 @@ async def create_completion(body: CompletionRequest, request: Request, session: 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     chunks = openai_format.completion_stream(body.model, prompts[0], body.echo, events, include_usage, done)
     return StreamingResponse(_streamed(request, tenant, body.model, chunks, done, slot), media_type="text/event-stream")
+
+
+@router.get("/inference/usage", response_model=InferenceUsagePage)
+def read_inference_usage(session: SessionDep, tenant: CurrentTenant, since: datetime | None = None) -> InferenceUsagePage:
+    """Requests and tokens of this tenant on the inference routes, per model (since a time, if given)."""
+    rows = usage_totals(session=session, tenant_id=tenant.id, since=since)
+    return InferenceUsagePage(data=[InferenceUsageRow(**row) for row in rows])
