@@ -2,7 +2,7 @@
 # One entry point for people and CI.
 #   ./run.sh demo     install what is needed, start API + worker, run the demo GRPO job and show it learn
 #   ./run.sh test     install what is needed (with test extras) and run the whole test suite
-#   ./run.sh api | worker   run one service process in the foreground (after an install)
+#   ./run.sh api | worker | inference   run one service process in the foreground (after an install)
 # Environment: GRPO_VENV (default .venv), TORCH_SPEC (default torch==2.13.0: the CPU wheel; on a GPU machine
 # install your CUDA build of torch into the venv first and it is kept).
 set -euo pipefail
@@ -49,6 +49,10 @@ case "$command" in
   worker)
     install test
     exec "$PY" -m celery -A workers.celery_app worker --loglevel INFO --pool prefork --concurrency 1 --queues grpo "$@"
+    ;;
+  inference)
+    install test
+    exec "$PY" -m workers.inference --host "${HOST:-127.0.0.1}" --port "${INFERENCE_PORT:-8100}" "$@"
     ;;
   *)
     sed -n '2,7p' "$0"

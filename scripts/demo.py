@@ -68,6 +68,20 @@ def reward_summary(client: httpx.Client, job_id: str, window: int = 10) -> tuple
     return sum(first) / len(first), sum(last) / len(last)
 
 
+def ask_models(client: httpx.Client, job_id: str, prompts: list[str]) -> None:
+    """The trained checkpoint beside the base model, through the OpenAI-compatible chat endpoint."""
+    print("\nGreedy answers via POST /v1/chat/completions (base model | trained checkpoint):")
+    for prompt in prompts:
+        answers = []
+        for model in ("tiny-demo", f"{job_id}:latest"):
+            body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": 3, "temperature": 0}
+            response = client.post("/v1/chat/completions", json=body)
+            answers.append(
+                response.json()["choices"][0]["message"]["content"] if response.status_code == 200 else response.text
+            )
+        print(f"  {prompt!r:>12}  ->  {answers[0]!r:>6} | {answers[1]!r}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=PROJECT_ROOT / ".grpo" / "demo")
@@ -90,6 +104,9 @@ def main() -> int:
         before, after = reward_summary(client, job["id"])
         print(f"Mean reward, first 10 steps: {before:.2f}  ->  last 10 steps: {after:.2f}")
         print(f"Done in {time.monotonic() - started:.0f} s (service start included).")
+        spec = demo_spec()
+        rows = spec["dataset"]["rows"][:4]
+        ask_models(client, job["id"], [str(row[spec["dataset"].get("prompt_field", "prompt")]) for row in rows])
         print(
             f"\nAPI key for this local service: {key}\nTry: curl -H 'Authorization: Bearer {key}' "
             f"{stack.base_url}/v1/jobs/{job['id']}/metrics?name=reward/mean"
