@@ -48,7 +48,9 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     app.state.queue = queue or CeleryJobQueue(app.state.celery)
     app.state.telemetry = Telemetry(app.state.session_factory)
     app.state.inference = InferenceProxy(settings)  # the inference worker's client (no model in the API)
-    app.state.inference_limiter = InferenceLimiter(settings.inference_requests_per_minute, settings.inference_max_concurrent)
+    app.state.inference_limiter = InferenceLimiter(
+        settings.inference_requests_per_minute, settings.inference_max_concurrent
+    )
 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes, exempt_prefixes=("/v1/datasets",))

@@ -74,7 +74,8 @@ def ask_models(client: httpx.Client, job_id: str, prompts: list[str]) -> None:
     for prompt in prompts:
         answers = []
         for model in ("tiny-demo", f"{job_id}:latest"):
-            body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": 3, "temperature": 0}
+            messages = [{"role": "user", "content": prompt}]
+            body = {"model": model, "messages": messages, "max_tokens": 3, "temperature": 0}
             response = client.post("/v1/chat/completions", json=body)
             answers.append(
                 response.json()["choices"][0]["message"]["content"] if response.status_code == 200 else response.text

@@ -41,7 +41,9 @@ def _stamp(moment: datetime) -> int:
 def list_models(*, session: Session, tenant: Tenant, settings: Settings) -> list[ModelObject]:
     """Base models first, then every stored checkpoint of the tenant's jobs (jobs newest first) with
     the job's ':latest' alias before its steps."""
-    models = [ModelObject(id=name, created=_BASE_CREATED, owned_by=SERVICE_OWNER) for name in settings.inference_base_models]
+    models = [
+        ModelObject(id=name, created=_BASE_CREATED, owned_by=SERVICE_OWNER) for name in settings.inference_base_models
+    ]
     rows = session.execute(
         select(Checkpoint.job_id, Checkpoint.step, Checkpoint.created_at)
         .join(Job, Job.id == Checkpoint.job_id)
@@ -57,7 +59,9 @@ def list_models(*, session: Session, tenant: Tenant, settings: Settings) -> list
     return models
 
 
-def find_model(*, session: Session, tenant: Tenant, settings: Settings, model_id: str) -> tuple[ModelObject, dict[str, Any]]:
+def find_model(
+    *, session: Session, tenant: Tenant, settings: Settings, model_id: str
+) -> tuple[ModelObject, dict[str, Any]]:
     """(the public model object, the spec the inference worker loads); 404 model_not_found otherwise."""
     if model_id in settings.inference_base_models:
         spec = {"id": model_id, "kind": "base", "source": model_id}
@@ -88,9 +92,13 @@ def find_model(*, session: Session, tenant: Tenant, settings: Settings, model_id
     return ModelObject(id=model_id, created=_stamp(checkpoint.created_at), owned_by=tenant.name), spec
 
 
-def record_usage(*, session: Session, tenant_id: uuid.UUID, model: str, prompt_tokens: int, completion_tokens: int) -> None:
+def record_usage(
+    *, session: Session, tenant_id: uuid.UUID, model: str, prompt_tokens: int, completion_tokens: int
+) -> None:
     session.add(
-        InferenceUsage(tenant_id=tenant_id, model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        InferenceUsage(
+            tenant_id=tenant_id, model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        )
     )
     session.commit()
 

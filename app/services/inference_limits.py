@@ -53,4 +53,6 @@ class InferenceLimiter:
 
 
 def _limited(message: str, retry_after_s: int) -> ProblemError:
-    return ProblemError(429, "rate_limit_exceeded", f"Rate limit reached: {message}.", headers={"Retry-After": str(retry_after_s)})
+    return ProblemError(
+        429, "rate_limit_exceeded", f"Rate limit reached: {message}.", headers={"Retry-After": str(retry_after_s)}
+    )

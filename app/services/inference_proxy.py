@@ -46,7 +46,9 @@ class InferenceProxy:
         except httpx.TimeoutException:
             raise ProblemError(504, "inference_timeout", "The inference worker did not answer in time.") from None
         except httpx.HTTPError as error:
-            raise _unavailable(f"The inference worker is not reachable ({type(error).__name__}); retry later.") from None
+            raise _unavailable(
+                f"The inference worker is not reachable ({type(error).__name__}); retry later."
+            ) from None
         if response.status_code != 200:
             raise _worker_error(response, response.content)
         return response.json()  # type: ignore[no-any-return]
@@ -60,7 +62,9 @@ class InferenceProxy:
         except httpx.TimeoutException:
             raise ProblemError(504, "inference_timeout", "The inference worker did not answer in time.") from None
         except httpx.HTTPError as error:
-            raise _unavailable(f"The inference worker is not reachable ({type(error).__name__}); retry later.") from None
+            raise _unavailable(
+                f"The inference worker is not reachable ({type(error).__name__}); retry later."
+            ) from None
         if response.status_code != 200:
             body = await response.aread()
             await response.aclose()

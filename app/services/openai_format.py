@@ -18,7 +18,9 @@ def new_id(prefix: str) -> str:
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> Usage:
-    return Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, total_tokens=prompt_tokens + completion_tokens)
+    return Usage(
+        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, total_tokens=prompt_tokens + completion_tokens
+    )
 
 
 def chat_logprobs(entries: list[dict[str, Any]] | None) -> dict[str, Any] | None:
@@ -32,7 +34,9 @@ def chat_logprobs(entries: list[dict[str, Any]] | None) -> dict[str, Any] | None
     return {"content": content, "refusal": None}
 
 
-def completion_logprobs(entries: list[dict[str, Any]] | None, start_offset: int, first_is_null: bool = False) -> dict[str, Any] | None:
+def completion_logprobs(
+    entries: list[dict[str, Any]] | None, start_offset: int, first_is_null: bool = False
+) -> dict[str, Any] | None:
     if entries is None:
         return None
     offsets, position = [], start_offset
@@ -40,10 +44,15 @@ def completion_logprobs(entries: list[dict[str, Any]] | None, start_offset: int,
         offsets.append(position)
         position += len(entry["token"])
     token_logprobs: list[float | None] = [e["logprob"] for e in entries]
-    top: list[dict[str, float] | None] = [{t: v for t, v in e["top"]} for e in entries]
+    top: list[dict[str, float] | None] = [dict(e["top"]) for e in entries]
     if first_is_null and entries:  # the prompt's first token has no log-prob (nothing precedes it)
         token_logprobs[0], top[0] = None, None
-    return {"tokens": [e["token"] for e in entries], "token_logprobs": token_logprobs, "top_logprobs": top, "text_offset": offsets}
+    return {
+        "tokens": [e["token"] for e in entries],
+        "token_logprobs": token_logprobs,
+        "top_logprobs": top,
+        "text_offset": offsets,
+    }
 
 
 def chat_completion(model: str, result: dict[str, Any]) -> ChatCompletion:
@@ -77,7 +86,9 @@ def completion(model: str, prompts: list[str], results: list[dict[str, Any]], n:
                 echoed = result.get("prompt_logprobs") if echo else None
                 entries = (echoed or []) + c["logprobs"]
                 logprobs = completion_logprobs(entries, 0, first_is_null=bool(echoed))
-            choices.append({"index": p * n + c["index"], "text": text, "finish_reason": c["finish_reason"], "logprobs": logprobs})
+            choices.append(
+                {"index": p * n + c["index"], "text": text, "finish_reason": c["finish_reason"], "logprobs": logprobs}
+            )
     prompt_tokens = sum(r["usage"]["prompt_tokens"] for r in results)
     completion_tokens = sum(r["usage"]["completion_tokens"] for r in results)
     return Completion.model_validate(
@@ -100,16 +111,28 @@ async def chat_stream(
 ) -> AsyncIterator[bytes]:
     """chat.completion.chunk events: a role chunk per choice, content deltas, a finish chunk per choice,
     the usage chunk when asked for, then [DONE]. `done` receives the worker's final event (usage)."""
-    base = {"id": new_id("chatcmpl"), "object": "chat.completion.chunk", "created": int(time.time()), "model": model, "system_fingerprint": None}
+    base = {
+        "id": new_id("chatcmpl"),
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": None,
+    }
 
     def chunk(index: int, delta: dict[str, Any], finish: str | None = None, logprobs: Any = None) -> bytes:
-        return sse({**base, "choices": [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}]})
+        return sse(
+            {**base, "choices": [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}]}
+        )
 
     for index in range(n):
         yield chunk(index, {"role": "assistant", "content": ""})
     async for event in events:
         if event["type"] == "delta":
-            yield chunk(event["index"], {"content": event["text"]}, logprobs=chat_logprobs(event["logprobs"]) if event["logprobs"] else None)
+            yield chunk(
+                event["index"],
+                {"content": event["text"]},
+                logprobs=chat_logprobs(event["logprobs"]) if event["logprobs"] else None,
+            )
         elif event["type"] == "done":
             done.update(event)
             for c in event["choices"]:
@@ -123,9 +146,20 @@ async def chat_stream(
 
 
 async def completion_stream(
-    model: str, prompt: str, echo: bool, events: AsyncIterator[dict[str, Any]], include_usage: bool, done: dict[str, Any]
+    model: str,
+    prompt: str,
+    echo: bool,
+    events: AsyncIterator[dict[str, Any]],
+    include_usage: bool,
+    done: dict[str, Any],
 ) -> AsyncIterator[bytes]:
-    base = {"id": new_id("cmpl"), "object": "text_completion", "created": int(time.time()), "model": model, "system_fingerprint": None}
+    base = {
+        "id": new_id("cmpl"),
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": None,
+    }
     offsets: dict[int, int] = {}
 
     def chunk(index: int, text: str, finish: str | None = None, logprobs: Any = None) -> bytes:

@@ -44,7 +44,13 @@ def worker(client) -> StubWorker:
 def _checkpoint(session_factory, job_id: str, step: int, *, adapter: bool = False) -> None:
     with session_factory() as session:
         session.add(
-            Checkpoint(job_id=uuid.UUID(job_id), step=step, storage_key=f"jobs/{job_id}/checkpoints/{step:06d}", size_bytes=1, is_adapter=adapter)
+            Checkpoint(
+                job_id=uuid.UUID(job_id),
+                step=step,
+                storage_key=f"jobs/{job_id}/checkpoints/{step:06d}",
+                size_bytes=1,
+                is_adapter=adapter,
+            )
         )
         session.commit()
 
@@ -66,12 +72,23 @@ def test_models_lists_base_models_and_the_tenants_checkpoints(client, auth, othe
 
 def test_latest_and_steps_resolve_to_their_checkpoints(client, auth, worker, job_id) -> None:
     for model, step, adapter in [(f"{job_id}:latest", 4, True), (f"{job_id}:ckpt-2", 2, False)]:
-        answer = client.post("/v1/chat/completions", headers=auth, json={"model": model, "messages": [{"role": "user", "content": "hi"}]})
+        answer = client.post(
+            "/v1/chat/completions", headers=auth, json={"model": model, "messages": [{"role": "user", "content": "hi"}]}
+        )
         assert answer.status_code == 200, answer.text
         spec = worker.sent[-1]["model"]
-        assert spec == {"id": model, "kind": "checkpoint", "storage_key": f"jobs/{job_id}/checkpoints/{step:06d}", "is_adapter": adapter}
+        assert spec == {
+            "id": model,
+            "kind": "checkpoint",
+            "storage_key": f"jobs/{job_id}/checkpoints/{step:06d}",
+            "is_adapter": adapter,
+        }
     body = answer.json()
-    assert body["object"] == "chat.completion" and body["choices"][0]["message"] == {"role": "assistant", "content": "42", "refusal": None}
+    assert body["object"] == "chat.completion" and body["choices"][0]["message"] == {
+        "role": "assistant",
+        "content": "42",
+        "refusal": None,
+    }
     assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
 
 
@@ -124,7 +141,14 @@ def test_native_routes_keep_problem_json(client, auth) -> None:
 
 def test_worker_errors_and_outages_become_openai_errors(client, auth, worker) -> None:
     worker.status = 400
-    worker.body = {"error": {"message": "too long", "type": "invalid_request_error", "param": "max_tokens", "code": "context_length_exceeded"}}
+    worker.body = {
+        "error": {
+            "message": "too long",
+            "type": "invalid_request_error",
+            "param": "max_tokens",
+            "code": "context_length_exceeded",
+        }
+    }
     answer = client.post("/v1/completions", headers=auth, json={"model": "tiny-demo", "prompt": "1"})
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "context_length_exceeded"
     assert answer.json()["error"]["param"] == "max_tokens"
@@ -148,10 +172,18 @@ def test_completions_send_each_prompt_and_number_choices_like_openai(client, aut
     assert answer["usage"]["prompt_tokens"] == 6
 
 
-def test_streams_are_server_sent_events_ending_with_done(client, auth, worker) -> None:
+@pytest.mark.usefixtures("worker")
+def test_streams_are_server_sent_events_ending_with_done(client, auth) -> None:
     with client.stream(
-        "POST", "/v1/chat/completions", headers=auth,
-        json={"model": "tiny-demo", "messages": [{"role": "user", "content": "x"}], "stream": True, "stream_options": {"include_usage": True}},
+        "POST",
+        "/v1/chat/completions",
+        headers=auth,
+        json={
+            "model": "tiny-demo",
+            "messages": [{"role": "user", "content": "x"}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
     ) as answer:
         lines = [line for line in answer.iter_lines() if line]
     assert lines[-1] == "data: [DONE]"
@@ -162,7 +194,8 @@ def test_streams_are_server_sent_events_ending_with_done(client, auth, worker) -
     assert chunks[3]["choices"] == [] and chunks[3]["usage"]["total_tokens"] == 5
 
 
-def test_rate_and_concurrency_limits_are_429_with_retry_after(client, auth, worker) -> None:
+@pytest.mark.usefixtures("worker")
+def test_rate_and_concurrency_limits_are_429_with_retry_after(client, auth) -> None:
     client.app.state.inference_limiter = InferenceLimiter(requests_per_minute=2, max_concurrent=4)
     body = {"model": "tiny-demo", "prompt": "1"}
     assert [client.post("/v1/completions", headers=auth, json=body).status_code for _ in range(2)] == [200, 200]
@@ -181,7 +214,8 @@ def test_concurrency_slot_is_released_when_a_request_fails() -> None:
             pass
 
 
-def test_tokens_are_counted_per_tenant(client, auth, other_auth, worker) -> None:
+@pytest.mark.usefixtures("worker")
+def test_tokens_are_counted_per_tenant(client, auth, other_auth) -> None:
     body = {"model": "tiny-demo", "messages": [{"role": "user", "content": "x"}]}
     for _ in range(2):
         client.post("/v1/chat/completions", headers=auth, json=body)

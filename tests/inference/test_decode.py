@@ -43,7 +43,9 @@ def test_max_tokens_and_finish_reasons(tiny) -> None:
 
 def test_stop_strings_cut_the_text_and_end_the_row(tiny) -> None:
     model, tokenizer = tiny
-    free = decode_batch(model, tokenizer, [DecodeRequest(prompt_ids=ids(tokenizer, "1"), max_tokens=12, temperature=0)])[0][0]
+    free = decode_batch(
+        model, tokenizer, [DecodeRequest(prompt_ids=ids(tokenizer, "1"), max_tokens=12, temperature=0)]
+    )[0][0]
     assert len(free.text) >= 3, free.text
     stop = free.text[1:3]
     cut = decode_batch(
@@ -88,4 +90,3 @@ def test_logprobs_are_the_models_own(tiny) -> None:
     echoed = prompt_logprobs(model, tokenizer, prompt, 1)
     assert len(echoed) == len(prompt)
     assert echoed[1].logprob == pytest.approx(logits[0, prompt[1]].item(), abs=1e-4)
-

@@ -3,7 +3,6 @@ models, chat and completions, streaming, logprobs, errors, tenancy, a full and a
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import openai
@@ -24,7 +23,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         http = httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
         # A length reward varies within every group (exact match on an untrained model is mostly 0 for all
         # members: zero advantages, unchanged weights), so three steps surely move the weights.
-        job = tiny_job(max_steps=3, rewards=[{"type": "length", "max_length": 4, "buffer": 3}], grpo={"learning_rate": 1e-2})
+        job = tiny_job(
+            max_steps=3, rewards=[{"type": "length", "max_length": 4, "buffer": 3}], grpo={"learning_rate": 1e-2}
+        )
         full = http.post("/v1/jobs", json=job).raise_for_status().json()["id"]
         lora = {**job, "model": {"source": "tiny-demo", "lora": {"r": 4, "alpha": 8}}}
         lora_id = http.post("/v1/jobs", json=lora).raise_for_status().json()["id"]
@@ -56,7 +57,13 @@ def test_streaming_gives_the_same_text_as_one_answer(live: dict) -> None:
     client = live["client"]
     whole = client.chat.completions.create(model="tiny-demo", messages=CHAT, max_tokens=8, seed=11, n=2)
     stream = client.chat.completions.create(
-        model="tiny-demo", messages=CHAT, max_tokens=8, seed=11, n=2, stream=True, stream_options={"include_usage": True}
+        model="tiny-demo",
+        messages=CHAT,
+        max_tokens=8,
+        seed=11,
+        n=2,
+        stream=True,
+        stream_options={"include_usage": True},
     )
     texts, finish, usage = ["", ""], [None, None], None
     for chunk in stream:

@@ -18,7 +18,9 @@ except ImportError:
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
 
 
-def test_try_it_streams_one_prompt_to_the_base_model_and_the_checkpoint(page: Page, api_key: str, web_stack: Stack) -> None:
+def test_try_it_streams_one_prompt_to_the_base_model_and_the_checkpoint(
+    page: Page, api_key: str, web_stack: Stack
+) -> None:
     with httpx.Client(base_url=web_stack.base_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=30) as api:
         job = api.post("/v1/jobs", json=tiny_job(max_steps=3, name="try-it")).raise_for_status().json()
         wait_for(api, job["id"], until={"succeeded"})

@@ -119,7 +119,9 @@ class Batcher:
             except Exception as error:  # a bug must not kill the engine thread: fail this batch only
                 logger.exception("inference batch failed")
                 for work in batch:
-                    work.emit({"type": "error", "status": 500, **RequestError(500, f"inference failed: {error}").body()})
+                    work.emit(
+                        {"type": "error", "status": 500, **RequestError(500, f"inference failed: {error}").body()}
+                    )
 
     def _run_batch(self, batch: list[Work]) -> None:
         try:
@@ -143,14 +145,22 @@ class Batcher:
                 results = decode_batch(loaded.module, loaded.tokenizer, [w.params for w in ready], on_delta)
                 for work, rows in zip(ready, results, strict=True):
                     echo = (
-                        prompt_logprobs(loaded.module, loaded.tokenizer, work.params.prompt_ids, work.params.top_logprobs or 0)
+                        prompt_logprobs(
+                            loaded.module, loaded.tokenizer, work.params.prompt_ids, work.params.top_logprobs or 0
+                        )
                         if work.echo_logprobs
                         else None
                     )
                     work.emit(_done(work, rows, echo))
         except ModelUnavailable as error:
             for work in batch:
-                work.emit({"type": "error", "status": 404, **RequestError(404, str(error), param="model", code="model_not_found").body()})
+                work.emit(
+                    {
+                        "type": "error",
+                        "status": 404,
+                        **RequestError(404, str(error), param="model", code="model_not_found").body(),
+                    }
+                )
 
     def _prepare(self, work: Work, tokenizer: Any, max_positions: int) -> bool:
         """Tokenize the prompt and check it fits; False (after an error event) when it cannot run."""

@@ -78,14 +78,13 @@ def _token_infos(
 ) -> list[TokenInfo]:
     """(R, V) log-probs of the model's distribution, (R,) chosen ids -> one TokenInfo per row."""
     picked = logprobs.gather(1, chosen[:, None]).squeeze(1).tolist()
-    top_values, top_ids = (logprobs.topk(top, dim=-1) if top > 0 else (None, None))
+    top_values, top_ids = logprobs.topk(top, dim=-1) if top > 0 else (None, None)
     infos = []
     for row, token_id in enumerate(chosen.tolist()):
         alternatives = []
         if top_ids is not None and top_values is not None:
             alternatives = [
-                (tokenizer.decode([i]), v)
-                for i, v in zip(top_ids[row].tolist(), top_values[row].tolist(), strict=True)
+                (tokenizer.decode([i]), v) for i, v in zip(top_ids[row].tolist(), top_values[row].tolist(), strict=True)
             ]
         infos.append(TokenInfo(tokenizer.decode([token_id]), picked[row], alternatives))
     return infos
@@ -117,7 +116,9 @@ def decode_batch(
     steps = max(request.max_tokens for request in requests)
     eos = set(eos_token_ids(model, tokenizer))
     generators = [_generator(request.seed, device) for request in requests]
-    params = [SamplingParams(temperature=max(q.temperature, 1e-5), top_p=q.top_p, greedy=q.temperature == 0) for q in requests]
+    params = [
+        SamplingParams(temperature=max(q.temperature, 1e-5), top_p=q.top_p, greedy=q.temperature == 0) for q in requests
+    ]
     states = [RowState() for _ in owners]
 
     # 1) prefill every row (rows of one request repeat the prompt; simpler than sharing, and n is small)

@@ -61,7 +61,9 @@ def _error(status: int, message: str, param: str | None = None, code: str | None
 def create_worker_app(settings: Settings, *, batcher: Batcher | None = None) -> Starlette:
     budget = int(settings.inference_memory_mb * 1024 * 1024)
     engine = batcher or Batcher(
-        ModelCache(budget), max_rows=settings.inference_max_batch_rows, window_s=settings.inference_batch_window_ms / 1000
+        ModelCache(budget),
+        max_rows=settings.inference_max_batch_rows,
+        window_s=settings.inference_batch_window_ms / 1000,
     )
     token = settings.inference_token.get_secret_value() if settings.inference_token else None
 
@@ -118,7 +120,9 @@ def _work(settings: Settings, body: GenerateRequest, loop: asyncio.AbstractEvent
         try:
             return resolve(settings, body.model)
         except (OSError, ValueError, KeyError) as error:
-            raise RequestError(404, f"model {body.model.id!r} cannot be loaded: {error}", param="model", code="model_not_found") from error
+            raise RequestError(
+                404, f"model {body.model.id!r} cannot be loaded: {error}", param="model", code="model_not_found"
+            ) from error
 
     params = DecodeRequest(
         prompt_ids=[],

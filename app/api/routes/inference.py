@@ -6,9 +6,9 @@ tenant's limits, relay, and count tokens.
 """
 
 import asyncio
-from datetime import datetime
 from collections.abc import AsyncIterator
 from contextlib import ExitStack
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -34,10 +34,17 @@ from app.services.inference import find_model, list_models, record_usage, usage_
 
 router = APIRouter(tags=["inference"])
 
-_STREAM = {200: {"content": {"application/json": {}, "text/event-stream": {}}, "description": "JSON, or SSE when stream"}}
+_STREAM = {
+    200: {"content": {"application/json": {}, "text/event-stream": {}}, "description": "JSON, or SSE when stream"}
+}
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": OpenAIErrorBody, "description": text}
-    for code, text in [(400, "Invalid request"), (404, "No such model for this tenant"), (429, "Rate limited"), (503, "Inference worker unavailable")]
+    for code, text in [
+        (400, "Invalid request"),
+        (404, "No such model for this tenant"),
+        (429, "Rate limited"),
+        (503, "Inference worker unavailable"),
+    ]
 }
 
 
@@ -57,7 +64,9 @@ def read_model(model_id: str, session: SessionDep, tenant: CurrentTenant, settin
 def _check_max_tokens(value: int | None, limit: int) -> None:
     if value is not None and value > limit:
         message = f"must be at most {limit} on this service"
-        raise ProblemError(400, "invalid_value", f"max_tokens: {message}", errors=[FieldError(field="max_tokens", message=message)])
+        raise ProblemError(
+            400, "invalid_value", f"max_tokens: {message}", errors=[FieldError(field="max_tokens", message=message)]
+        )
 
 
 def _knobs(body: ChatCompletionRequest | CompletionRequest, max_tokens: int | None) -> dict[str, Any]:
@@ -79,10 +88,18 @@ async def _resolve(request: Request, session: SessionDep, tenant: Tenant, model:
 
 def _record(request: Request, tenant: Tenant, model: str, tokens: dict[str, int]) -> None:
     with request.app.state.session_factory() as session:
-        record_usage(session=session, tenant_id=tenant.id, model=model, prompt_tokens=tokens["prompt_tokens"], completion_tokens=tokens["completion_tokens"])
+        record_usage(
+            session=session,
+            tenant_id=tenant.id,
+            model=model,
+            prompt_tokens=tokens["prompt_tokens"],
+            completion_tokens=tokens["completion_tokens"],
+        )
 
 
-async def _streamed(request: Request, tenant: Tenant, model: str, chunks: AsyncIterator[bytes], done: dict[str, Any], slot: ExitStack) -> AsyncIterator[bytes]:
+async def _streamed(
+    request: Request, tenant: Tenant, model: str, chunks: AsyncIterator[bytes], done: dict[str, Any], slot: ExitStack
+) -> AsyncIterator[bytes]:
     try:
         async for chunk in chunks:
             yield chunk
@@ -93,7 +110,9 @@ async def _streamed(request: Request, tenant: Tenant, model: str, chunks: AsyncI
 
 
 @router.post("/chat/completions", response_model=ChatCompletion, responses={**_STREAM, **_ERRORS})
-async def create_chat_completion(body: ChatCompletionRequest, request: Request, session: SessionDep, tenant: CurrentTenant) -> Any:
+async def create_chat_completion(
+    body: ChatCompletionRequest, request: Request, session: SessionDep, tenant: CurrentTenant
+) -> Any:
     """OpenAI's chat completions: messages rendered with the model's chat template; `stream: true` sends
     chat.completion.chunk server-sent events ending with `data: [DONE]`."""
     settings, proxy = request.app.state.settings, request.app.state.inference
@@ -125,7 +144,9 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
 
 
 @router.post("/completions", response_model=Completion, responses={**_STREAM, **_ERRORS})
-async def create_completion(body: CompletionRequest, request: Request, session: SessionDep, tenant: CurrentTenant) -> Any:
+async def create_completion(
+    body: CompletionRequest, request: Request, session: SessionDep, tenant: CurrentTenant
+) -> Any:
     """OpenAI's (legacy) completions: a prompt string (or a list, not streamed), `echo`, `logprobs` as
     the parallel token lists; `stream: true` sends text_completion server-sent events and [DONE]."""
     settings, proxy = request.app.state.settings, request.app.state.inference
@@ -153,7 +174,9 @@ async def create_completion(body: CompletionRequest, request: Request, session: 
 
 
 @router.get("/inference/usage", response_model=InferenceUsagePage)
-def read_inference_usage(session: SessionDep, tenant: CurrentTenant, since: datetime | None = None) -> InferenceUsagePage:
+def read_inference_usage(
+    session: SessionDep, tenant: CurrentTenant, since: datetime | None = None
+) -> InferenceUsagePage:
     """Requests and tokens of this tenant on the inference routes, per model (since a time, if given)."""
     rows = usage_totals(session=session, tenant_id=tenant.id, since=since)
     return InferenceUsagePage(data=[InferenceUsageRow(**row) for row in rows])
