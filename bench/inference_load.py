@@ -39,7 +39,7 @@ from scripts.stack import free_port, start_inference, stop, wait_inference_ready
 from workers.demo import demo_spec
 from workers.engine.tiny import build_tiny_model
 
-CONCURRENCY = (1, 8, 32)
+CONCURRENCY = [1, 8, 32]
 
 
 @dataclass
@@ -143,8 +143,10 @@ def table(rows: list[Row]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--concurrency", default="1,8,32", help="comma-separated concurrent request counts")
     parser.add_argument("--out", type=Path, default=Path("bench-results/inference.json"))
     args = parser.parse_args()
+    CONCURRENCY[:] = [int(c) for c in args.concurrency.split(",")]
     work = Path(tempfile.mkdtemp(prefix="inference-bench-"))
     spec = demo_spec()
     demo_prompts = [str(r[spec["dataset"].get("prompt_field", "prompt")]) for r in spec["dataset"]["rows"]]

@@ -20,6 +20,7 @@ from app.schemas.reward_resource import concrete_rewards
 from app.services import artifacts, runs
 from workers.engine import train
 from workers.inputs import load_rows, prepare_init_weights, prepare_resume
+from workers.judges import judge_resolver
 from workers.reporting import MONITORED, DatabaseSink, Heartbeat, JobCancelled, JobLost
 from workers.rewards import RewardMonitor, build_reward_fn
 from workers.spec import engine_config_from_spec, token_counter
@@ -80,9 +81,14 @@ def _train(
     group_size = spec.grpo.group_size
     eval_rewards = concrete_rewards(spec.eval.rewards) if spec.eval and spec.eval.rewards else None
     tokens = token_counter(config)  # for length rewards counted in tokens
+    judges = judge_resolver(settings, sessions, tenant_id)  # for judge rewards (workers/judges.py)
     with (
-        build_reward_fn(concrete_rewards(spec.rewards), group_size=group_size, count_tokens=tokens) as reward_fn,
-        build_reward_fn(eval_rewards, count_tokens=tokens) if eval_rewards else contextlib.nullcontext() as eval_fn,
+        build_reward_fn(
+            concrete_rewards(spec.rewards), group_size=group_size, count_tokens=tokens, judges=judges
+        ) as reward_fn,
+        build_reward_fn(eval_rewards, count_tokens=tokens, judges=judges)
+        if eval_rewards
+        else contextlib.nullcontext() as eval_fn,
     ):
         train(
             config,

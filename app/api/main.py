@@ -1,7 +1,7 @@
 from fastapi import APIRouter, Depends
 
 from app.api.deps import request_context
-from app.api.routes import artifacts, datasets, events, inference, jobs, rewards
+from app.api.routes import artifacts, datasets, events, inference, jobs, rewards, secrets
 
 API_PREFIX = "/v1"
 
@@ -12,3 +12,4 @@ api_router.include_router(events.router)
 api_router.include_router(artifacts.router)
 api_router.include_router(rewards.router)
 api_router.include_router(inference.router)
+api_router.include_router(secrets.router)

@@ -7,6 +7,7 @@ from app.models.inference import InferenceUsage
 from app.models.job import Job
 from app.models.metric import JobEvent, JobMetric
 from app.models.reward import JobRewardUse, RewardDefinition, RewardVersion
+from app.models.secret import TenantSecret
 from app.models.tenant import ApiKey, Tenant
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "RewardDefinition",
     "RewardVersion",
     "Tenant",
+    "TenantSecret",
 ]

@@ -41,6 +41,9 @@ KNOWN_ELSEWHERE = {
     ("POST", "/v1/jobs/{job_id}/checkpoints/{step}/merge"),
     # OpenAI-shaped 404 (model_not_found): tests/api/test_inference_routes.py checks another tenant's ids
     ("GET", "/v1/models/{model_id}"),
+    # secrets are addressed by the caller's own names: tests/api/test_secrets.py checks they do not cross
+    ("PUT", "/v1/secrets/{name}"),
+    ("DELETE", "/v1/secrets/{name}"),
 }
 
 

@@ -1,4 +1,4 @@
-"""inference_usage: tokens counted per tenant on the OpenAI-compatible routes
+"""inference_usage (tokens per tenant on the OpenAI-compatible routes) and tenant_secret (judge API keys)
 
 Revision ID: c4f1a9e2b7d5
 Revises: b7e2c94a1d03
@@ -32,9 +32,24 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("inference_usage", schema=None) as batch_op:
         batch_op.create_index("ix_inference_usage_tenant_created", ["tenant_id", "created_at"], unique=False)
+    op.create_table(
+        "tenant_secret",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("ciphertext", sa.LargeBinary(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenant.id"], name=op.f("fk_tenant_secret_tenant_id_tenant"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tenant_secret")),
+        sa.UniqueConstraint("tenant_id", "name", name=op.f("uq_tenant_secret_tenant_id_name")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("tenant_secret")
     with op.batch_alter_table("inference_usage", schema=None) as batch_op:
         batch_op.drop_index("ix_inference_usage_tenant_created")
     op.drop_table("inference_usage")
