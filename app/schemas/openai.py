@@ -42,7 +42,9 @@ class _Sampling(_Strict):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     n: int = Field(1, ge=1, le=MAX_N, description="Completions per prompt.")
     stop: str | list[str] | None = Field(None, description="Up to 4 strings; generation ends before them.")
-    seed: int | None = Field(None, description="Same seed, same model and same request: the same completion.")
+    seed: int | None = Field(
+        None, ge=-(2**63), lt=2**63, description="Same seed, same model and same request: the same completion."
+    )
     stream: bool = False
     stream_options: StreamOptions | None = None
     frequency_penalty: float = Field(0.0, description="Only 0 is supported.")

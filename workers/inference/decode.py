@@ -78,6 +78,7 @@ def _token_infos(
 ) -> list[TokenInfo]:
     """(R, V) log-probs of the model's distribution, (R,) chosen ids -> one TokenInfo per row."""
     picked = logprobs.gather(1, chosen[:, None]).squeeze(1).tolist()
+    top = min(top, logprobs.size(-1))  # a tiny vocabulary may have fewer tokens than asked for
     top_values, top_ids = logprobs.topk(top, dim=-1) if top > 0 else (None, None)
     infos = []
     for row, token_id in enumerate(chosen.tolist()):

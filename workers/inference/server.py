@@ -42,7 +42,7 @@ class GenerateRequest(BaseModel):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     n: int = Field(1, ge=1, le=64)
     stop: list[str] = Field(default_factory=list, max_length=4)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), lt=2**63)
     logprobs: int | None = Field(None, ge=0, le=20, description="None: off; k: the chosen token and the k best")
     echo: bool = False
     stream: bool = False
