@@ -1,11 +1,13 @@
 """The OpenAI-compatible routes in the API process, with the inference worker replaced by a stub transport:
 model ids and tenancy, what is sent to the worker, OpenAI error bodies, limits, usage counting."""
 
+import asyncio
 import json
 import uuid
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from app.models import Checkpoint
 from app.services.inference_limits import InferenceLimiter
@@ -224,3 +226,16 @@ def test_tokens_are_counted_per_tenant(client, auth, other_auth) -> None:
     usage = client.get("/v1/inference/usage", headers=auth).json()["data"]
     assert usage == [{"model": "tiny-demo", "requests": 3, "prompt_tokens": 9, "completion_tokens": 6}]
     assert client.get("/v1/inference/usage", headers=other_auth).json()["data"] == []
+
+
+def test_the_proxy_sends_the_workers_token(settings) -> None:
+    seen: list[str | None] = []
+
+    def worker(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(200, json=DONE)
+
+    settings = settings.model_copy(update={"inference_token": SecretStr("t0ken")})
+    proxy = InferenceProxy(settings, transport=httpx.MockTransport(worker))
+    assert asyncio.run(proxy.generate({"model": {}, "prompt": "1"}))["usage"]["completion_tokens"] == 2
+    assert seen == ["Bearer t0ken"]
