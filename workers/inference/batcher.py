@@ -53,7 +53,10 @@ class Work:
     arrived: float = field(default_factory=time.monotonic)
 
     def emit(self, event: dict[str, Any]) -> None:
-        self.loop.call_soon_threadsafe(self.events.put_nowait, event)
+        try:
+            self.loop.call_soon_threadsafe(self.events.put_nowait, event)
+        except RuntimeError:  # the request's event loop is gone (server shutting down): nobody to tell
+            pass
 
 
 def _logprob_entries(infos: list[TokenInfo]) -> list[dict[str, Any]]:
