@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, DynamicCache
 
 from workers.engine.model import load_tokenizer
 from workers.engine.tiny import build_tiny_model
@@ -90,3 +90,22 @@ def test_logprobs_are_the_models_own(tiny) -> None:
     echoed = prompt_logprobs(model, tokenizer, prompt, 1)
     assert len(echoed) == len(prompt)
     assert echoed[1].logprob == pytest.approx(logits[0, prompt[1]].item(), abs=1e-4)
+
+
+def test_finished_rows_leave_the_batch_and_the_rest_decode_as_alone(tiny, monkeypatch) -> None:
+    model, tokenizer = tiny
+    long = DecodeRequest(prompt_ids=ids(tokenizer, "12"), max_tokens=24, seed=4, temperature=0)
+    alone = decode_batch(model, tokenizer, [long])[0][0]
+    assert alone.finish_reason == "length", "the greedy tiny model should not stop early on this prompt"
+    kept: list[int] = []
+    original = DynamicCache.batch_select_indices
+
+    def record(self, indices):
+        kept.append(indices.numel())
+        return original(self, indices)
+
+    monkeypatch.setattr(DynamicCache, "batch_select_indices", record)
+    shorts = [DecodeRequest(prompt_ids=ids(tokenizer, "3"), max_tokens=2, seed=s, n=3) for s in range(2)]
+    batched = decode_batch(model, tokenizer, [*shorts, long])[2][0]
+    assert kept and kept[-1] == 1  # the six short rows left; the long one decoded alone afterwards
+    assert batched.ids == alone.ids

@@ -20,7 +20,7 @@ from transformers import PreTrainedTokenizerBase
 from workers.engine.fast_decode import lean_decode_step
 from workers.engine.kv_cache import rollout_cache
 from workers.engine.logprobs import cache_keyword
-from workers.engine.rollout import eos_token_ids, left_pad
+from workers.engine.rollout import COMPACT_EVERY, eos_token_ids, left_pad
 from workers.engine.sampling import SamplingParams, inverse_cdf_sample, process_logits
 
 
@@ -137,11 +137,14 @@ def decode_batch(
     lengths = prompt_mask.sum(dim=1)
     lean_step = lean_decode_step(model, cache, rows)
 
-    # 2) decode; a finished row keeps its place (fed pad tokens) until the whole batch is done
+    # 2) decode. `live` maps batch positions to rows; finished rows leave the batch once they are at least
+    #    1 / COMPACT_EVERY of it (dropping rows copies the cache, so several go at once), so a short request
+    #    batched with a long one stops costing compute soon after it ends.
+    live = list(range(rows))
     for t in range(steps):
-        tokens = torch.full((rows,), tokenizer.pad_token_id, dtype=torch.long, device=device)
+        tokens = torch.full((len(live),), tokenizer.pad_token_id, dtype=torch.long, device=device)
         for r, request in enumerate(requests):
-            members = [i for i, (owner, _) in enumerate(owners) if owner == r and states[i].finish_reason is None]
+            members = [b for b, i in enumerate(live) if owners[i][0] == r and states[i].finish_reason is None]
             if not members:
                 continue
             index = torch.tensor(members, device=device)
@@ -153,12 +156,18 @@ def decode_batch(
                 if request.top_logprobs is not None
                 else [None] * len(members)
             )
-            for i, token_id, info in zip(members, chosen.tolist(), infos, strict=True):
+            for b, token_id, info in zip(members, chosen.tolist(), infos, strict=True):
+                i = live[b]
                 _advance(tokenizer, states[i], token_id, info, eos, request, t, on_delta, owners[i])
-        if all(state.finish_reason is not None for state in states):
+        done = [b for b, i in enumerate(live) if states[i].finish_reason is not None]
+        if len(done) == len(live):
             break
-        step_positions = lengths + t
-        args = (tokens, step_positions, attention[:, : width + t + 1])
+        if len(done) * COMPACT_EVERY >= len(live):
+            keep = torch.tensor([b for b, i in enumerate(live) if states[i].finish_reason is None], device=device)
+            cache.batch_select_indices(keep)
+            tokens, attention, lengths = tokens[keep], attention[keep], lengths[keep]
+            live = [live[b] for b in keep.tolist()]
+        args = (tokens, lengths + t, attention[:, : width + t + 1])
         logits = lean_step(*args, cache) if lean_step is not None else _model_step(model, *args, cache)
     grouped: list[list[RowState]] = [[] for _ in requests]
     for (r, _), state in zip(owners, states, strict=True):
