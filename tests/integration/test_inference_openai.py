@@ -1,5 +1,7 @@
 """The official `openai` SDK against a live API + inference worker (+ a training worker for checkpoints):
-models, chat and completions, streaming, logprobs, errors, tenancy, a full and a LoRA checkpoint."""
+models, chat and completions, streaming, logprobs, errors, tenancy, a full and a LoRA checkpoint; and a
+job that trains with a judge reward served by the same inference worker (one stack for all: it is the
+expensive part)."""
 
 import json
 from collections.abc import Iterator
@@ -10,11 +12,20 @@ import pytest
 
 from scripts.stack import admin
 from tests.integration.conftest import shared_stack
-from tests.integration.helpers import tiny_job, wait_for
+from tests.integration.helpers import all_metrics, tiny_job, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CHAT = [{"role": "user", "content": "copy 3:"}]
+JUDGE = {  # the tiny model judges: the point is the wiring, not the judgement
+    "type": "judge_label",
+    "name": "judge",
+    "judge": {"model": "tiny-demo", "max_tokens": 1},
+    "prompt": "{{prompt}}{{completion}}",
+    "labels": list("0123456789"),
+    "passing": ["1", "3", "5", "7", "9"],
+    "max_error_rate": 1.0,  # a random judge may answer something that is not a label
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +40,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         full = http.post("/v1/jobs", json=job).raise_for_status().json()["id"]
         lora = {**job, "model": {"source": "tiny-demo", "lora": {"r": 4, "alpha": 8}}}
         lora_id = http.post("/v1/jobs", json=lora).raise_for_status().json()["id"]
+        judged = http.post("/v1/jobs", json=tiny_job(max_steps=2, rewards=[JUDGE])).raise_for_status().json()["id"]
         other_key = admin(stack.env, "create-key", "--tenant", "someone-else")
         yield {
             "stack": stack,
@@ -37,6 +49,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             "http": http,
             "full": full,
             "lora": lora_id,
+            "judged": judged,
         }
         http.close()
 
@@ -165,3 +178,15 @@ def test_one_base_copy_serves_its_lora_checkpoints(live: dict) -> None:
     full_models = [key for key in loaded if not key.startswith("ckpt:")]
     assert len(adapters) == 1 and len(full_models) == 2, loaded
     assert stats["batches"] >= 1 and stats["cache"]["evictions"] == 0
+
+
+def test_a_job_trains_with_a_judge_reward(live: dict) -> None:
+    http = live["http"]
+    done = wait_for(http, live["judged"], until={"succeeded"})
+    assert done["progress"]["step"] == 2
+    metrics = all_metrics(http, live["judged"])
+    for step in (1, 2):  # every distinct question of a step was a judge call or a cache hit
+        values = metrics[step]
+        assert values["scorer/reward/judge/judge_calls"] + values["scorer/reward/judge/judge_cache_hits"] >= 1
+        assert values["scorer/reward/judge/judge_prompt_tokens"] >= values["scorer/reward/judge/judge_calls"]
+    assert metrics[1]["scorer/reward/judge/judge_calls"] >= 1
