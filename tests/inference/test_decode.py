@@ -1,5 +1,7 @@
 """The serving decoder: per-request seeds independent of the batch, stop strings, logprobs, stream deltas."""
 
+import threading
+
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, DynamicCache
@@ -109,3 +111,21 @@ def test_finished_rows_leave_the_batch_and_the_rest_decode_as_alone(tiny, monkey
     batched = decode_batch(model, tokenizer, [*shorts, long])[2][0]
     assert kept and kept[-1] == 1  # the six short rows left; the long one decoded alone afterwards
     assert batched.ids == alone.ids
+
+
+def test_a_cancelled_request_stops_generating_and_leaves_the_others_alone(tiny) -> None:
+    model, tokenizer = tiny
+    cancel = threading.Event()
+    gone = DecodeRequest(prompt_ids=ids(tokenizer, "12"), max_tokens=20, temperature=0, cancel=cancel)
+    kept = DecodeRequest(prompt_ids=ids(tokenizer, "12"), max_tokens=20, temperature=0)
+    seen = {0: 0}
+
+    def on_delta(r: int, _choice: int, _text: str, _infos) -> None:
+        if r == 0:
+            seen[0] += 1
+            if seen[0] == 3:
+                cancel.set()  # as the worker does when a stream's client disconnects
+
+    stopped, finished = decode_batch(model, tokenizer, [gone, kept], on_delta)
+    assert stopped[0].finish_reason == "cancelled" and len(stopped[0].ids) <= 4
+    assert finished[0].finish_reason == "length" and len(finished[0].ids) == 20

@@ -10,6 +10,7 @@ seed gives the same completion whatever else shares the batch.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -36,6 +37,7 @@ class DecodeRequest:
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     top_logprobs: int | None = None  # None: no logprobs; 0: the chosen token's only; k: and the k most likely
+    cancel: threading.Event | None = None  # set when nobody waits any more (a stream's client went away)
 
 
 @dataclass
@@ -146,6 +148,10 @@ def decode_batch(
         for r, request in enumerate(requests):
             members = [b for b, i in enumerate(live) if owners[i][0] == r and states[i].finish_reason is None]
             if not members:
+                continue
+            if request.cancel is not None and request.cancel.is_set():
+                for b in members:  # its rows leave the batch with the next compaction
+                    states[live[b]].finish_reason = "cancelled"
                 continue
             index = torch.tensor(members, device=device)
             raw = logits.index_select(0, index)  # (n, V)

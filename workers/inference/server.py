@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -133,6 +134,7 @@ def _work(settings: Settings, body: GenerateRequest, loop: asyncio.AbstractEvent
         stop=body.stop,
         seed=body.seed,
         top_logprobs=body.logprobs,
+        cancel=threading.Event(),
     )
     return Work(
         model_key=body.model.cache_key,
@@ -147,8 +149,12 @@ def _work(settings: Settings, body: GenerateRequest, loop: asyncio.AbstractEvent
 
 async def _lines(first: dict[str, Any], work: Work) -> AsyncIterator[bytes]:
     event = first
-    while True:
-        yield (json.dumps(event) + "\n").encode()
-        if event["type"] != "delta":
-            return
-        event = await work.events.get()
+    try:
+        while True:
+            yield (json.dumps(event) + "\n").encode()
+            if event["type"] != "delta":
+                return
+            event = await work.events.get()
+    finally:
+        if event["type"] == "delta" and work.params.cancel is not None:
+            work.params.cancel.set()  # the client went away mid-stream: stop generating for it
