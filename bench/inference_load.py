@@ -2,7 +2,7 @@
 served by one inference worker process (`python -m workers.inference`, dynamic batching), against plain
 transformers `generate` on the same prompts in the same run.
 
-    python -m bench.inference_load [--rounds 2] [--out bench-results/inference.json]
+    python -m bench.inference_load [--rounds 2] [--out bench/results/inference.json]
 
 Models: the demo model ('tiny-demo', 0.3 MB, character vocabulary, demo prompts) and the reference-size
 model of bench/workload.py (~5M parameters, the 'cpu' preset, its prompts). Requests go to the worker's
@@ -144,7 +144,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", default="1,8,32", help="comma-separated concurrent request counts")
-    parser.add_argument("--out", type=Path, default=Path("bench-results/inference.json"))
+    parser.add_argument("--out", type=Path, default=Path("bench/results/inference.json"))
     args = parser.parse_args()
     CONCURRENCY[:] = [int(c) for c in args.concurrency.split(",")]
     work = Path(tempfile.mkdtemp(prefix="inference-bench-"))
