@@ -4,6 +4,7 @@ endpoint with the API key from the tenant's secret. Resolved once when the job's
 built, so '<job>:latest' is pinned to the checkpoint that was latest at that moment."""
 
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -11,13 +12,28 @@ from app.core.config import Settings
 from app.core.errors import ProblemError
 from app.models import Tenant
 from app.schemas.judge import JudgeModel
-from app.services.inference import find_model
+from app.services.inference import find_model, record_usage
 from app.services.secrets import read_secret
 from workers.rewards.errors import RewardConfigError
 from workers.rewards.judge import JudgeResolver, JudgeTarget
 
 
 def judge_resolver(settings: Settings, sessions: sessionmaker[Session], tenant_id: uuid.UUID) -> JudgeResolver:
+    def record(model: str) -> Callable[[int, int], None]:
+        """A service judge's tokens are the tenant's inference usage, as if asked through the API."""
+
+        def on_usage(prompt_tokens: int, completion_tokens: int) -> None:
+            with sessions() as session:
+                record_usage(
+                    session=session,
+                    tenant_id=tenant_id,
+                    model=model,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                )
+
+        return on_usage
+
     def resolve(judge: JudgeModel) -> JudgeTarget:
         with sessions() as session:
             if judge.base_url is None:
@@ -32,7 +48,9 @@ def judge_resolver(settings: Settings, sessions: sessionmaker[Session], tenant_i
                     ) from None
                 token = settings.inference_token.get_secret_value() if settings.inference_token else None
                 headers = {"Authorization": f"Bearer {token}"} if token else {}
-                return JudgeTarget("service", settings.inference_url.rstrip("/"), judge.model, headers, spec)
+                return JudgeTarget(
+                    "service", settings.inference_url.rstrip("/"), judge.model, headers, spec, record(judge.model)
+                )
             headers = {}
             if judge.api_key_secret is not None:
                 key = read_secret(

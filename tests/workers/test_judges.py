@@ -15,6 +15,7 @@ from pydantic import TypeAdapter
 
 from app.models import Checkpoint, Job
 from app.schemas.reward import RewardSample, RewardSpec
+from app.services.inference import usage_totals
 from app.services.secrets import put_secret
 from app.services.tenants import get_or_create_tenant
 from tests.conftest import tiny_spec
@@ -86,6 +87,10 @@ def test_a_judge_served_by_this_service(settings, session_factory, inference_url
         assert (expected is None) == ("judge_label" in result.errors)
     assert metrics["reward/judge_label/judge_cache_hits"] == 3  # the 3 distinct questions were asked before
     assert metrics["reward/judge_label/judge_calls"] == 0
+    with session_factory() as session:  # the judge's tokens are the tenant's inference usage
+        usage = usage_totals(session=session, tenant_id=tenant_id(session_factory, "team-a"), since=None)
+    assert [(u["model"], u["requests"]) for u in usage] == [("tiny-demo", 1)]  # one scored batch with calls
+    assert usage[0]["prompt_tokens"] > 0
 
 
 def test_judge_models_follow_tenancy(settings, session_factory, client, auth, other_auth) -> None:

@@ -44,6 +44,9 @@ class JudgeTarget:
     model: str
     headers: dict[str, str] = field(default_factory=dict)
     service_spec: dict[str, Any] | None = None
+    # Called once per scored batch with (prompt tokens, completion tokens) of its calls, when there were any
+    # (the worker records a service judge's tokens as the tenant's inference usage).
+    on_usage: Callable[[int, int], None] | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:
@@ -127,6 +130,14 @@ class JudgeLeaf(Leaf):
         self._reset_step()
         if self.target is None:
             return [Outcome(error="judge rewards are scored by a job's worker, not here") for _ in completions]
+        try:
+            return self._score(prompts, completions, rows)
+        finally:
+            step = self._step
+            if self.target.on_usage is not None and step["calls"]:
+                self.target.on_usage(step["prompt_tokens"], step["completion_tokens"])
+
+    def _score(self, prompts: list[str], completions: list[str], rows: list[dict[str, Any]]) -> list[Outcome]:
         if getattr(self.spec, "group", False):
             if not self.group_size:
                 raise RewardConfigError(f"reward {self.name!r}: group judging needs the job's group size", "group")
