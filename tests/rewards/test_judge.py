@@ -267,3 +267,10 @@ def _samples(completions: list[str]) -> list[Any]:
     from app.schemas.reward import RewardSample
 
     return [RewardSample(prompt="p", completion=c, row={}) for c in completions]
+
+
+def test_group_judging_without_groups_fails_when_built(stub) -> None:
+    _, url = stub
+    spec = judge_spec(url, prompt="{{completions}}", group=True)
+    with pytest.raises(RewardConfigError, match="group judging needs groups"):
+        reward_fn(spec, url, group_size=None)

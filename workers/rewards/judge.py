@@ -116,6 +116,11 @@ class JudgeLeaf(Leaf):
         # judge: every completion is an error saying so. A job's worker always passes one.
         self.target = resolver(spec.judge) if resolver is not None else None
         self.group_size = group_size
+        if self.target is not None and getattr(spec, "group", False) and not group_size:
+            raise RewardConfigError(
+                f"reward {name!r}: group judging needs groups (training rewards); evaluation rewards cannot use it",
+                param="group",
+            )
         limits = httpx.Limits(max_connections=spec.max_concurrency, max_keepalive_connections=spec.max_concurrency)
         headers = self.target.headers if self.target is not None else {}
         self._client = httpx.Client(timeout=spec.timeout_s, limits=limits, headers=headers)
@@ -139,8 +144,6 @@ class JudgeLeaf(Leaf):
 
     def _score(self, prompts: list[str], completions: list[str], rows: list[dict[str, Any]]) -> list[Outcome]:
         if getattr(self.spec, "group", False):
-            if not self.group_size:
-                raise RewardConfigError(f"reward {self.name!r}: group judging needs the job's group size", "group")
             return self._score_groups(prompts, completions, rows)
         asks = []
         for prompt, completion, row in zip(prompts, completions, rows, strict=True):
