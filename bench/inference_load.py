@@ -107,8 +107,9 @@ def baseline(name: str, model_dir: str, prompts: list[str], max_tokens: int, rou
     def generate(batch: list[str]) -> int:
         encoded = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False)
         out = model.generate(**encoded, **kwargs)[:, encoded["input_ids"].shape[1] :]
-        # tokens up to and excluding the first EOS / pad, as the worker counts them
-        ended = (out == tokenizer.eos_token_id) | (out == tokenizer.pad_token_id)
+        # tokens before the first EOS, as the worker counts them (a sampled pad token is a token; rows that
+        # ended are filled with pad only after their EOS)
+        ended = out == tokenizer.eos_token_id
         return int(torch.where(ended.any(1), ended.int().argmax(1), out.shape[1]).sum())
 
     generate(prompts[:1])  # warm up
