@@ -20,6 +20,8 @@ from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddlewar
 from app.core.queue import CeleryJobQueue, CeleryRewardRunner, JobQueue, RewardRunner
 from app.core.storage import make_store
 from app.core.telemetry import Telemetry
+from app.services.inference_limits import InferenceLimiter
+from app.services.inference_proxy import InferenceProxy
 from app.web import install_dashboard
 
 
@@ -33,6 +35,7 @@ def create_app(
         # Logging is set up when the app is served, not when it is imported (tests import it).
         configure_logging(level=settings.log_level, fmt=settings.log_format)
         yield
+        await _app.state.inference.aclose()
 
     # FastAPIOffline: /docs (Swagger UI) and /redoc load their scripts and styles from this server
     # (the package ships them), not from a CDN, so the docs work on a machine without internet.
@@ -52,6 +55,10 @@ def create_app(
     app.state.queue = queue or CeleryJobQueue(app.state.celery)
     app.state.reward_runner = reward_runner or CeleryRewardRunner(app.state.celery, settings.reward_check_timeout_s)
     app.state.telemetry = Telemetry(app.state.session_factory)
+    app.state.inference = InferenceProxy(settings)  # the inference worker's client (no model in the API)
+    app.state.inference_limiter = InferenceLimiter(
+        settings.inference_requests_per_minute, settings.inference_max_concurrent
+    )
 
     install_error_handlers(app)
     # Uploads (native datasets, OpenAI files) are streamed and limited by max_dataset_bytes instead.

@@ -81,6 +81,21 @@ def closing_note(base_url: str, key: str, job_id: str, *, keep_running: bool) ->
     )
 
 
+def ask_models(client: httpx.Client, job_id: str, prompts: list[str]) -> None:
+    """The trained checkpoint beside the base model, through the OpenAI-compatible chat endpoint."""
+    print("\nGreedy answers via POST /v1/chat/completions (base model | trained checkpoint):")
+    for prompt in prompts:
+        answers = []
+        for model in ("tiny-demo", f"{job_id}:latest"):
+            messages = [{"role": "user", "content": prompt}]
+            body = {"model": model, "messages": messages, "max_tokens": 3, "temperature": 0}
+            response = client.post("/v1/chat/completions", json=body)
+            answers.append(
+                response.json()["choices"][0]["message"]["content"] if response.status_code == 200 else response.text
+            )
+        print(f"  {prompt!r:>12}  ->  {answers[0]!r:>6} | {answers[1]!r}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=PROJECT_ROOT / ".grpo" / "demo")
@@ -105,6 +120,9 @@ def main() -> int:
         before, after = reward_summary(client, job["id"])
         print(f"Mean reward, first 10 steps: {before:.2f}  ->  last 10 steps: {after:.2f}")
         print(f"Done in {time.monotonic() - started:.0f} s (service start included).")
+        spec = demo_spec()
+        rows = spec["dataset"]["rows"][:4]
+        ask_models(client, job["id"], [str(row[spec["dataset"].get("prompt_field", "prompt")]) for row in rows])
         print("\n" + closing_note(stack.base_url, key, job["id"], keep_running=args.keep_running))
         if args.keep_running:
             print(f"\nService running at {stack.base_url} (docs at {stack.base_url}/docs); Ctrl-C to stop.")

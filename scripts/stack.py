@@ -37,6 +37,7 @@ class Stack:
     worker: subprocess.Popen[bytes] | None
     log_dir: Path
     reward_worker: subprocess.Popen[bytes] | None = None
+    inference: subprocess.Popen[bytes] | None = None  # the inference worker (docs/inference.md)
 
     def restart_worker(self) -> None:
         """Start a new worker (after the old one was killed) and wait until it is ready."""
@@ -145,6 +146,34 @@ def start_api(env: dict[str, str], log_dir: Path, port: int) -> subprocess.Popen
     )
 
 
+def start_inference(env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
+    """One inference worker (`python -m workers.inference`) on the port of env's GRPO_INFERENCE_URL."""
+    port = env["GRPO_INFERENCE_URL"].rsplit(":", 1)[1]
+    log = (log_dir / "inference.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "workers.inference", "--host", "127.0.0.1", "--port", port],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def wait_inference_ready(env: dict[str, str], process: subprocess.Popen[bytes], timeout_s: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the inference worker exited with code {process.returncode}; see inference.log")
+        try:
+            if httpx.get(f"{env['GRPO_INFERENCE_URL']}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"the inference worker was not ready within {timeout_s:.0f} s")
+
+
 def admin(env: dict[str, str], *args: str) -> str:
     """Run `grpo-admin ARGS` against the stack's database; its stdout (an API key for create-key)."""
     result = subprocess.run(
@@ -211,14 +240,22 @@ def stop(process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
 
 @contextmanager
 def running_stack(
-    data_dir: Path, *, port: int | None = None, extra_env: dict[str, str] | None = None, worker: bool = True
+    data_dir: Path,
+    *,
+    port: int | None = None,
+    extra_env: dict[str, str] | None = None,
+    worker: bool = True,
+    inference: bool = True,
 ) -> Iterator[Stack]:
-    """Migrate the database, start API and worker (unless worker=False: jobs then stay queued), yield,
-    then stop both. Logs go to data_dir/logs."""
+    """Migrate the database, start API and worker (unless worker=False: jobs then stay queued), a reward
+    worker and an inference worker (unless inference=False: the inference routes then answer 503), yield,
+    then stop them. Logs go to data_dir/logs."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log_dir = data_dir / "logs"
     log_dir.mkdir(exist_ok=True)
     env = service_env(data_dir, extra_env)
+    if inference and "GRPO_INFERENCE_URL" not in (extra_env or {}):
+        env["GRPO_INFERENCE_URL"] = f"http://127.0.0.1:{free_port()}"
     subprocess.run(
         [sys.executable, "-m", "alembic", "upgrade", "head"], cwd=PROJECT_ROOT, env=env, check=True, capture_output=True
     )
@@ -227,6 +264,7 @@ def running_stack(
     worker_process = start_worker(env, log_dir) if worker else None
     rewards_log_start = log_size(log_dir, REWARD_WORKER_LOG)
     rewards = start_reward_worker(env, log_dir)
+    inference_process = start_inference(env, log_dir) if inference else None
     api = start_api(env, log_dir, port)
     stack = Stack(
         base_url=f"http://127.0.0.1:{port}",
@@ -235,14 +273,19 @@ def running_stack(
         worker=worker_process,
         log_dir=log_dir,
         reward_worker=rewards,
+        inference=inference_process,
     )
     try:
         wait_ready(stack.base_url, api)
         if worker_process is not None:
             wait_worker_ready(worker_process, log_dir, since=worker_log_start)
         wait_worker_ready(rewards, log_dir, log_name=REWARD_WORKER_LOG, since=rewards_log_start)
+        if inference_process is not None:
+            wait_inference_ready(env, inference_process)
         yield stack
     finally:
+        if stack.inference is not None:
+            stop(stack.inference)
         stop(stack.api)
         if stack.worker is not None:
             stop(stack.worker)

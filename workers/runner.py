@@ -26,6 +26,7 @@ from workers.contract import JobFailure
 from workers.engine import train
 from workers.engine.checkpoint import is_out_of_space
 from workers.inputs import load_rows, prepare_init_weights, prepare_resume
+from workers.judges import judge_resolver
 from workers.manifest import base_manifest
 from workers.model_preflight import check_model_reachable
 from workers.reporting import MONITORED, DatabaseSink, Heartbeat, JobCancelled, JobLost, JobPaused
@@ -110,7 +111,8 @@ def _train(
     monitor = rebuilt_monitor(spec, sessions, job_id, resume_from)
     manifest = base_manifest(spec, inputs.rows, inputs.config)
     sink = DatabaseSink(sessions, store, job_id, worker_id, spec, monitor, manifest=manifest)
-    with inputs.reward_fns() as (reward_fn, eval_fn):
+    judges = judge_resolver(settings, sessions, tenant_id)  # for judge rewards (workers/judges.py)
+    with inputs.reward_fns(judges) as (reward_fn, eval_fn):
         train(
             inputs.config,
             inputs.rows,

@@ -119,11 +119,14 @@ class RunInputs:
     count_tokens: LazyTokenCounter  # for length rewards in tokens, in training and evaluation alike
 
     @contextlib.contextmanager
-    def reward_fns(self) -> Iterator[tuple[RewardFn, RewardFn | None]]:
-        """(training reward function, eval reward function or None), with their sandboxes started."""
+    def reward_fns(self, judges: Any = None) -> Iterator[tuple[RewardFn, RewardFn | None]]:
+        """(training reward function, eval reward function or None), with their sandboxes started.
+        `judges` resolves judge rewards' models (workers/judges.py; the service has one, grpo-train none)."""
         with (
-            build_reward_fn(self.rewards, group_size=self.group_size, count_tokens=self.count_tokens) as reward_fn,
-            eval_reward_fn(self.eval_rewards, self.count_tokens) as eval_fn,
+            build_reward_fn(
+                self.rewards, group_size=self.group_size, count_tokens=self.count_tokens, judges=judges
+            ) as reward_fn,
+            eval_reward_fn(self.eval_rewards, self.count_tokens, judges=judges) as eval_fn,
         ):
             yield reward_fn, eval_fn
 
@@ -145,12 +148,12 @@ def run_inputs(spec: JobSpec, *, data_dir: Path, load_rows: RowLoader | None = N
 
 
 def eval_reward_fn(
-    rewards: list[Any] | None, count_tokens: Callable[[str], int]
+    rewards: list[Any] | None, count_tokens: Callable[[str], int], judges: Any = None
 ) -> contextlib.AbstractContextManager[RewardFn | None]:
     """Held-out graders (None: none given), for scheduled evaluations (run_inputs) and on-demand ones alike."""
     if rewards is None:
         return contextlib.nullcontext()
-    return build_reward_fn(rewards, count_tokens=count_tokens)
+    return build_reward_fn(rewards, count_tokens=count_tokens, judges=judges)
 
 
 def inline_rows(dataset: DatasetSpec, param: str) -> list[dict[str, Any]]:

@@ -6,12 +6,14 @@ from app.api.routes import (
     control,
     datasets,
     events,
+    inference,
     jobs,
     manifests,
     openai_files,
     openai_fine_tuning,
     preflight,
     rewards,
+    secrets,
     webhooks,
 )
 
@@ -29,3 +31,5 @@ api_router.include_router(preflight.router)
 api_router.include_router(webhooks.router)
 api_router.include_router(openai_files.router)
 api_router.include_router(openai_fine_tuning.router)
+api_router.include_router(inference.router)
+api_router.include_router(secrets.router)

@@ -10,7 +10,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from app.core.errors import PROBLEM_MEDIA_TYPE, Problem
+from app.core.errors import PROBLEM_MEDIA_TYPE, Problem, is_openai_route
+from app.schemas.openai import OpenAIErrorBody
 
 REF = "#/components/schemas/"
 _FASTAPI_ERROR_SCHEMAS = ("HTTPValidationError", "ValidationError")
@@ -37,6 +38,21 @@ def _document_errors(path: str, operation: dict[str, Any]) -> None:
     responses["default"] = _problem("Any other error, as a problem document (a 500 carries only a request id).")
 
 
+def _openai_error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": REF + "OpenAIErrorBody"}}}}
+
+
+def _document_openai_errors(operation: dict[str, Any]) -> None:
+    """The OpenAI-compatible routes answer errors as OpenAI does (a validation error is a 400 there)."""
+    responses = operation.setdefault("responses", {})
+    responses.pop("422", None)
+    responses["401"] = _openai_error("Missing, invalid or revoked API key.")
+    responses["default"] = _openai_error("Any other error, in OpenAI's {error: {message, type, param, code}} shape.")
+    for code, response in responses.items():
+        if code[0] in "45":
+            response["content"] = _openai_error("")["content"]
+
+
 def problem_openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
@@ -45,11 +61,17 @@ def problem_openapi(app: FastAPI) -> dict[str, Any]:
     problem = Problem.model_json_schema(ref_template=REF + "{model}")
     components.update(problem.pop("$defs", {}))
     components["Problem"] = problem
+    openai_error = OpenAIErrorBody.model_json_schema(ref_template=REF + "{model}")
+    components.update(openai_error.pop("$defs", {}))
+    components["OpenAIErrorBody"] = openai_error
     for name in _FASTAPI_ERROR_SCHEMAS:
         components.pop(name, None)
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
-            _document_errors(path, operation)
+            if is_openai_route(path):
+                _document_openai_errors(operation)
+            else:
+                _document_errors(path, operation)
     app.openapi_schema = schema
     return schema
 

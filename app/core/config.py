@@ -165,6 +165,60 @@ class Settings(BaseSettings):
         description="How long the API waits for a reward worker to test a reward before answering 503.",
     )
 
+    # Inference (docs/inference.md): the API proxies /v1/chat/completions and /v1/completions to a worker.
+    inference_url: str = Field(
+        "http://127.0.0.1:8100",
+        validation_alias=AliasChoices("GRPO_INFERENCE_URL", "inference_url"),
+        description="Base URL of the inference worker (`python -m workers.inference`) the API proxies to.",
+    )
+    inference_token: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("GRPO_INFERENCE_TOKEN", "inference_token"),
+        description="When set, the API sends it and the inference worker requires it (a shared secret).",
+    )
+    inference_base_models: list[str] = Field(
+        default_factory=lambda: ["tiny-demo"],
+        validation_alias=AliasChoices("GRPO_INFERENCE_BASE_MODELS", "inference_base_models"),
+        description="Base models every tenant may use by name (JSON list): 'tiny-demo' or local model "
+        "directories under GRPO_MODEL_ROOTS.",
+    )
+    inference_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        validation_alias=AliasChoices("GRPO_INFERENCE_TIMEOUT_S", "inference_timeout_s"),
+        description="How long the API waits for the inference worker (per request; per chunk when streaming).",
+    )
+    inference_requests_per_minute: int = Field(
+        600,
+        ge=1,
+        validation_alias=AliasChoices("GRPO_INFERENCE_RPM", "inference_requests_per_minute"),
+        description="Per-tenant inference request rate (a token bucket in each API process); over it: 429.",
+    )
+    inference_max_concurrent: int = Field(
+        16,
+        ge=1,
+        validation_alias=AliasChoices("GRPO_INFERENCE_MAX_CONCURRENT", "inference_max_concurrent"),
+        description="Per-tenant inference requests in flight at once (per API process); over it: 429.",
+    )
+    inference_memory_mb: float = Field(
+        4096,
+        gt=0,
+        validation_alias=AliasChoices("GRPO_INFERENCE_MEMORY_MB", "inference_memory_mb"),
+        description="Inference worker: memory for cached models; least recently used ones are evicted.",
+    )
+    inference_max_batch_rows: int = Field(
+        32,
+        ge=1,
+        validation_alias=AliasChoices("GRPO_INFERENCE_MAX_BATCH", "inference_max_batch_rows"),
+        description="Inference worker: most completion rows decoded together in one batch.",
+    )
+    inference_batch_window_ms: float = Field(
+        5.0,
+        ge=0,
+        validation_alias=AliasChoices("GRPO_INFERENCE_BATCH_WINDOW_MS", "inference_batch_window_ms"),
+        description="Inference worker: how long the first request of a batch waits for others to join.",
+    )
+
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> "Settings":
         if self.environment == "production" and self.secret_key.get_secret_value() == DEFAULT_SECRET:

@@ -116,8 +116,25 @@ def _field_path(loc: tuple[Any, ...], body: Any) -> str:
     return path or source
 
 
+def is_openai_route(path: str) -> bool:
+    """The OpenAI-compatible routes answer errors as OpenAI does; everything else with problem+json."""
+    return path in ("/v1/models", "/v1/chat/completions", "/v1/completions") or path.startswith("/v1/models/")
+
+
+def openai_error_response(problem: Problem, headers: dict[str, str] | None = None) -> JSONResponse:
+    """`{"error": {message, type, param, code}}`, as the `openai` SDK reads it; a 422 becomes OpenAI's 400."""
+    status = 400 if problem.status == 422 else problem.status
+    kinds = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
+    kind = kinds.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    param = problem.errors[0].field if problem.errors and problem.errors[0].field != "body" else None
+    body = {"error": {"message": problem.detail, "type": kind, "param": param, "code": problem.code}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
 def _respond(request: Request, problem: Problem, headers: dict[str, str] | None = None) -> JSONResponse:
     problem.request_id = getattr(request.state, "request_id", None)
+    if is_openai_route(request.url.path):
+        return openai_error_response(problem, headers)
     return JSONResponse(
         problem.model_dump(), status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
     )

@@ -3,11 +3,13 @@
 from app.models.artifact import Checkpoint, Dataset, Evaluation, JobSample
 from app.models.base import Base
 from app.models.idempotency import IdempotencyRecord
+from app.models.inference import InferenceUsage
 from app.models.job import Job
 from app.models.metric import JobEvent, JobMetric
 from app.models.openai_ft import OpenAIJobInfo
 from app.models.preflight import Preflight
 from app.models.reward import JobRewardUse, RewardDefinition, RewardVersion
+from app.models.secret import TenantSecret
 from app.models.tenant import ApiKey, Tenant
 from app.models.webhook import WebhookDelivery, WebhookEndpoint
 
@@ -18,6 +20,7 @@ __all__ = [
     "Dataset",
     "Evaluation",
     "IdempotencyRecord",
+    "InferenceUsage",
     "Job",
     "JobEvent",
     "JobMetric",
@@ -28,6 +31,7 @@ __all__ = [
     "RewardDefinition",
     "RewardVersion",
     "Tenant",
+    "TenantSecret",
     "WebhookDelivery",
     "WebhookEndpoint",
 ]

@@ -15,6 +15,7 @@ from jsonschema.validators import validator_for
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from app.core.sanitize import SafeText
+from app.schemas.judge import JudgeLabelFields, JudgeScoreFields
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 FIELD_DESC = "Dataset row field holding the reference."
@@ -413,6 +414,14 @@ def _depth(spec: "MultiReward") -> int:
     return 1 + max((_depth(c) for c in spec.components if isinstance(c, MultiReward)), default=0)
 
 
+class JudgeScoreReward(JudgeScoreFields, RewardBase):
+    """LLM-as-judge: a model scores the completion (fields and parsing in app/schemas/judge.py)."""
+
+
+class JudgeLabelReward(JudgeLabelFields, RewardBase):
+    """LLM-as-judge: a model picks a label; passing labels score 1 (app/schemas/judge.py)."""
+
+
 RewardSpec = Annotated[
     ExactMatchReward
     | StringCheckReward
@@ -425,7 +434,9 @@ RewardSpec = Annotated[
     | TextSimilarityReward
     | MultiReward
     | PythonReward
-    | HttpReward,
+    | HttpReward
+    | JudgeScoreReward
+    | JudgeLabelReward,
     Field(discriminator="type"),
 ]
 MultiReward.model_rebuild()

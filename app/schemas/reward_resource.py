@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 
+from app.schemas.judge import JudgeCallFields
 from app.schemas.page import ListPublic
 from app.schemas.reward import (
     NAME_PATTERN,
@@ -75,6 +76,8 @@ def reference_fields(spec: Any) -> set[str]:
         return set().union(*(reference_fields(component) for component in spec.components))
     if isinstance(spec, StringCheckReward) and spec.value is not None:
         return set()
+    if isinstance(spec, JudgeCallFields):  # judge rewards read the {{row.<field>}} of their templates
+        return {name.removeprefix("row.") for name in spec.placeholders() if name.startswith("row.")}
     field = getattr(spec, "field", None)
     return {field} if isinstance(field, str) else set()
 

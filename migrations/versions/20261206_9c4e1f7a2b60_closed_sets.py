@@ -2,7 +2,7 @@
 'ready' becomes 'succeeded'; job error codes outside the documented list become 'training_failed'
 
 Revision ID: 9c4e1f7a2b60
-Revises: e8a1f3c07d52
+Revises: c4f1a9e2b7d5
 Create Date: 2026-12-06 05:00:00.000000
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "9c4e1f7a2b60"
-down_revision: str | None = "e8a1f3c07d52"
+down_revision: str | None = "c4f1a9e2b7d5"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -54,6 +54,11 @@ KNOWN_ELSEWHERE = {
     ("GET", "/v1/files/{file_id}"),
     ("GET", "/v1/files/{file_id}/content"),
     ("DELETE", "/v1/files/{file_id}"),
+    # OpenAI-shaped 404 (model_not_found): tests/api/test_inference_routes.py checks another tenant's ids
+    ("GET", "/v1/models/{model_id}"),
+    # secrets are addressed by the caller's own names: tests/api/test_secrets.py checks they do not cross
+    ("PUT", "/v1/secrets/{name}"),
+    ("DELETE", "/v1/secrets/{name}"),
 }
 
 

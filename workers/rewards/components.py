@@ -12,7 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from app.schemas.reward import HttpReward, JsonSchemaReward, MathEquivalenceReward, PythonReward
+from app.schemas.reward import (
+    HttpReward,
+    JsonSchemaReward,
+    JudgeLabelReward,
+    JudgeScoreReward,
+    MathEquivalenceReward,
+    PythonReward,
+)
 from workers.rewards.graders import Grader, TokenCounter, build_inline_grader
 from workers.rewards.programs import program_source
 from workers.rewards.sandbox import Program, SandboxPool, SandboxSettings
@@ -36,6 +43,8 @@ class BuildContext:
     count_tokens: TokenCounter | None = None
     sandbox: SandboxSettings | None = None
     http_allow_private: bool = False
+    judges: Any = None  # workers.rewards.judge.JudgeResolver: where judge rewards send their calls
+    group_size: int | None = None  # for group-relative judging
 
 
 class Leaf:
@@ -169,6 +178,8 @@ def build_leaf(name: str, spec: Any, ctx: BuildContext) -> Leaf:
         JsonSchemaReward: lambda: _builtin(name, spec, "json_schema", spec.model_dump(), ctx),
         PythonReward: lambda: _python(name, spec, ctx),
         HttpReward: lambda: _http(name, spec, ctx),
+        JudgeScoreReward: lambda: _judge(name, spec, ctx),
+        JudgeLabelReward: lambda: _judge(name, spec, ctx),
     }
     if type(spec) not in builders:
         raise ValueError(f"unknown reward type {spec.type!r}")
@@ -179,3 +190,12 @@ def _http(name: str, spec: HttpReward, ctx: BuildContext) -> Leaf:
     from workers.rewards.http_verifier import HttpLeaf  # httpx is only imported when a job uses it
 
     return HttpLeaf(name, spec, allow_private=ctx.http_allow_private)
+
+
+def _judge(name: str, spec: JudgeScoreReward | JudgeLabelReward, ctx: BuildContext) -> Leaf:
+    from workers.rewards.http_verifier import check_public_host
+    from workers.rewards.judge import JudgeLeaf
+
+    if spec.judge.base_url is not None and not ctx.http_allow_private:
+        check_public_host(str(spec.judge.base_url))  # as for http rewards: no calls into the deployment
+    return JudgeLeaf(name, spec, ctx.judges, ctx.group_size)

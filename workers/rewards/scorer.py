@@ -92,12 +92,17 @@ class RewardFunction:
         sandbox: SandboxSettings | None = None,
         http_allow_private: bool = False,
         repetition_ngram: int = 3,
+        judges: Any = None,
     ) -> None:
         if not specs:
             raise ValueError("at least one reward spec is needed")
         self.group_size, self.repetition_ngram = group_size, repetition_ngram
         self._ctx = BuildContext(
-            count_tokens=count_tokens, sandbox=sandbox, http_allow_private=http_allow_private
+            count_tokens=count_tokens,
+            sandbox=sandbox,
+            http_allow_private=http_allow_private,
+            judges=judges,  # judge rewards: a JudgeResolver (workers/rewards/judge.py)
+            group_size=group_size,
         )
         self.leaves: list[Leaf] = []
         try:
@@ -208,6 +213,9 @@ class RewardFunction:
             metrics[f"{prefix}/not_applicable"] = float(
                 sum(o.error is None and o.value is None for o in results)
             )
+            step_metrics = getattr(leaf, "step_metrics", None)  # judge rewards: calls, tokens, latency
+            if step_metrics is not None:
+                metrics.update(step_metrics())
         for path, series in values.items():
             if path not in top:  # the engine reports top-level component means itself
                 finite = [v for v in series if not math.isnan(v)]

@@ -7,6 +7,7 @@ import { followEvents } from '../sse.js';
 import { jobCharts } from './job-charts.js';
 import { pauseControls, usageLine } from './job-control.js';
 import { alertsPanel, checkpointsPanel, evaluationsPanel, samplesPanel } from './job-panels.js';
+import { tryItPanel } from './job-try.js';
 import { progressBar } from './jobs.js';
 
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
@@ -98,16 +99,17 @@ class JobPage {
     this.samples = samplesPanel(job.id, signal);
     this.evaluations = evaluationsPanel(job.id, signal);
     this.checkpoints = checkpointsPanel(job.id, signal, () => this.evaluations.reload());
+    this.tryIt = tryItPanel(job.id, job.spec.model?.source, signal);
     this.drawCharts = throttle(() => requestAnimationFrame(() => this.charts.draw(this.metrics, this.allAlerts())), 250);
     this.refreshJob = throttle(() => this.refresh(), 1000);
-    this.reloadCheckpoints = throttle(() => this.checkpoints.reload(), 1000);
+    this.reloadCheckpoints = throttle(() => (this.checkpoints.reload(), this.tryIt.reload()), 1000);
     this.reloadEvaluations = throttle(() => (this.evaluations.reload(), this.checkpoints.reload()), 1000);
   }
 
   elements() {
     const spec = h('pre', { class: 'spec', id: 'spec' }, JSON.stringify(this.job.spec, null, 2));
     const { head, alerts, charts, samples, checkpoints, evaluations } = this;
-    return [h('p', {}, h('a', { href: '#/jobs' }, '← Jobs')), head, alerts.el, h('section', { id: 'charts' }, charts.el), samples.el, checkpoints.el, evaluations.el, h('section', { class: 'card' }, h('h2', {}, 'Spec'), spec)];
+    return [h('p', {}, h('a', { href: '#/jobs' }, '← Jobs')), head, alerts.el, h('section', { id: 'charts' }, charts.el), samples.el, checkpoints.el, this.tryIt.el, evaluations.el, h('section', { class: 'card' }, h('h2', {}, 'Spec'), spec)];
   }
 
   allAlerts() {
@@ -140,6 +142,7 @@ class JobPage {
     this.samples.setLatest(this.job.progress.step);
     this.checkpoints.reload();
     this.evaluations.reload();
+    this.tryIt.reload();
   }
 
   onEvent({ type, data }) {
