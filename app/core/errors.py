@@ -101,6 +101,8 @@ def _field_path(loc: tuple[Any, ...], body: Any) -> str:
     """
     source = loc[0] if loc else "body"
     parts = list(loc[1:]) if source in ("body", "query", "path", "header", "cookie") else list(loc)
+    if source == "body" and len(parts) <= 1 and not isinstance(body, dict):
+        return "body"  # the body as a whole has the wrong shape (the one part would be a union's tag)
     node = body if source == "body" else None
     path = ""
     for position, part in enumerate(parts):
@@ -156,7 +158,12 @@ async def _problem_error(request: Request, exc: Exception) -> JSONResponse:
 def _not_json(request: Request, exc: RequestValidationError) -> bool:
     """A JSON body route that got a body it could not read as JSON because of its Content-Type."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    unread = any(tuple(err.get("loc", ())) == ("body",) and err.get("type") != "missing" for err in exc.errors())
+    # The body reached validation as raw bytes (not parsed): every error is about the body as a whole, or
+    # about the first member of a union body (POST /v1/jobs takes a spec or a reproduce request).
+    raw = isinstance(exc.body, bytes | str)
+    unread = raw and any(
+        tuple(err.get("loc", ()))[:1] == ("body",) and err.get("type") != "missing" for err in exc.errors()
+    )
     return unread and not (media_type == "application/json" or media_type.endswith("+json"))
 
 
