@@ -18,9 +18,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from workers.engine.fast_decode import lean_decode_step
-from workers.engine.kv_cache import rollout_cache
-from workers.engine.logprobs import cache_keyword
+from workers.engine.backend import cache_keyword, select_backend
 from workers.engine.rollout import COMPACT_EVERY, eos_token_ids, left_pad
 from workers.engine.sampling import SamplingParams, inverse_cdf_sample, process_logits
 
@@ -125,7 +123,8 @@ def decode_batch(
     states = [RowState() for _ in owners]
 
     # 1) prefill every row (rows of one request repeat the prompt; simpler than sharing, and n is small)
-    cache = rollout_cache(model, width + steps)
+    backend = select_backend()  # the engine's kernels where exact (preallocated cache, lean decode step)
+    cache = backend.rollout_cache(model, width + steps)
     positions = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)
     logits = model(
         input_ids=prompt_ids,
@@ -137,7 +136,7 @@ def decode_batch(
     ).logits[:, -1]  # (N, V)
     attention = torch.cat([prompt_mask, prompt_mask.new_ones(rows, steps)], dim=1)
     lengths = prompt_mask.sum(dim=1)
-    lean_step = lean_decode_step(model, cache, rows)
+    step = backend.decode_step(model, cache, rows)
 
     # 2) decode. `live` maps batch positions to rows; finished rows leave the batch once they are at least
     #    1 / COMPACT_EVERY of it (dropping rows copies the cache, so several go at once), so a short request
@@ -174,7 +173,7 @@ def decode_batch(
             tokens, attention, lengths = tokens[keep], attention[keep], lengths[keep]
             live = [live[b] for b in keep.tolist()]
         args = (tokens, lengths + t, attention[:, : width + t + 1])
-        logits = lean_step(*args, cache) if lean_step is not None else _model_step(model, *args, cache)
+        logits = step(*args, cache)
     grouped: list[list[RowState]] = [[] for _ in requests]
     for (r, _), state in zip(owners, states, strict=True):
         grouped[r].append(state)
@@ -227,15 +226,3 @@ def _generator(seed: int | None, device: torch.device) -> torch.Generator:
     else:
         generator.manual_seed(seed)
     return generator
-
-
-def _model_step(
-    model: nn.Module, tokens: torch.Tensor, positions: torch.Tensor, attention: torch.Tensor, cache: object
-) -> torch.Tensor:
-    return model(
-        input_ids=tokens[:, None],
-        attention_mask=attention,
-        position_ids=positions[:, None],
-        **{cache_keyword(model): cache},
-        use_cache=True,
-    ).logits[:, -1]
