@@ -248,6 +248,12 @@ class Settings(BaseSettings):
         return min(self.heartbeat_timeout_s, 3 * self.heartbeat_interval_s)
 
     @property
+    def model_cache_dir(self) -> Path:
+        """Worker-local models: tiny-demo as built, checkpoints unpacked for inference (workers/spec.py
+        builds jobs' model cache in the same place from the data dir)."""
+        return self.data_dir.resolve() / "models"
+
+    @property
     def work_dir(self) -> Path:
         """Worker-local scratch: a running job's checkpoints before they are stored, resume copies."""
         return self.data_dir.resolve() / "work"

@@ -2,6 +2,7 @@
 slow / failing / malformed / out-of-range answers, retries, the concurrency cap, the cache, the counts."""
 
 import json
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -176,7 +177,9 @@ def test_skip_policy_and_the_max_error_rate_fail_a_step(stub) -> None:
     state, url = stub
     state.answers = {"Rate bad for p": "nope"}
     with reward_fn(judge_spec(url, on_error="skip", max_error_rate=1.0), url) as fn:
-        assert score(fn, ["bad", "ok"]).total == [0.0, 0.5]  # skipped: left out of the total
+        total = score(fn, ["bad", "ok"]).total
+        # skipped, and no other component: unscorable (NaN), which the engine leaves out of the group
+        assert math.isnan(total[0]) and total[1] == 0.5
     with reward_fn(judge_spec(url, max_error_rate=0.25), url) as fn, pytest.raises(RewardError, match="2 of 3"):
         score(fn, ["bad", "bad", "ok"])
 
