@@ -47,6 +47,9 @@ def _document_openai_errors(operation: dict[str, Any]) -> None:
     responses = operation.setdefault("responses", {})
     responses.pop("422", None)
     responses["401"] = _openai_error("Missing, invalid or revoked API key.")
+    responses["503"] = _openai_error(
+        "The database, the queue or the inference worker is unavailable: retry after the Retry-After header."
+    )
     responses["default"] = _openai_error("Any other error, in OpenAI's {error: {message, type, param, code}} shape.")
     for code, response in responses.items():
         if code[0] in "45":

@@ -13,7 +13,7 @@ from app.services import artifacts, runs
 from tests.utils.api import JSONL, jsonl, make_checkpoint_dir, sample
 from tests.utils.factories import tiny_spec
 
-ROWS = [{"prompt": "copy 1:", "answer": "1"}]
+ROWS = [{"prompt": "1:", "answer": "1"}]
 
 # (method, route template) -> (JSON body, status the owner gets). Ordered: the owner's destructive
 # calls (cancel, delete) come last.

@@ -71,7 +71,7 @@ def test_preflight_of_the_demo_task_reports_distributions_and_estimates(pf_clien
 
 def test_a_reward_that_always_ties_is_called_out_in_plain_words(pf_client, auth):
     spec = tiny_spec(max_new_tokens=2) | {"rewards": [{"type": "exact_match", "field": "answer"}]}
-    spec["dataset"]["rows"] = [{"prompt": f"copy {d}:", "answer": "an answer longer than two tokens"} for d in range(5)]
+    spec["dataset"]["rows"] = [{"prompt": f"{d}:", "answer": "an answer longer than two tokens"} for d in range(5)]
     report = pf_client.post("/v1/preflight", params={"prompts": 3}, json=spec, headers=auth).json()["report"]
     assert report["tied_groups"] == {"share": 1.0, "groups": 3, "by_value": {"0.0": 3}}
     assert report["warnings"][0] == (

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from app.services.model_checks import TINY_DEMO_ALPHABET
 from tests.utils.factories import tiny_spec
 from workers.demo import demo_rows, demo_spec
-from workers.engine.tiny import build_tiny_model
+from workers.engine.tiny import DEFAULT_ALPHABET, build_tiny_model
 
 NEW_JOB_JS = Path(__file__).resolve().parents[2] / "app/web/static/js/views/new-job.js"
 
@@ -50,3 +51,17 @@ def test_the_dashboards_prefilled_job_is_the_demo_job() -> None:
     assert match, "new-job.js must define DEMO_SPEC as a JSON object literal"
     prefill = json.loads(match.group(1))
     assert prefill == demo_spec() | {"name": prefill["name"]}
+
+
+def test_the_demo_models_prompts_are_checked_against_its_alphabet(client, auth):
+    rows = [{"prompt": f"{d}+1=", "answer": str(d + 1)} for d in range(3)] + [{"prompt": "copy 3:", "answer": "3"}]
+    response = client.post("/v1/jobs", json=spec_on("tiny-demo", rows), headers=auth)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert error["field"] == "dataset.rows[3].prompt" and error["type"] == "unencodable"
+    assert "'copy'" in error["message"] and "tiny-demo" in error["message"]
+    assert client.post("/v1/jobs", json=spec_on("tiny-demo", demo_rows()), headers=auth).status_code == 201
+
+
+def test_the_api_knows_the_demo_models_alphabet():
+    assert TINY_DEMO_ALPHABET == DEFAULT_ALPHABET

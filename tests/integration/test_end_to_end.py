@@ -72,7 +72,7 @@ def test_job_runs_to_success_with_metrics_samples_checkpoints(api, tmp_path):
     assert done["latest_metrics"] == metrics[6]
 
     samples = api.get(f"/v1/jobs/{job['id']}/samples", params={"step": 6}).json()["data"]
-    assert samples and all(s["prompt"].startswith("copy ") for s in samples)
+    assert samples and all(s["prompt"].endswith(":") for s in samples)
 
     events = api.get(f"/v1/jobs/{job['id']}/events", params={"limit": 1000}).json()["data"]
     statuses = [e["data"]["status"] for e in events if e["type"] == "status"]

@@ -33,7 +33,7 @@ def sample(prompt_index: int, group_index: int) -> dict:
     return {
         "prompt_index": prompt_index,
         "group_index": group_index,
-        "prompt": "copy 3:",
+        "prompt": "3:",
         "completion": "3",
         "reward": 1.0,
         "components": {"exact_match": 1.0},

@@ -45,7 +45,7 @@ def tiny_spec(**grpo: object) -> dict[str, object]:
     return {
         "name": "test-job",
         "model": {"source": "tiny-demo"},
-        "dataset": {"rows": [{"prompt": f"copy {d}:", "answer": str(d)} for d in range(10)]},
+        "dataset": {"rows": [{"prompt": f"{d}:", "answer": str(d)} for d in range(10)]},
         "rewards": [{"type": "exact_match", "field": "answer"}],
         "grpo": {"group_size": 4, "prompts_per_step": 2, "max_steps": 3, "max_new_tokens": 4, **grpo},
     }

@@ -68,7 +68,7 @@ def tiny_job(max_steps: int = 6, **overrides: object) -> dict:
     spec = {
         "name": "integration",
         "model": {"source": "tiny-demo"},
-        "dataset": {"rows": [{"prompt": f"copy {d}:", "answer": str(d)} for d in range(10)]},
+        "dataset": {"rows": [{"prompt": f"{d}:", "answer": str(d)} for d in range(10)]},
         "rewards": [{"type": "exact_match", "field": "answer"}],
         "grpo": {
             "group_size": 4,

@@ -14,7 +14,7 @@ from workers.cli import load_inputs, main
 from workers.demo import demo_spec
 from workers.runner import service_inputs
 
-PROMPTS = ["copy 1:", "copy 2:"]
+PROMPTS = ["1:", "2:"]
 COMPLETIONS = ["1", "22 22 22 22 22"]
 
 
@@ -22,7 +22,7 @@ def spec_with_token_length_eval() -> dict:
     spec = demo_spec()
     spec["grpo"].update(max_steps=1, group_size=4, prompts_per_step=2)
     spec["eval"] = {
-        "dataset": {"rows": [{"prompt": "copy 3:", "answer": "3"}, {"prompt": "copy 4:", "answer": "4"}]},
+        "dataset": {"rows": [{"prompt": "3:", "answer": "3"}, {"prompt": "4:", "answer": "4"}]},
         "rewards": [{"type": "length", "unit": "tokens", "max_length": 4, "buffer": 2}],
         "every": 1,
         "max_new_tokens": 4,
