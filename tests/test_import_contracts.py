@@ -3,8 +3,8 @@ name), and the engine and the rewards package import neither Celery, FastAPI, SQ
 
 Checked on the source (every import statement, including those inside functions) and, for the two
 pure packages, on what importing them actually loads. One exception, listed here rather than hidden:
-the rewards package reads the reward *spec* schemas (`app.schemas.reward`, pydantic only, and the
-text sanitizer they use) until those move to a package of their own.
+the rewards package reads the reward *spec* schemas (`app.schemas.reward` and `app.schemas.judge`, pydantic
+only, and the text sanitizer they use) until those move to a package of their own.
 """
 
 import ast
@@ -20,7 +20,7 @@ CONTRACTS = {
     # package: (forbidden module prefixes, allowed exceptions)
     "app": (("workers",), ()),
     "workers/engine": ((*FRAMEWORKS, "app"), ()),
-    "workers/rewards": ((*FRAMEWORKS, "app"), ("app.schemas.reward", "app.core.sanitize")),
+    "workers/rewards": ((*FRAMEWORKS, "app"), ("app.schemas.reward", "app.schemas.judge", "app.core.sanitize")),
 }
 
 

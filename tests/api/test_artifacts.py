@@ -11,6 +11,7 @@ from app.core.storage import make_store
 from app.schemas.job import JobStatus
 from app.services import artifacts, runs
 from tests.utils.api import make_checkpoint_dir, running_job, sample, store_checkpoint
+from tests.utils.factories import tiny_spec
 
 
 def test_events_follow_the_job_and_resume_after_an_id(client, auth, session_factory):
@@ -262,3 +263,13 @@ def test_queue_outage_fails_evaluation_and_merge_requests_visibly(client, auth, 
     merge = client.post(f"/v1/jobs/{job_id}/checkpoints/4/merge", headers=auth)
     assert merge.status_code == 503 and merge.json()["code"] == "queue_unavailable"
     assert client.get(f"/v1/jobs/{job_id}/checkpoints/4", headers=auth).json()["merge_status"] is None
+
+
+def test_an_unknown_event_type_filter_is_a_422_naming_it(client, auth):
+    """Event types are a closed set: filtering on one that does not exist names it (it was a 500)."""
+    job = client.post("/v1/jobs", json=tiny_spec(), headers=auth).json()
+    response = client.get(f"/v1/jobs/{job['id']}/events", params={"type": ["status", "\x12weird"]}, headers=auth)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"].startswith("type")
+    known = client.get(f"/v1/jobs/{job['id']}/events", params={"type": "status"}, headers=auth)
+    assert known.status_code == 200 and {e["type"] for e in known.json()["data"]} == {"status"}

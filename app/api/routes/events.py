@@ -10,13 +10,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from sse_starlette import EventSourceResponse
 
 from app.api.deps import CurrentTenant, SessionDep
-from app.api.params import Cursor, FilterText
+from app.api.params import Cursor
 from app.core.errors import not_found, spec_error
 from app.crud.events import events_after, list_events
 from app.crud.jobs import get_job
 from app.models import Job
 from app.schemas.job import TERMINAL_STATUSES
 from app.schemas.metric import JobEventPublic, JobEventsPublic
+from app.schemas.status import EventType
 from app.schemas.storable import MAX_INT64
 
 router = APIRouter(prefix="/jobs", tags=["events"])
@@ -70,8 +71,8 @@ async def job_events(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     event_types: Annotated[
-        list[FilterText] | None,
-        Query(alias="type", description="Only events of these types (repeat): status, metrics, checkpoint, ..."),
+        list[EventType] | None,
+        Query(alias="type", description="Only events of these types (repeat); an unknown type is a 422."),
     ] = None,
 ) -> Any:
     """Status changes, per-step metrics, checkpoints, evaluations and alerts, in order.
