@@ -10,6 +10,7 @@ from pydantic_core import PydanticCustomError
 
 from app.schemas.grpo import GRPOHyperparameters
 from app.schemas.reward import SafeguardSpec
+from app.schemas.resources import ResourcesSpec, check_fits_spec
 from app.schemas.reward_resource import JobReward
 from app.schemas.storable import MAX_INT32, StorableBody
 
@@ -191,6 +192,18 @@ class JobSpec(StorableBody):
     init_from: InitFrom | None = Field(
         None, description="Start from another job's checkpoint instead of model.source's weights (same tenant)."
     )
+    resources: ResourcesSpec = Field(
+        default_factory=ResourcesSpec,
+        description="Accelerator kind, number of devices and parallel strategy; default one device, any kind.",
+    )
+
+    @field_validator("resources")
+    @classmethod
+    def _resources_fit_the_step(cls, value: ResourcesSpec, info: ValidationInfo) -> ResourcesSpec:
+        grpo = info.data.get("grpo")
+        if grpo is not None:
+            check_fits_spec(value, grpo)
+        return value
 
     @field_validator("grpo")
     @classmethod
