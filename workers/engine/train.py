@@ -21,6 +21,7 @@ from workers.engine.checkpoint import prune_checkpoints, remove_stale_temporarie
 from workers.engine.collect import Collected, collect_batch
 from workers.engine.config import GRPOConfig
 from workers.engine.data import validate_rows
+from workers.engine.distributed import World
 from workers.engine.evaluation import evaluate
 from workers.engine.interface import RewardFn, SampleRecord, StepReport, TrainingSink, TrainResult
 from workers.engine.loss import LossSettings, group_advantages
@@ -42,12 +43,21 @@ def train(
     resume_from: Path | None = None,
     eval_rows: list[dict[str, Any]] | None = None,
     eval_reward_fn: RewardFn | None = None,
+    world: World | None = None,
 ) -> TrainResult:
     """Train for config.max_steps steps (continuing from `resume_from`, a checkpoint directory).
 
     Checkpoints go to `work_dir`. `sink.on_step` may raise to stop between steps (cancel): the
-    exception propagates, and the last complete checkpoint stays the resume point.
+    exception propagates, and the last complete checkpoint stays the resume point. With `world` (one
+    rank of a multi-device job, or its one-process reference) the loop of parallel.py runs instead.
     """
+    if world is not None:
+        from workers.engine.parallel import train_parallel  # imports this module
+
+        return train_parallel(
+            config, rows, reward_fn, sink, world=world, work_dir=work_dir, resume_from=resume_from,
+            eval_rows=eval_rows, eval_reward_fn=eval_reward_fn,
+        )  # fmt: skip
     validate_rows(rows, config.prompt_field)
     work_dir = Path(work_dir)
     remove_stale_temporaries(work_dir)
