@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, fi
 from pydantic_core import PydanticCustomError
 
 from app.schemas.grpo import GRPOHyperparameters
-from app.schemas.reward import SafeguardSpec
 from app.schemas.resources import ResourcesSpec, check_fits_spec
+from app.schemas.reward import SafeguardSpec
 from app.schemas.reward_resource import JobReward
 from app.schemas.storable import MAX_INT32, StorableBody
 

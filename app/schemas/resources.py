@@ -111,7 +111,6 @@ def describe(resources: ResourcesSpec) -> str:
     return f"{resources.devices} x {kind}{memory}"
 
 
-
 def check_fits_spec(resources: ResourcesSpec, grpo: GRPOHyperparameters) -> None:
     """Cross-field rules between resources and the algorithm's knobs (raised as 422s naming resources.devices)."""
     if not resources.distributed:

@@ -138,7 +138,7 @@ def _comm_device(world: World) -> torch.device:
 # --- strategies ---------------------------------------------------------------------------------
 
 
-def shard_model(model: nn.Module, world: World, mp_dtype: torch.dtype | None = None) -> None:
+def shard_model(model: nn.Module, mp_dtype: torch.dtype | None = None) -> None:
     """FSDP2 in place: each decoder layer, then the decoder (see the module docstring)."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 

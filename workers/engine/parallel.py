@@ -18,6 +18,7 @@ draws). Not supported here yet (rejected by the API): dynamic sampling.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,8 @@ def train_parallel(
             batch, gather_s = collect_groups(run, rows, [indices[k] for k in mine], list(mine), step, reward_fn, config)
         # 2) advantages from the global rewards (exact for 'batch' scaling too), this rank's slice (n,)
         all_rewards = _all_gather_rows(world, batch.rewards)
-        advantages, _ = group_advantages(all_rewards, config.group_size, config.scale_rewards, config.reward_std_epsilon)
+        G, scale, epsilon = config.group_size, config.scale_rewards, config.reward_std_epsilon
+        advantages, _ = group_advantages(all_rewards, G, scale, epsilon)
         n = batch.rewards.numel()
         local_advantages = advantages[world.rank * n : (world.rank + 1) * n]
         policy_batch = _policy_batch(batch, local_advantages.to(run.device), config)
@@ -93,7 +95,9 @@ def train_parallel(
         scored = time.perf_counter()
         with precision:
             if config.num_iterations > 1:
-                policy_batch.old_logps = score_batch(run.model, policy_batch, config.micro_batch_size, config.temperature)
+                policy_batch.old_logps = score_batch(
+                    run.model, policy_batch, config.micro_batch_size, config.temperature
+                )
             if config.beta > 0:
                 with reference_mode(run.reference, run.model) as reference:
                     policy_batch.ref_logps = score_batch(
@@ -119,13 +123,13 @@ def train_parallel(
                 **peak_memory(run.device),
             }
             report = StepReport(step=step, metrics=metrics, samples=_samples(merged, all_advantages, rows, config))
-        _on_main(world, lambda: sink.on_step(report))  # type: ignore[arg-type]
+        _on_main(world, functools.partial(sink.on_step, report))
         if step % config.checkpoint_every == 0 or step == config.max_steps:
             path = save_parallel(world, run, config, work_dir, metrics)
             if world.is_main:
                 final_checkpoint = path
                 prune_checkpoints(work_dir, config.keep_last)
-            _on_main(world, lambda: sink.on_checkpoint(step, final_checkpoint))  # type: ignore[arg-type]
+            _on_main(world, functools.partial(sink.on_checkpoint, step, final_checkpoint))
         if eval_rows and ((config.eval_every and step % config.eval_every == 0) or step == config.max_steps):
             _evaluate(world, run, config, eval_rows, eval_reward_fn or reward_fn, sink)
     return TrainResult(steps_completed=run.step, final_metrics=metrics, final_checkpoint=final_checkpoint)
@@ -140,8 +144,9 @@ def collect_groups(
     reward_fn: RewardFn,
     config: GRPOConfig,
 ) -> tuple[Collected, float]:
-    """(batch, seconds spent gathering FSDP shards): G completions for each of this rank's prompts, each group from its own (seed, step, position)
-    stream, then scored together. Rows grouped by prompt, in position order."""
+    """(batch, seconds spent gathering FSDP shards): G completions for each of this rank's prompts,
+    each group from its own (seed, step, position) stream, then scored together. Rows grouped by
+    prompt, in position order."""
     G, params = config.group_size, sampling_params(config)
     started = time.perf_counter()
     parts = []
@@ -300,12 +305,18 @@ def _on_main(world: D.World, action: Any) -> None:
 
 
 def _evaluate(
-    world: D.World, run: RunState, config: GRPOConfig, rows: list[dict[str, Any]], reward_fn: RewardFn, sink: TrainingSink
+    world: D.World,
+    run: RunState,
+    config: GRPOConfig,
+    rows: list[dict[str, Any]],
+    reward_fn: RewardFn,
+    sink: TrainingSink,
 ) -> None:
     """Held-out evaluation on rank 0 with the whole model (shards gathered on every rank meanwhile)."""
+    report = None
     with D.gathered(run.model):
         if world.is_main:
             with autocast(config, run.device):
                 report = evaluate(run.model, run.tokenizer, rows, reward_fn, config, step=run.step)
         D.barrier(world)
-    _on_main(world, lambda: sink.on_eval(report))
+    _on_main(world, functools.partial(sink.on_eval, report))

@@ -51,10 +51,11 @@ def setup_parallel(config: GRPOConfig, num_rows: int, resume_from: Path | None, 
         return run
     # Full, name-keyed optimiser state before sharding (empty on a fresh run); sharded again below.
     state = get_optimizer_state_dict(run.model, run.optimizer) if resume_from is not None else None
-    mp_dtype = torch.bfloat16 if run.device.type == "cuda" and resolve_dtype(config, run.device) == torch.bfloat16 else None
-    D.shard_model(run.model, world, mp_dtype)
+    bf16_on_gpu = run.device.type == "cuda" and resolve_dtype(config, run.device) == torch.bfloat16
+    mp_dtype = torch.bfloat16 if bf16_on_gpu else None
+    D.shard_model(run.model, mp_dtype)
     if run.reference is not None:
-        D.shard_model(run.reference, world, mp_dtype)
+        D.shard_model(run.reference, mp_dtype)
     run.parameters = [p for p in run.model.parameters() if p.requires_grad]
     optimizer, scheduler = build_optimizer(config, run.parameters)
     scheduler.load_state_dict(run.scheduler.state_dict())
