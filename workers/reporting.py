@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.storage import ObjectStore
 from app.schemas.job import JobSpec
 from app.services import artifacts, runs
+from workers.drain import WorkerDraining, is_draining
 from workers.engine.interface import EvalReport, StepReport
 from workers.rewards import Alert, RewardMonitor
 from workers.rewards.monitor import MetricNames
@@ -55,7 +56,9 @@ class DatabaseSink:
         worker_id: str,
         spec: JobSpec,
         monitor: RewardMonitor,
+        drain_flags: list[Path] | None = None,
     ) -> None:
+        self._drain_flags = drain_flags or []
         self._sessions = session_factory
         self._store = store
         self._job_id = job_id
@@ -99,6 +102,10 @@ class DatabaseSink:
             raise JobLost(f"worker {self._worker_id} no longer owns job {self._job_id}")
         self._raise_alerts(self._monitor.observe_step(report.step, report.metrics))
 
+    def checkpoint_requested(self) -> bool:
+        """The engine checkpoints after this step when the worker drains (SIGTERM), see workers/drain.py."""
+        return is_draining(self._drain_flags)
+
     def on_checkpoint(self, step: int, path: Path) -> None:
         with self._sessions() as session:
             artifacts.register_checkpoint(
@@ -116,6 +123,8 @@ class DatabaseSink:
                 keep_last=self._spec.checkpoint.keep_last,
                 keep_best=self._spec.checkpoint.keep_best,
             )
+        if is_draining(self._drain_flags):
+            raise WorkerDraining(f"worker draining: stopped after step {step} and its checkpoint")
 
     def on_eval(self, report: EvalReport) -> None:
         config = self._spec.eval.model_dump(mode="json", exclude={"dataset"}) if self._spec.eval else {}

@@ -17,9 +17,11 @@ from app.core.storage import ObjectStore, make_store
 from app.models import Job
 from app.schemas.job import JobSpec, JobStatus
 from app.schemas.reward_resource import concrete_rewards
-from app.services import artifacts, runs
+from app.services import artifacts, handoff, runs
+from workers.drain import WorkerDraining, flags_for_this_task
 from workers.engine import train
 from workers.inputs import load_rows, prepare_init_weights, prepare_resume
+from workers.launch import RankCrashed, launch_job, raise_outcome
 from workers.reporting import MONITORED, DatabaseSink, Heartbeat, JobCancelled, JobLost
 from workers.rewards import RewardMonitor, build_reward_fn
 from workers.spec import engine_config_from_spec, token_counter
@@ -75,8 +77,16 @@ def _train(
                     spec.init_from, work_dir=work_dir, store=store, session=session, tenant_id=tenant_id
                 )
             )
+    if spec.resources.distributed:  # one process per device under torchrun; this worker stays the owner
+        outcome = launch_job(
+            job_id, spec, settings, worker_id=worker_id, resume_from=resume_from,
+            model_source=config.model_source if spec.init_from is not None and resume_from is None else None,
+        )  # fmt: skip
+        raise_outcome(outcome)
+        return
     monitor = rebuilt_monitor(spec, sessions, job_id, resume_from)
-    sink = DatabaseSink(sessions, store, job_id, worker_id, spec, monitor)
+    drain_flags = flags_for_this_task(settings.data_dir)
+    sink = DatabaseSink(sessions, store, job_id, worker_id, spec, monitor, drain_flags=drain_flags)
     group_size = spec.grpo.group_size
     eval_rewards = concrete_rewards(spec.eval.rewards) if spec.eval and spec.eval.rewards else None
     tokens = token_counter(config)  # for length rewards counted in tokens
@@ -125,7 +135,11 @@ def run_job(
     """Claim and train one job. With `queue`, a job that ends hands its tenant's slot to a waiting job."""
     token = new_log_context(job_id=str(job_id))
     try:
-        _run_claimed(job_id=job_id, settings=settings, session_factory=session_factory, worker_id=worker_id)
+        handed_back = _run_claimed(
+            job_id=job_id, settings=settings, session_factory=session_factory, worker_id=worker_id
+        )
+        if handed_back and queue is not None:
+            queue.enqueue_training(job_id)
     finally:
         reset_log_context(token)
     if queue is not None:
@@ -137,14 +151,15 @@ def run_job(
 
 def _run_claimed(
     *, job_id: uuid.UUID, settings: Settings, session_factory: sessionmaker[Session], worker_id: str
-) -> None:
+) -> bool:
+    """True when the job went back to the queue (drain, a crashed rank): the caller enqueues it again."""
     with session_factory() as session:
         job = runs.claim_job(
             session=session, job_id=job_id, worker_id=worker_id, max_attempts=settings.max_job_attempts
         )
     if job is None:
         logger.info("job %s not claimed: not queued (a duplicate delivery, cancelled) or no free slot", job_id)
-        return
+        return False
     outcome, error, message = JobStatus.succeeded, None, "job succeeded"
 
     def beat() -> None:
@@ -166,9 +181,17 @@ def _run_claimed(
             outcome, message = JobStatus.cancelled, str(exc)
         except JobLost:
             logger.warning("job %s was taken over by another worker; stopping", job_id)
-            return
+            return False
+        except (WorkerDraining, RankCrashed) as exc:
+            logger.warning("job %s handed back to the queue: %s", job_id, exc)
+            with session_factory() as session:
+                return handoff.requeue_own_job(
+                    session=session, job_id=job_id, worker_id=worker_id, reason=str(exc),
+                    count_attempt=isinstance(exc, RankCrashed),
+                )  # fmt: skip
         except Exception as exc:
             logger.error("job %s failed:\n%s", job_id, traceback.format_exc())
             outcome, error, message = JobStatus.failed, error_body(exc), f"job failed: {exc}"[:500]
     with session_factory() as session:
         runs.finish_job(session=session, job_id=job_id, worker_id=worker_id, to=outcome, error=error, message=message)
+    return False

@@ -38,7 +38,7 @@ from workers.engine.model import autocast, reference_mode, sync_reference
 from workers.engine.parallel_state import save_parallel, setup_parallel
 from workers.engine.rollout import generate
 from workers.engine.state import RunState
-from workers.engine.train import _policy_batch, _rollout_metrics, _samples, loss_settings
+from workers.engine.train import _policy_batch, _rollout_metrics, _samples, checkpoint_requested, loss_settings
 from workers.engine.update import PolicyBatch, _backward, score_batch
 
 
@@ -124,7 +124,8 @@ def train_parallel(
             }
             report = StepReport(step=step, metrics=metrics, samples=_samples(merged, all_advantages, rows, config))
         _on_main(world, functools.partial(sink.on_step, report))
-        if step % config.checkpoint_every == 0 or step == config.max_steps:
+        wanted = D.broadcast_from_main(world, world.is_main and checkpoint_requested(sink))  # drain, from rank 0
+        if step % config.checkpoint_every == 0 or step == config.max_steps or wanted:
             path = save_parallel(world, run, config, work_dir, metrics)
             if world.is_main:
                 final_checkpoint = path

@@ -127,13 +127,19 @@ def train(
         sink.on_step(
             StepReport(step=step, metrics=metrics, samples=_samples(batch, advantages, rows, config))
         )
-        if step % config.checkpoint_every == 0 or step == config.max_steps:
+        if step % config.checkpoint_every == 0 or step == config.max_steps or checkpoint_requested(sink):
             final_checkpoint = save_run(run, config, work_dir, metrics)
             prune_checkpoints(work_dir, config.keep_last)
             sink.on_checkpoint(step, final_checkpoint)
         if eval_rows and ((config.eval_every and step % config.eval_every == 0) or step == config.max_steps):
             _evaluate(run, config, eval_rows, eval_reward_fn or reward_fn, sink)
     return TrainResult(steps_completed=run.step, final_metrics=metrics, final_checkpoint=final_checkpoint)
+
+
+def checkpoint_requested(sink: TrainingSink) -> bool:
+    """A sink may ask for a checkpoint now (a draining worker: it then stops from on_checkpoint)."""
+    requested = getattr(sink, "checkpoint_requested", None)
+    return bool(requested()) if callable(requested) else False
 
 
 def loss_settings(config: GRPOConfig) -> LossSettings:

@@ -1,0 +1,148 @@
+"""One rank of a multi-device job, started by torchrun (workers/launch.py): `python -m workers.rank_main`.
+
+Every rank loads the job's inputs and trains its share (workers/engine/parallel.py); rank 0 alone holds
+the database sink. Each rank leaves `outcome-rank<r>.json` in the run directory: rank 0 how the job
+ended, the others only when they failed (a rank stopped by rank 0's decision has nothing to add).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import traceback
+import uuid
+from pathlib import Path
+from typing import Any
+
+from app.core.config import Settings
+from app.core.db import make_engine, make_session_factory
+from app.core.logs import configure_logging
+from app.core.storage import make_store
+from app.models import Job
+from app.schemas.job import JobSpec
+from app.schemas.reward_resource import concrete_rewards
+from workers.drain import WorkerDraining
+from workers.engine import EvalReport, StepReport, train
+from workers.engine.distributed import choose_strategy, init_world
+from workers.inputs import load_rows
+from workers.launch import OUTCOME, die_with_parent
+from workers.reporting import DatabaseSink, JobCancelled, JobLost
+from workers.rewards import build_reward_fn
+from workers.runner import error_body, job_work_dir, rebuilt_monitor
+from workers.spec import engine_config_from_spec, token_counter
+
+logger = logging.getLogger(__name__)
+
+
+class NullSink:
+    """Ranks > 0 report nothing: rank 0 reports the global step."""
+
+    def on_step(self, report: StepReport) -> None:
+        pass
+
+    def on_checkpoint(self, step: int, path: Path) -> None:
+        pass
+
+    def on_eval(self, report: EvalReport) -> None:
+        pass
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--job-id", type=uuid.UUID, required=True)
+    parser.add_argument("--worker-id", required=True, help="the worker that claimed the job (ownership checks)")
+    parser.add_argument("--run-dir", type=Path, required=True, help="where outcome files go")
+    parser.add_argument("--resume-from", type=Path, default=None)
+    parser.add_argument("--model-source", default=None, help="init_from weights the worker prepared")
+    parser.add_argument("--drain-flag", type=Path, action="append", default=[])
+    return parser.parse_args(argv)
+
+
+def model_parameters(source: str) -> int:
+    """Parameter count from the model's config alone (weights on the meta device, nothing loaded)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(source))
+    return sum(p.numel() for p in model.parameters())
+
+
+def run_rank(args: argparse.Namespace, settings: Settings) -> dict[str, Any] | None:
+    """Train this rank's share; rank 0's outcome, or None on a rank stopped by rank 0."""
+    from workers.engine.model import model_path
+    from workers.engine.parallel import StoppedByMain
+
+    sessions = make_session_factory(make_engine(settings.database_url))
+    store = make_store(settings)
+    with sessions() as session:
+        job = session.get(Job, args.job_id)
+        assert job is not None, f"job {args.job_id} does not exist"
+        spec, tenant_id = JobSpec.model_validate(job.spec), job.tenant_id
+        rows = load_rows(spec.dataset, store=store, session=session, tenant_id=tenant_id, param="dataset")
+        eval_rows = (
+            load_rows(spec.eval.dataset, store=store, session=session, tenant_id=tenant_id, param="eval.dataset")
+            if spec.eval
+            else None
+        )
+    config = engine_config_from_spec(spec, data_dir=settings.data_dir)
+    if args.model_source:
+        config.model_source = args.model_source
+    strategy = spec.resources.strategy or choose_strategy(None, model_parameters(model_path(config)))
+    world = init_world(strategy, spec.resources.accelerator)
+    sink: Any = NullSink()
+    if world.is_main:
+        monitor = rebuilt_monitor(spec, sessions, args.job_id, args.resume_from)
+        sink = DatabaseSink(sessions, store, args.job_id, args.worker_id, spec, monitor, drain_flags=args.drain_flag)
+    tokens = token_counter(config)
+    eval_rewards = concrete_rewards(spec.eval.rewards) if spec.eval and spec.eval.rewards else None
+    group_size = spec.grpo.group_size
+    try:
+        with (
+            build_reward_fn(concrete_rewards(spec.rewards), group_size=group_size, count_tokens=tokens) as reward_fn,
+            build_reward_fn(eval_rewards, count_tokens=tokens) if eval_rewards else contextlib.nullcontext() as eval_fn,
+        ):
+            train(
+                config, rows, reward_fn, sink, work_dir=job_work_dir(settings, args.job_id),
+                resume_from=args.resume_from, eval_rows=eval_rows, eval_reward_fn=eval_fn, world=world,
+            )  # fmt: skip
+        return {"outcome": "succeeded"}
+    except StoppedByMain:
+        return None
+    except JobCancelled as exc:
+        return {"outcome": "cancelled", "message": str(exc)}
+    except JobLost as exc:
+        return {"outcome": "lost", "message": str(exc)}
+    except WorkerDraining as exc:
+        return {"outcome": "drained", "message": str(exc)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    die_with_parent()  # the launcher killed: this rank goes too
+    args = parse_args(argv)
+    settings = Settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    rank = int(os.environ.get("RANK", "0"))
+    outcome: dict[str, Any] | None
+    try:
+        outcome = run_rank(args, settings)
+    except Exception as exc:
+        logger.error("rank %s failed:\n%s", rank, traceback.format_exc())
+        outcome = {"outcome": "failed", "error": error_body(exc)}
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            with contextlib.suppress(Exception):
+                dist.destroy_process_group()
+    if outcome is not None:
+        path = args.run_dir / OUTCOME.format(rank=rank)
+        path.write_text(json.dumps(outcome))
+    return 1 if outcome is not None and outcome["outcome"] == "failed" else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
