@@ -100,14 +100,24 @@ def launch(request: LaunchRequest, env: dict[str, str] | None = None) -> dict[st
         finally:
             _kill_group(process.pid)
     outcomes = read_outcomes(request.run_dir, request.devices)
-    failed = [o for o in outcomes.values() if o.get("outcome") == "failed"]
     if 0 in outcomes and outcomes[0].get("outcome") != "failed":
         return outcomes[0]
-    if failed:
-        raise RankFailed(failed[0].get("error") or {})
+    # A rank that died reports nothing, and its peers fail inside a collective ("connection reset"):
+    # only when every rank reported is a failure the job's own (e.g. its reward function raised).
+    if len(outcomes) == request.devices:
+        errors = [o.get("error") or {} for o in outcomes.values() if o.get("outcome") == "failed"]
+        own = [e for e in errors if not _is_communication_error(e)]
+        raise RankFailed((own or errors)[0])
     tail = log.read_text(errors="replace")[-2000:] if log.is_file() else ""
     logger.error("launcher exited with %s and no rank reported; log tail:\n%s", returncode, tail)
     raise RankCrashed(f"a rank of the job died (launcher exit code {returncode}); the process group was torn down")
+
+
+def _is_communication_error(error: dict[str, Any]) -> bool:
+    message = str(error.get("message", ""))
+    return "DistBackendError" in message or any(
+        sign in message for sign in ("gloo/transport", "Connection reset by peer", "NCCL error", "Connection closed")
+    )
 
 
 def die_with_parent() -> None:

@@ -20,6 +20,7 @@ from app.schemas.reward_resource import concrete_rewards
 from app.services import artifacts, handoff, runs
 from workers.drain import WorkerDraining, flags_for_this_task
 from workers.engine import train
+from workers.engine.model import model_path
 from workers.inputs import load_rows, prepare_init_weights, prepare_resume
 from workers.launch import RankCrashed, launch_job, raise_outcome
 from workers.reporting import MONITORED, DatabaseSink, Heartbeat, JobCancelled, JobLost
@@ -78,6 +79,7 @@ def _train(
                 )
             )
     if spec.resources.distributed:  # one process per device under torchrun; this worker stays the owner
+        model_path(config)  # build or fetch the model once here, not in every rank at the same time
         outcome = launch_job(
             job_id, spec, settings, worker_id=worker_id, resume_from=resume_from,
             model_source=config.model_source if spec.init_from is not None and resume_from is None else None,
