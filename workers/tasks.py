@@ -5,12 +5,13 @@ import os
 import socket
 import uuid
 
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import worker_process_init, worker_ready, worker_shutting_down
 
 from app.core.config import settings
 from app.core.queue import CeleryJobQueue
 from workers.celery_app import celery_app
 from workers.db import session_factory
+from workers.drain import clear_mark, mark_draining
 from workers.evaluation_runner import run_evaluation as run_evaluation_now
 from workers.merge_runner import run_merge
 from workers.runner import run_job
@@ -43,6 +44,7 @@ def merge_checkpoint(job_id: str, step: int) -> None:
 
 @worker_ready.connect
 def _start_watchdog(**_kwargs: object) -> None:
+    clear_mark(settings.data_dir)  # a mark left by an earlier worker that had this pid
     start_watchdog(session_factory=session_factory(), queue=CeleryJobQueue(celery_app), settings=settings)
 
 
@@ -50,3 +52,9 @@ def _start_watchdog(**_kwargs: object) -> None:
 def _fresh_engine_in_child(**_kwargs: object) -> None:
     # A forked pool child must not reuse the parent's pooled database connections.
     session_factory.cache_clear()
+
+
+@worker_shutting_down.connect
+def _drain(**_kwargs: object) -> None:
+    # Warm shutdown (SIGTERM): the running job checkpoints after its step and goes back to the queue.
+    mark_draining(settings.data_dir)
