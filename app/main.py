@@ -17,6 +17,7 @@ from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddlewar
 from app.core.queue import CeleryJobQueue, JobQueue
 from app.core.storage import make_store
 from app.core.telemetry import Telemetry
+from app.services.routing import QueueDepthByClass, training_route
 from app.web import install_dashboard
 from workers.celery_app import create_celery  # Celery configuration only, no training code
 
@@ -42,8 +43,11 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     app.state.session_factory = make_session_factory(engine)
     app.state.store = make_store(settings)
     app.state.celery = create_celery(settings)
-    app.state.queue = queue or CeleryJobQueue(app.state.celery)
+    app.state.queue = queue or CeleryJobQueue(
+        app.state.celery, route=training_route(app.state.session_factory, settings)
+    )
     app.state.telemetry = Telemetry(app.state.session_factory)
+    app.state.telemetry.add_collector(QueueDepthByClass(app.state.session_factory, settings))
 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes, exempt_prefixes=("/v1/datasets",))

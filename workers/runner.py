@@ -21,6 +21,7 @@ from app.services import artifacts, handoff, runs
 from workers.drain import WorkerDraining, flags_for_this_task
 from workers.engine import train
 from workers.engine.model import model_path
+from workers.fleet_check import fleet_check
 from workers.inputs import load_rows, prepare_init_weights, prepare_resume
 from workers.launch import RankCrashed, launch_job, raise_outcome
 from workers.reporting import MONITORED, DatabaseSink, Heartbeat, JobCancelled, JobLost
@@ -155,6 +156,8 @@ def _run_claimed(
     *, job_id: uuid.UUID, settings: Settings, session_factory: sessionmaker[Session], worker_id: str
 ) -> bool:
     """True when the job went back to the queue (drain, a crashed rank): the caller enqueues it again."""
+    if not fleet_check(session_factory=session_factory, job_id=job_id, settings=settings, worker_id=worker_id):
+        return False
     with session_factory() as session:
         job = runs.claim_job(
             session=session, job_id=job_id, worker_id=worker_id, max_attempts=settings.max_job_attempts

@@ -16,6 +16,7 @@ from app.core.errors import spec_error
 from app.models import Checkpoint, Dataset, Job
 from app.schemas.job import HUB_ID_PATTERN, DatasetSpec, EvalSpec, JobSpec
 from app.schemas.reward_resource import concrete_rewards, reference_fields
+from app.services.routing import check_routable
 
 TINY_DEMO = "tiny-demo"
 
@@ -134,3 +135,4 @@ def check_spec(spec: JobSpec, settings: Settings, *, session: Session, tenant_id
         check_rows(dataset, rewards, param)
         check_uploaded_dataset(dataset, rewards, param, session=session, tenant_id=tenant_id)
     check_init_from(spec, session=session, tenant_id=tenant_id)
+    check_routable(spec.resources, settings)
