@@ -132,3 +132,27 @@ def test_sampling_stream_depends_only_on_seed_step_and_prompt() -> None:
     assert not torch.equal(draw(0, 3, 5), draw(0, 3, 6))
     assert not torch.equal(draw(0, 3, 5), draw(0, 4, 5))
     assert not torch.equal(draw(0, 3, 5), draw(1, 3, 5))
+
+
+def test_a_group_samples_the_same_completions_whatever_else_is_in_the_batch(model_cache: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from workers.engine.model import load_tokenizer
+    from workers.engine.rollout import generate
+    from workers.engine.sampling import SamplingParams
+    from workers.engine.streams import GroupStreams
+    from workers.engine.tiny import build_tiny_model
+
+    path = build_tiny_model(model_cache)
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(path).eval(), load_tokenizer(str(path))
+    prompts = [tokenizer(p)["input_ids"] for p in ("3>", "71>", "5>")]
+
+    def texts(batch: list[int]) -> list[str]:
+        streams = GroupStreams([prompt_generator(0, 1, k, torch.device("cpu")) for k in batch], 4)
+        rollout = generate(model, tokenizer, [prompts[k] for k in batch], group_size=4, max_new_tokens=8,
+                           params=SamplingParams(), generator=streams)  # type: ignore[arg-type]  # fmt: skip
+        return rollout.texts
+
+    together = texts([0, 1, 2])
+    assert texts([1]) == together[4:8] and texts([0, 2]) == together[:4] + together[8:]
+    assert len(set(together)) > 3  # the groups really sample (not all the same string)

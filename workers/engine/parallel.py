@@ -38,6 +38,7 @@ from workers.engine.model import autocast, reference_mode, sync_reference
 from workers.engine.parallel_state import save_parallel, setup_parallel
 from workers.engine.rollout import generate
 from workers.engine.state import RunState
+from workers.engine.streams import GroupStreams
 from workers.engine.train import _policy_batch, _rollout_metrics, _samples, checkpoint_requested, loss_settings
 from workers.engine.update import PolicyBatch, _backward, score_batch
 
@@ -150,19 +151,14 @@ def collect_groups(
     prompt, in position order."""
     G, params = config.group_size, sampling_params(config)
     started = time.perf_counter()
-    parts = []
+    encoded = encode_prompts(run.tokenizer, [rows[i][config.prompt_field] for i in indices], config.max_prompt_tokens)
+    streams = GroupStreams([D.prompt_generator(config.seed, step, p, run.device) for p in positions], G)
     with D.gathered(run.model):  # FSDP: generation runs on the whole model, gathered once
         gather_s = time.perf_counter() - started
-        for index, position in zip(indices, positions, strict=True):
-            encoded = encode_prompts(run.tokenizer, [rows[index][config.prompt_field]], config.max_prompt_tokens)
-            generator = D.prompt_generator(config.seed, step, position, run.device)
-            parts.append(
-                generate(
-                    run.model, run.tokenizer, encoded, group_size=G, max_new_tokens=config.max_new_tokens,
-                    params=params, generator=generator, stop=config.stop,
-                )
-            )  # fmt: skip
-    rollout = concat_rollouts(parts, run.tokenizer.pad_token_id)
+        rollout = generate(
+            run.model, run.tokenizer, encoded, group_size=G, max_new_tokens=config.max_new_tokens,
+            params=params, generator=streams, stop=config.stop,  # type: ignore[arg-type]
+        )  # fmt: skip
     generated = time.perf_counter()
     repeated = [i for i in indices for _ in range(G)]
     scores = reward_fn([rows[i][config.prompt_field] for i in repeated], rollout.texts, [rows[i] for i in repeated])

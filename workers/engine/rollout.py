@@ -140,8 +140,9 @@ def generate(
         live = batch.sampling.nonzero().squeeze(1)  # (R,) batch positions still sampling
         all_live = live.numel() == batch.rows.numel()
         history = batch.history if batch.history is None or all_live else batch.history[live]
-        tokens = next_tokens(logits if all_live else logits[live], params, generator, history)  # (R,)
         rows = batch.rows[live]  # (R,) original rows
+        draws = generator if isinstance(generator, torch.Generator) else generator.rows(rows)  # streams.py
+        tokens = next_tokens(logits if all_live else logits[live], params, draws, history)  # (R,)
         completion[rows, t] = tokens
         done = torch.isin(tokens, eos)
         if stop:
