@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from tests.engine.conftest import RecordingSink, digit_rows, make_config, repeat_reward
-from workers.engine import train
+from workers.engine import LoraSettings, train
 from workers.engine.distributed import World, init_world
 
 
@@ -27,6 +27,8 @@ def run_case(case: dict[str, Any], world: World, cache: Path, out: Path, resume:
     strategy = case.pop("strategy", "ddp")
     world = World(rank=world.rank, size=world.size, local_rank=world.local_rank, strategy=strategy)
     steps = case.pop("max_steps", 2)
+    if case.pop("lora", False):
+        case["lora"] = LoraSettings(r=4, alpha=8)
     config = make_config(cache, prompts_per_step=2, max_steps=steps, checkpoint_every=case.pop("every", 1000), **case)
     sink = RecordingSink()
     work = out / "work"

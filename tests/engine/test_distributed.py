@@ -1,11 +1,12 @@
 """N ranks compute the update one process computes (gloo, 2 CPU processes, the tiny model).
 
 One spawned 2-rank session runs every multi-rank case (process start-up dominates on a small CPU):
-loss types dapo / grpo / bnpo with beta 0 and 0.04 under ddp and fsdp, and the halves of the resume
-tests. The one-process references run in the test process (World() of size 1, no process group).
+loss types dapo / grpo / bnpo with beta 0 and 0.04 under ddp and fsdp, LoRA under fsdp, and the halves
+of the resume tests. The one-process references run in the test process (World() of size 1, no process group).
 
-Measured on the 2-core CI machine (float32): per-step loss and grad norm agree to ~1e-7 relative and
-the weights after 3 steps to ~1e-6; the tolerances below leave an order of magnitude.
+Measured on a 2-core CPU VM (float32, 2026-12-06): loss within 1.8e-8 absolute (|loss| <= 0.1; it is
+near 0 on-policy, so relative error means little), grad norm within 5.3e-8 relative, KL within 3.6e-6
+relative, weights after 3 steps at lr 1e-3 within 5.6e-6 absolute. The tolerances below leave margin.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ CASES = [
     for loss_type in ("dapo", "grpo", "bnpo")
     for beta in (0.0, 0.04)
     for strategy in ("ddp", "fsdp")
-]
+] + [{"loss_type": "grpo", "beta": 0.04, "strategy": "fsdp", "max_steps": STEPS, "lora": True}]
 # constant schedule: the halves run with max_steps=2, which would shorten a decaying schedule
 RESUME = {"loss_type": "dapo", "beta": 0.04, "strategy": "fsdp", "every": 1, "lr_scheduler": "constant"}
 WEIGHT_ATOL = 2e-5
@@ -50,7 +51,8 @@ def _metrics(out: Path) -> list[dict[str, float]]:
 def _weights(out: Path) -> dict[str, torch.Tensor]:
     checkpoint = latest_checkpoint(out / "work")
     assert checkpoint is not None
-    return load_file(str(checkpoint / "model.safetensors"))
+    weights = checkpoint / "model.safetensors"
+    return load_file(str(weights if weights.exists() else checkpoint / "adapter_model.safetensors"))  # LoRA
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +61,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Path:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        for case in CASES:  # one-process references (the strategy plays no part in one process)
-            if case["strategy"] == "ddp":
-                run_case(case, World(), model_cache, root / "one" / case_name(case))
+        references = {case_name({**case, "strategy": "ddp"}): {**case, "strategy": "ddp"} for case in CASES}
+        for name, case in references.items():  # one-process references (the strategy plays no part there)
+            run_case(case, World(), model_cache, root / "one" / name)
         run_case({**RESUME, "max_steps": 2}, World(), model_cache, root / "one-half")
         run_case({**RESUME, "max_steps": 4}, World(), model_cache, root / "one-full")
         jobs: list[tuple[dict[str, Any], str, str | None]] = [
