@@ -12,11 +12,13 @@ from workers.drain import clear_mark, drain_dir, flags_for_this_task, mark_drain
 from workers.runner import run_job
 
 
-def test_draining_worker_checkpoints_requeues_and_the_job_resumes(client, auth, settings, session_factory):
+def test_draining_worker_checkpoints_requeues_and_the_job_resumes(client, auth, settings, session_factory, monkeypatch):
     spec = tiny_spec(max_steps=3)
     spec["checkpoint"] = {"every": 100}  # only the drain and the end checkpoint
     job_id = uuid.UUID(client.post("/v1/jobs", json=spec, headers=auth).json()["id"])
     queue = RecordingQueue()
+    # The job was claimed just before the SIGTERM (a draining worker claims nothing new, see below).
+    monkeypatch.setattr("workers.fleet_check.is_draining", lambda _flags: False)
     mark = mark_draining(settings.data_dir)  # as the Celery main process does on SIGTERM (solo pool: same pid)
     try:
         run_job(job_id=job_id, settings=settings, session_factory=session_factory, worker_id="w1", queue=queue)
@@ -32,6 +34,7 @@ def test_draining_worker_checkpoints_requeues_and_the_job_resumes(client, auth, 
     assert any("worker draining" in m and "requeued" in m for m in messages)
     assert queue.enqueued == [job_id]
 
+    monkeypatch.undo()
     run_job(job_id=job_id, settings=settings, session_factory=session_factory, worker_id="w2", queue=queue)
     with session_factory() as session:
         job = session.get(Job, job_id)
@@ -43,3 +46,16 @@ def test_draining_worker_checkpoints_requeues_and_the_job_resumes(client, auth, 
 def test_a_task_sees_its_pool_parents_mark_or_its_own(tmp_path):
     flags = flags_for_this_task(tmp_path)
     assert flags == [drain_dir(tmp_path) / str(os.getppid()), drain_dir(tmp_path) / str(os.getpid())]
+
+
+def test_a_draining_worker_claims_no_new_job(client, auth, settings, session_factory):
+    job_id = uuid.UUID(client.post("/v1/jobs", json=tiny_spec(max_steps=1), headers=auth).json()["id"])
+    mark_draining(settings.data_dir)
+    try:
+        run_job(job_id=job_id, settings=settings, session_factory=session_factory, worker_id="w1")
+    finally:
+        clear_mark(settings.data_dir)
+    with session_factory() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.status == "queued" and job.attempts == 0
+        assert job.deferred_at is not None  # the next worker's watchdog sweep enqueues it again
