@@ -158,3 +158,13 @@ def test_a_group_samples_the_same_completions_whatever_else_is_in_the_batch(mode
     together = texts([0, 1, 2])
     assert texts([1]) == together[4:8] and texts([0, 2]) == together[:4] + together[8:]
     assert len(set(together)) > 3  # the groups really sample (not all the same string)
+
+
+def test_the_engine_and_the_api_document_the_same_size_rule() -> None:
+    from app.schemas import resources
+    from workers.engine import distributed
+
+    assert distributed.FSDP_ABOVE_PARAMETERS == resources.FSDP_ABOVE_PARAMETERS
+    assert distributed.choose_strategy(None, resources.FSDP_ABOVE_PARAMETERS + 1) == "fsdp"
+    assert distributed.choose_strategy(None, 500_000_000) == "ddp"
+    assert distributed.choose_strategy("fsdp", 10) == "fsdp"

@@ -107,3 +107,22 @@ def test_killing_one_rank_requeues_the_job_which_resumes(client, auth, worker, s
         events = session.scalars(select(JobEvent).where(JobEvent.job_id == job.id, JobEvent.type == "resumed")).all()
     assert sorted(steps) == [1, 2, 3, 4]  # exactly once each
     assert len(events) == 1 and json.dumps(events[0].data).startswith('{"checkpoint": "checkpoint-')
+
+
+def test_cancel_reaches_every_rank_at_a_step_boundary(client, auth, worker):
+    spec = two_device_spec()
+    spec["grpo"]["max_steps"] = 200
+    job_id = client.post("/v1/jobs", json=spec, headers=auth).json()["id"]
+    attempt = threading.Thread(target=worker.train, args=(job_id,))
+    attempt.start()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if client.get(f"/v1/jobs/{job_id}", headers=auth).json()["progress"]["step"] >= 1:
+            break
+        time.sleep(0.2)
+    assert client.post(f"/v1/jobs/{job_id}/cancel", headers=auth).status_code == 200
+    attempt.join(timeout=120)
+    assert not attempt.is_alive()
+    job = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
+    assert job["status"] == "cancelled" and job["progress"]["step"] < 200
+    assert rank_processes(job_id) == []  # rank 1 stopped with rank 0: both exited
