@@ -137,7 +137,8 @@ def table(report: dict[str, Any]) -> str:
         f"{report['preset']} preset, {report['strategy']}, beta {report['beta']}, {report['threads_per_rank']} "
         f"thread(s) per rank; {report['machine']}; {report['date']}",
         "",
-        "| run | ranks | steps/s | speedup | efficiency | step s | generation s | training s | all-reduce s | gather s |",
+        "| run | ranks | steps/s | speedup | efficiency | step s | generation s | training s | all-reduce s "
+        "| gather s |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in report["runs"]:
