@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, SpecError, ValueError) as error:
         sys.stderr.write(f"grpo-train: invalid spec: {error}\n")
         return 2
+    if spec.resources.distributed:  # not silently trained on one device
+        sys.stderr.write("grpo-train: resources.devices > 1 runs through the service (see docs/distributed.md)\n")
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
     resume_from = latest_checkpoint(args.out) if args.resume else None
     if args.resume and resume_from is None:
