@@ -6,10 +6,12 @@ job does, and every rank leaving its outcome in a small JSON file. The launcher 
 (process group): whatever happens, the group is killed when the launch returns, so no rank outlives it.
 
 Outcomes:
-- rank 0 reports succeeded / cancelled / lost / drained / failed: the job ends that way (or is requeued);
-- a rank reports failed (an exception, e.g. its reward function): the job fails with that error;
-- no report and a non-zero exit (a rank killed, out of memory): torchrun tore the group down; the attempt
-  counts and the job is requeued, to resume from its latest checkpoint.
+- rank 0 reports succeeded / cancelled / lost / drained: the job ends that way (or is requeued);
+- a rank reports an error of the job's own (its reward function raised, a safeguard stopped it): the job
+  fails with that error;
+- otherwise (a rank killed, out of memory: it reports nothing, and its peers at most a communication
+  error): torchrun tore the group down; the attempt counts and the job is requeued, to resume from its
+  latest checkpoint.
 """
 
 from __future__ import annotations
@@ -99,17 +101,24 @@ def launch(request: LaunchRequest, env: dict[str, str] | None = None) -> dict[st
             returncode = process.wait()
         finally:
             _kill_group(process.pid)
-    outcomes = read_outcomes(request.run_dir, request.devices)
+    try:
+        return decide(read_outcomes(request.run_dir, request.devices), returncode)
+    except RankCrashed:
+        tail = log.read_text(errors="replace")[-2000:] if log.is_file() else ""
+        logger.error("launcher exited with %s and no rank reported an error; log tail:\n%s", returncode, tail)
+        raise
+
+
+def decide(outcomes: dict[int, dict[str, Any]], returncode: int) -> dict[str, Any]:
+    """Rank 0's outcome, or RankFailed / RankCrashed (see the module docstring)."""
     if 0 in outcomes and outcomes[0].get("outcome") != "failed":
         return outcomes[0]
-    # A rank that died reports nothing, and its peers fail inside a collective ("connection reset"):
-    # only when every rank reported is a failure the job's own (e.g. its reward function raised).
-    if len(outcomes) == request.devices:
-        errors = [o.get("error") or {} for o in outcomes.values() if o.get("outcome") == "failed"]
-        own = [e for e in errors if not _is_communication_error(e)]
-        raise RankFailed((own or errors)[0])
-    tail = log.read_text(errors="replace")[-2000:] if log.is_file() else ""
-    logger.error("launcher exited with %s and no rank reported; log tail:\n%s", returncode, tail)
+    # A rank that died reports nothing, and its peers fail inside a collective ("connection reset"): those
+    # are not the job's errors. An error of the job's own (a reward function raising, a bad model) is.
+    errors = [o.get("error") or {} for o in outcomes.values() if o.get("outcome") == "failed"]
+    own = [e for e in errors if not _is_communication_error(e)]
+    if own:
+        raise RankFailed(own[0])
     raise RankCrashed(f"a rank of the job died (launcher exit code {returncode}); the process group was torn down")
 
 

@@ -2,7 +2,7 @@
 
 Every rank loads the job's inputs and trains its share (workers/engine/parallel.py); rank 0 alone holds
 the database sink. Each rank leaves `outcome-rank<r>.json` in the run directory: rank 0 how the job
-ended, the others only when they failed (a rank stopped by rank 0's decision has nothing to add).
+ended, the others 'succeeded', 'stopped' (by rank 0's decision) or their error; a rank that dies leaves none.
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ def model_parameters(source: str) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def run_rank(args: argparse.Namespace, settings: Settings) -> dict[str, Any] | None:
-    """Train this rank's share; rank 0's outcome, or None on a rank stopped by rank 0."""
+def run_rank(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """Train this rank's share; rank 0's outcome, or 'stopped' on a rank stopped by rank 0's decision."""
     from workers.engine.model import model_path
     from workers.engine.parallel import StoppedByMain
 
@@ -111,7 +111,7 @@ def run_rank(args: argparse.Namespace, settings: Settings) -> dict[str, Any] | N
             )  # fmt: skip
         return {"outcome": "succeeded"}
     except StoppedByMain:
-        return None
+        return {"outcome": "stopped"}  # rank 0 reports why; this rank is only accounted for
     except JobCancelled as exc:
         return {"outcome": "cancelled", "message": str(exc)}
     except JobLost as exc:
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     rank = int(os.environ.get("RANK", "0"))
-    outcome: dict[str, Any] | None
+    outcome: dict[str, Any]
     try:
         outcome = run_rank(args, settings)
     except Exception as exc:
@@ -138,10 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         if dist.is_initialized():
             with contextlib.suppress(Exception):
                 dist.destroy_process_group()
-    if outcome is not None:
-        path = args.run_dir / OUTCOME.format(rank=rank)
-        path.write_text(json.dumps(outcome))
-    return 1 if outcome is not None and outcome["outcome"] == "failed" else 0
+    (args.run_dir / OUTCOME.format(rank=rank)).write_text(json.dumps(outcome))
+    return 1 if outcome["outcome"] == "failed" else 0
 
 
 if __name__ == "__main__":
