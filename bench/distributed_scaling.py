@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=6, help="steps per run; the first is a warm-up")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per rank (CPU)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/distributed_scaling.json"))
-    parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "grpo-bench")
+    parser.add_argument("--cache-dir", type=Path, default=Path(".bench-cache"))
     # internal: one rank under torchrun
     parser.add_argument("--rank-run", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="parallel", choices=["parallel", "fast"], help=argparse.SUPPRESS)
