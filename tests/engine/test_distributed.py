@@ -80,6 +80,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Path:
     return root
 
 
+@pytest.mark.slow  # the module's spawned 2-rank session: ~30 s on 2 cores, shared by the three tests using `runs`
 @pytest.mark.parametrize("case", CASES, ids=case_name)
 def test_two_ranks_compute_the_one_process_update(runs: Path, case: dict[str, Any]) -> None:
     one = runs / "one" / case_name({**case, "strategy": "ddp"})
@@ -98,6 +99,7 @@ def test_two_ranks_compute_the_one_process_update(runs: Path, case: dict[str, An
         torch.testing.assert_close(ours[name], tensor, atol=WEIGHT_ATOL, rtol=0, msg=name)
 
 
+@pytest.mark.slow
 def test_resume_across_world_sizes(runs: Path) -> None:
     """2 ranks -> 1 and 1 -> 2 (fsdp, beta > 0, sharded AdamW state) end where one uninterrupted run ends."""
     full = _weights(runs / "one-full")
@@ -115,6 +117,7 @@ def test_resume_across_world_sizes(runs: Path) -> None:
     assert not (checkpoint / "trainer_state.pt").read_bytes().count(b"exp_avg")  # AdamW state lives in the shards
 
 
+@pytest.mark.slow
 def test_single_process_path_resumes_a_multi_rank_checkpoint(runs: Path, model_cache: Path, tmp_path: Path) -> None:
     """train() without a world (the fast path) loads the sharded AdamW state of a 2-rank checkpoint."""
     from tests.engine.conftest import RecordingSink, digit_rows, make_config, repeat_reward
