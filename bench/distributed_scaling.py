@@ -27,7 +27,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-METRICS = ("time/step_s", "time/generation_s", "time/training_s", "time/allreduce_s", "time/gather_s")
+METRICS = (
+    "time/step_s", "time/generation_s", "time/training_s", "time/allreduce_s", "time/gather_s",
+    "throughput/tokens_per_s",
+)  # fmt: skip
 
 
 def rank_run(args: argparse.Namespace) -> None:
@@ -88,6 +91,8 @@ def launch(args: argparse.Namespace, model_dir: Path, ranks: int, mode: str, out
     data = json.loads(result.read_text())
     measured = data["steps"][1:]  # step 1 is the warm-up
     mean = {name: sum(s.get(name, 0.0) for s in measured) / len(measured) for name in METRICS}
+    # completion tokens per step: runs that sample differently (the fast path) do different amounts of work
+    mean["tokens"] = sum(s["throughput/tokens_per_s"] * s["time/step_s"] for s in measured) / len(measured)
     return {"ranks": ranks, "mode": mode, "steps_per_s": 1 / mean["time/step_s"], "mean": mean, "raw": data}
 
 
@@ -138,15 +143,15 @@ def table(report: dict[str, Any]) -> str:
         f"thread(s) per rank; {report['machine']}; {report['date']}",
         "",
         "| run | ranks | steps/s | speedup | efficiency | step s | generation s | training s | all-reduce s "
-        "| gather s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| gather s | tokens/step |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in report["runs"]:
         m = r["mean"]
         lines.append(
             f"| {r['mode']} | {r['ranks']} | {r['steps_per_s']:.3f} | {r['speedup']:.2f} | {r['efficiency']:.2f} "
             f"| {m['time/step_s']:.3f} | {m['time/generation_s']:.3f} | {m['time/training_s']:.3f} "
-            f"| {m['time/allreduce_s']:.4f} | {m['time/gather_s']:.4f} |"
+            f"| {m['time/allreduce_s']:.4f} | {m['time/gather_s']:.4f} | {m['tokens']:.0f} |"
         )
     return "\n".join(lines)
 

@@ -51,6 +51,14 @@ def setup_parallel(config: GRPOConfig, num_rows: int, resume_from: Path | None, 
         return run
     # Full, name-keyed optimiser state before sharding (empty on a fresh run); sharded again below.
     state = get_optimizer_state_dict(run.model, run.optimizer) if resume_from is not None else None
+    # Every FSDP forward and backward of a layer is a collective, so all ranks must run the same number.
+    # The scorer's shared-prompt path runs one forward per length bucket, and the buckets differ between
+    # ranks (their completions differ): with activation checkpointing it takes the plain path, one forward
+    # (and one backward) per micro-batch, the same count on every rank. The reference (no_grad) is routed
+    # the same way; checkpointing is inactive outside training, so there it only picks the path.
+    for model in (run.model, run.reference):
+        if model is not None and not getattr(model, "is_gradient_checkpointing", False):
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     bf16_on_gpu = run.device.type == "cuda" and resolve_dtype(config, run.device) == torch.bfloat16
     mp_dtype = torch.bfloat16 if bf16_on_gpu else None
     D.shard_model(run.model, mp_dtype)
