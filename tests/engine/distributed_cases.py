@@ -42,7 +42,7 @@ def run_rank(rank: int, size: int, port: int, jobs: list[tuple[dict[str, Any], s
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(size))
     os.environ["LOCAL_RANK"] = str(rank)
     torch.set_num_threads(1)
-    world = init_world("ddp", "cpu")
+    world = init_world("ddp", "cpu", timeout_s=120)  # a deadlock fails the test instead of hanging CI
     try:
         for case, out, resume in jobs:
             run_case(case, world, Path(cache), Path(out), Path(resume) if resume else None)

@@ -31,7 +31,11 @@ CASES = [
     for loss_type in ("dapo", "grpo", "bnpo")
     for beta in (0.0, 0.04)
     for strategy in ("ddp", "fsdp")
-] + [{"loss_type": "grpo", "beta": 0.04, "strategy": "fsdp", "max_steps": STEPS, "lora": True}]
+] + [
+    {"loss_type": "grpo", "beta": 0.04, "strategy": "fsdp", "max_steps": STEPS, "lora": True},
+    # Longer completions: the ranks' length buckets differ (FSDP deadlocked on uneven forward counts).
+    {"loss_type": "dapo", "beta": 0.04, "strategy": "fsdp", "max_steps": STEPS, "max_new_tokens": 24},
+]
 # constant schedule: the halves run with max_steps=2, which would shorten a decaying schedule
 RESUME = {"loss_type": "dapo", "beta": 0.04, "strategy": "fsdp", "every": 1, "lr_scheduler": "constant"}
 WEIGHT_ATOL = 2e-5

@@ -57,7 +57,7 @@ def setup_parallel(config: GRPOConfig, num_rows: int, resume_from: Path | None, 
     # (and one backward) per micro-batch, the same count on every rank. The reference (no_grad) is routed
     # the same way; checkpointing is inactive outside training, so there it only picks the path.
     for model in (run.model, run.reference):
-        if model is not None and not getattr(model, "is_gradient_checkpointing", False):
+        if model is not None:  # idempotent when the config already asked for it
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     bf16_on_gpu = run.device.type == "cuda" and resolve_dtype(config, run.device) == torch.bfloat16
     mp_dtype = torch.bfloat16 if bf16_on_gpu else None
