@@ -22,6 +22,7 @@ from app.core.storage import make_store
 from app.core.telemetry import Telemetry
 from app.services.inference_limits import InferenceLimiter
 from app.services.inference_proxy import InferenceProxy
+from app.services.routing import QueueDepthByClass, training_route
 from app.web import install_dashboard
 
 
@@ -52,9 +53,12 @@ def create_app(
     app.state.session_factory = make_session_factory(engine)
     app.state.store = make_store(settings)
     app.state.celery = create_celery(settings)
-    app.state.queue = queue or CeleryJobQueue(app.state.celery)
+    app.state.queue = queue or CeleryJobQueue(
+        app.state.celery, route=training_route(app.state.session_factory, settings)
+    )
     app.state.reward_runner = reward_runner or CeleryRewardRunner(app.state.celery, settings.reward_check_timeout_s)
     app.state.telemetry = Telemetry(app.state.session_factory)
+    app.state.telemetry.add_collector(QueueDepthByClass(app.state.session_factory, settings))
     app.state.inference = InferenceProxy(settings)  # the inference worker's client (no model in the API)
     app.state.inference_limiter = InferenceLimiter(
         settings.inference_requests_per_minute, settings.inference_max_concurrent

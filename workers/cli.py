@@ -65,7 +65,10 @@ def truncate_jsonl(path: Path, last_step: int) -> None:
 
 def load_inputs(spec_path: Path, data_dir: Path) -> RunInputs:
     """The run inputs of a spec file: the same run_inputs() the service's task calls, on inline rows."""
-    return run_inputs(load_spec_file(spec_path), data_dir=data_dir)
+    spec = load_spec_file(spec_path)
+    if spec.resources.distributed:  # not silently trained on one device
+        raise SpecError("resources.devices > 1 runs through the service (see docs/distributed.md)", param="resources")
+    return run_inputs(spec, data_dir=data_dir)
 
 
 def build_parser() -> argparse.ArgumentParser:

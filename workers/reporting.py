@@ -18,6 +18,7 @@ from app.schemas.job import JobSpec
 from app.schemas.status import EventType
 from app.services import artifacts, budgets, runs
 from workers.contract import JobFailure
+from workers.drain import WorkerDraining, is_draining
 from workers.engine.interface import CheckpointThenStop, EvalReport, StepReport
 from workers.manifest import write_manifest
 from workers.rewards import Alert, RewardMonitor
@@ -70,7 +71,9 @@ class DatabaseSink:
         spec: JobSpec,
         monitor: RewardMonitor,
         manifest: dict[str, Any] | None = None,
+        drain_flags: list[Path] | None = None,
     ) -> None:
+        self._drain_flags = drain_flags or []
         self._sessions = session_factory
         self._store = store
         self._job_id = job_id
@@ -143,6 +146,10 @@ class DatabaseSink:
             raise JobPaused(f"paused: {crossing.message}", reason="budget", data=crossing.data())
         self._raise_alerts(self._monitor.observe_step(report.step, report.metrics))
 
+    def checkpoint_requested(self) -> bool:
+        """The engine checkpoints after this step when the worker drains (SIGTERM), see workers/drain.py."""
+        return is_draining(self._drain_flags)
+
     def on_checkpoint(self, step: int, path: Path) -> None:
         if self._manifest is not None:
             write_manifest(path, self._manifest, step)
@@ -162,6 +169,8 @@ class DatabaseSink:
                 keep_last=self._spec.checkpoint.keep_last,
                 keep_best=self._spec.checkpoint.keep_best,
             )
+        if is_draining(self._drain_flags):
+            raise WorkerDraining(f"worker draining: stopped after step {step} and its checkpoint")
 
     def on_eval(self, report: EvalReport) -> None:
         config = self._spec.eval.model_dump(mode="json", exclude={"dataset"}) if self._spec.eval else {}

@@ -20,13 +20,17 @@ from app.schemas.errors import JobErrorCode
 from app.schemas.job import DatasetSpec, JobSpec, JobStatus
 from app.schemas.job_error import MAX_MESSAGE_CHARS, error_from_exception
 from app.schemas.status import EventType
-from app.services import artifacts, pause, runs
+from app.services import artifacts, handoff, pause, runs
 from workers.claiming import claim_or_take_over
 from workers.contract import JobFailure
+from workers.drain import WorkerDraining, flags_for_this_task
 from workers.engine import train
 from workers.engine.checkpoint import is_out_of_space
+from workers.engine.model import model_path
+from workers.fleet_check import fleet_check
 from workers.inputs import load_rows, prepare_init_weights, prepare_resume
 from workers.judges import judge_resolver
+from workers.launch import RankCrashed, launch_job, raise_outcome
 from workers.manifest import base_manifest
 from workers.model_preflight import check_model_reachable
 from workers.reporting import MONITORED, DatabaseSink, Heartbeat, JobCancelled, JobLost, JobPaused
@@ -96,6 +100,14 @@ def _train(
                     spec.init_from, work_dir=work_dir, store=store, session=session, tenant_id=tenant_id
                 )
             )
+    if spec.resources.distributed:  # one process per device under torchrun; this worker stays the owner
+        model_path(inputs.config)  # build or fetch the model once here, not in every rank at the same time
+        init_weights = inputs.config.model_source if spec.init_from is not None and resume_from is None else None
+        outcome = launch_job(
+            job_id, spec, settings, worker_id=worker_id, resume_from=resume_from, model_source=init_weights
+        )
+        raise_outcome(outcome)
+        return
     with sessions() as session:
         source = resume_from.name if resume_from is not None else inputs.config.model_source
         runs.add_event(
@@ -110,7 +122,10 @@ def _train(
         check_model_reachable(inputs.config.model_source, inputs.config.model_revision)
     monitor = rebuilt_monitor(spec, sessions, job_id, resume_from)
     manifest = base_manifest(spec, inputs.rows, inputs.config)
-    sink = DatabaseSink(sessions, store, job_id, worker_id, spec, monitor, manifest=manifest)
+    drain_flags = flags_for_this_task(settings.data_dir)
+    sink = DatabaseSink(
+        sessions, store, job_id, worker_id, spec, monitor, manifest=manifest, drain_flags=drain_flags
+    )
     judges = judge_resolver(settings, sessions, tenant_id)  # for judge rewards (workers/judges.py)
     with inputs.reward_fns(judges) as (reward_fn, eval_fn):
         train(
@@ -154,7 +169,11 @@ def run_job(
     """Claim and train one job. With `queue`, a job that ends hands its tenant's slot to a waiting job."""
     token = new_log_context(job_id=str(job_id))
     try:
-        _run_claimed(job_id=job_id, settings=settings, session_factory=session_factory, worker_id=worker_id)
+        handed_back = _run_claimed(
+            job_id=job_id, settings=settings, session_factory=session_factory, worker_id=worker_id
+        )
+        if handed_back and queue is not None:
+            queue.enqueue_training(job_id)
     finally:
         reset_log_context(token)
     if queue is not None:
@@ -166,11 +185,14 @@ def run_job(
 
 def _run_claimed(
     *, job_id: uuid.UUID, settings: Settings, session_factory: sessionmaker[Session], worker_id: str
-) -> None:
+) -> bool:
+    """True when the job went back to the queue (drain, a crashed rank): the caller enqueues it again."""
+    if not fleet_check(session_factory=session_factory, job_id=job_id, settings=settings, worker_id=worker_id):
+        return False
     job = claim_or_take_over(session_factory=session_factory, job_id=job_id, worker_id=worker_id, settings=settings)
     if job is None:
         logger.info("job %s not claimed: a duplicate delivery, cancelled, or no free slot", job_id)
-        return
+        return False
     outcome, error, message = JobStatus.succeeded, None, "job succeeded"
 
     def beat() -> None:
@@ -192,7 +214,7 @@ def _run_claimed(
             outcome, message = JobStatus.cancelled, str(exc)
         except JobLost:
             logger.warning("job %s was taken over by another worker; stopping", job_id)
-            return
+            return False
         except JobPaused as exc:  # its step is checkpointed: let go of the job (app/services/pause.py)
             with session_factory() as session:
                 pause.settle_paused(
@@ -203,10 +225,18 @@ def _run_claimed(
                     message=str(exc),
                     data=exc.data,
                 )
-            return
+            return False
+        except (WorkerDraining, RankCrashed) as exc:
+            logger.warning("job %s handed back to the queue: %s", job_id, exc)
+            with session_factory() as session:
+                return handoff.requeue_own_job(
+                    session=session, job_id=job_id, worker_id=worker_id, reason=str(exc),
+                    count_attempt=isinstance(exc, RankCrashed),
+                )  # fmt: skip
         except Exception as exc:
             logger.error("job %s failed:\n%s", job_id, traceback.format_exc())
             error = error_body(exc)
             outcome, message = JobStatus.failed, f"job failed: {error['message']}"[:500]
     with session_factory() as session:
         runs.finish_job(session=session, job_id=job_id, worker_id=worker_id, to=outcome, error=error, message=message)
+    return False

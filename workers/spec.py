@@ -69,6 +69,7 @@ def engine_config_from_spec(spec: JobSpec, *, data_dir: Path) -> GRPOConfig:
         checkpoint_every=spec.checkpoint.every,
         keep_last=spec.checkpoint.keep_last,
         log_samples_per_step=spec.logging.samples_per_step,
+        device=spec.resources.accelerator or "auto",  # each rank of a multi-device job takes its own index
         **(eval_overrides(spec.eval) | {"eval_every": spec.eval.every} if spec.eval else {}),
     )
 

@@ -3,13 +3,16 @@
 import logging
 import uuid
 
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import celeryd_after_setup, worker_process_init, worker_ready, worker_shutting_down
 
 from app.core.config import settings
 from app.core.queue import CeleryJobQueue
+from app.services.routing import training_route
 from workers.celery_app import celery_app
 from workers.db import session_factory
+from workers.drain import clear_mark, mark_draining
 from workers.evaluation_runner import run_evaluation as run_evaluation_now
+from workers.fleet import worker_queues
 from workers.liveness import new_worker_id
 from workers.merge_runner import run_merge
 from workers.preflight import run_preflight_request
@@ -20,6 +23,11 @@ from workers.webhooks import start_webhook_sender
 logger = logging.getLogger(__name__)
 
 
+def training_queue() -> CeleryJobQueue:
+    """Enqueues training jobs onto the queue of the worker class that fits them (app/services/routing.py)."""
+    return CeleryJobQueue(celery_app, route=training_route(session_factory(), settings))
+
+
 @celery_app.task(name="workers.tasks.run_grpo_job")
 def run_grpo_job(job_id: str) -> None:
     run_job(
@@ -27,7 +35,7 @@ def run_grpo_job(job_id: str) -> None:
         settings=settings,
         session_factory=session_factory(),
         worker_id=new_worker_id(),
-        queue=CeleryJobQueue(celery_app),
+        queue=training_queue(),
     )
 
 
@@ -48,7 +56,8 @@ def run_preflight(preflight_id: str) -> None:
 
 @worker_ready.connect
 def _start_watchdog(**_kwargs: object) -> None:
-    start_watchdog(session_factory=session_factory(), queue=CeleryJobQueue(celery_app), settings=settings)
+    clear_mark(settings.data_dir)  # a mark left by an earlier worker that had this pid
+    start_watchdog(session_factory=session_factory(), queue=training_queue(), settings=settings)
 
 
 @worker_ready.connect
@@ -60,3 +69,16 @@ def _start_webhook_sender(**_kwargs: object) -> None:
 def _fresh_engine_in_child(**_kwargs: object) -> None:
     # A forked pool child must not reuse the parent's pooled database connections.
     session_factory.cache_clear()
+
+
+@worker_shutting_down.connect
+def _drain(**_kwargs: object) -> None:
+    # Warm shutdown (SIGTERM): the running job checkpoints after its step and goes back to the queue.
+    mark_draining(settings.data_dir)
+
+
+@celeryd_after_setup.connect
+def _consume_class_queues(instance: object, **_kwargs: object) -> None:
+    # On top of --queues: the queues of the jobs this worker's class can run (workers/fleet.py).
+    for queue in worker_queues(settings):
+        instance.app.amqp.queues.select_add(queue)  # type: ignore[attr-defined]

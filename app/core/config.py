@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.schemas.resources import WorkerClass
+
 DEFAULT_SECRET = "dev-insecure-secret-change-me"
 
 
@@ -218,6 +220,29 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("GRPO_INFERENCE_BATCH_WINDOW_MS", "inference_batch_window_ms"),
         description="Inference worker: how long the first request of a batch waits for others to join.",
     )
+
+    worker_classes: list[WorkerClass] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("GRPO_WORKER_CLASSES", "worker_classes"),
+        description="The fleet's worker classes (JSON list of {name, accelerator, devices, memory_gb}), cheapest "
+        "first: a job goes to the queue grpo.<name> of the first class that fits its resources, and a job no class "
+        "fits is rejected (422). Empty (default): every job goes to the 'grpo' queue and each worker checks it fits.",
+    )
+    worker_class: str | None = Field(
+        None,
+        validation_alias=AliasChoices("GRPO_WORKER_CLASS", "worker_class"),
+        description="On a worker: its class in worker_classes (it consumes that class's queue and those of the "
+        "classes it covers). Unset: the worker offers what it detects (CUDA devices, else the CPU's cores).",
+    )
+
+    @model_validator(mode="after")
+    def _worker_class_is_declared(self) -> "Settings":
+        names = [c.name for c in self.worker_classes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"GRPO_WORKER_CLASSES: class names must be unique, got {names}")
+        if self.worker_class is not None and self.worker_class not in names:
+            raise ValueError(f"GRPO_WORKER_CLASS={self.worker_class!r} is not one of GRPO_WORKER_CLASSES {names}")
+        return self
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> "Settings":

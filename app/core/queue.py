@@ -36,11 +36,13 @@ class JobQueue(Protocol):
 class CeleryJobQueue:
     """Sends by task name, so the API never imports the worker's training code."""
 
-    def __init__(self, celery: Celery) -> None:
+    def __init__(self, celery: Celery, route: Callable[[uuid.UUID], str] | None = None) -> None:
         self._celery = celery
+        self._route = route  # job id -> queue of the worker class that fits it (app/services/routing.py)
 
     def enqueue_training(self, job_id: uuid.UUID) -> None:
-        self._celery.send_task(TRAIN_TASK, args=[str(job_id)])
+        queue = self._route(job_id) if self._route is not None else None
+        self._celery.send_task(TRAIN_TASK, args=[str(job_id)], queue=queue)
 
     def enqueue_evaluation(self, evaluation_id: uuid.UUID) -> None:
         self._celery.send_task(EVAL_TASK, args=[str(evaluation_id)])

@@ -90,6 +90,7 @@ class Telemetry:
         self._multiprocess = multiprocess_dir() is not None
         self._registry = CollectorRegistry()
         self._database = DatabaseCollector(session_factory)
+        self._extra: list[Collector] = []
         self.request_seconds = Histogram(
             "grpo_http_request_duration_seconds",
             "API request latency by route template, method and status code.",
@@ -101,6 +102,12 @@ class Telemetry:
         if not self._multiprocess:
             self._registry.register(self._database)
 
+    def add_collector(self, collector: Collector) -> None:
+        """A further scrape-time collector (e.g. queue depth per worker class, app/services/routing.py)."""
+        self._extra.append(collector)
+        if not self._multiprocess:
+            self._registry.register(collector)
+
     def observe_request(self, method: str, route: str | None, status: int, seconds: float) -> None:
         self.request_seconds.labels(method, route or UNMATCHED_ROUTE, str(status)).observe(seconds)
 
@@ -110,4 +117,6 @@ class Telemetry:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
         registry.register(self._database)
+        for collector in self._extra:
+            registry.register(collector)
         return generate_latest(registry)

@@ -23,6 +23,7 @@ from app.schemas.errors import JOB_ERROR_CODES_DOC
 from app.schemas.grpo import GRPOHyperparameters
 from app.schemas.job_error import JobErrorCodeField
 from app.schemas.page import ListPublic
+from app.schemas.resources import ResourcesSpec, check_fits_spec
 from app.schemas.reward import SafeguardSpec
 from app.schemas.reward_resource import JobReward
 from app.schemas.storable import MAX_INT32, StorableBody
@@ -224,6 +225,18 @@ class JobSpec(StorableBody):
         default_factory=Budget,
         description="Limits on time, device-hours, tokens and reward calls; crossing one pauses the job.",
     )
+    resources: ResourcesSpec = Field(
+        default_factory=ResourcesSpec,
+        description="Accelerator kind, number of devices and parallel strategy; default one device, any kind.",
+    )
+
+    @field_validator("resources")
+    @classmethod
+    def _resources_fit_the_step(cls, value: ResourcesSpec, info: ValidationInfo) -> ResourcesSpec:
+        grpo = info.data.get("grpo")
+        if grpo is not None:
+            check_fits_spec(value, grpo)
+        return value
 
     @field_validator("name")
     @classmethod

@@ -12,8 +12,10 @@ from app.crud.jobs import count_jobs
 from app.models import Job, JobEvent, JobRewardUse, Tenant
 from app.models.base import utcnow
 from app.schemas.job import TERMINAL_STATUSES, JobCreate, JobStatus
+from app.schemas.resources import ResourcesSpec
 from app.services.model_checks import check_prompts_encodable
 from app.services.rewards import resolve_references
+from app.services.routing import waiting_message
 from app.services.spec_checks import check_spec
 from app.services.transitions import transition
 
@@ -69,6 +71,9 @@ def create_job(*, session: Session, tenant: Tenant, job_in: JobCreate, settings:
         JobRewardUse(job_id=job.id, reward_id=reward_id, version=version) for reward_id, version in reward_uses
     )
     session.add(JobEvent(job_id=job.id, type="status", message="job queued", data={"status": "queued"}))
+    if job_in.resources != ResourcesSpec():  # say what the job waits for (a kind of worker, several devices)
+        message = waiting_message(job_in.resources, settings)
+        session.add(JobEvent(job_id=job.id, type="waiting", message=message, data=job_in.resources.model_dump()))
     session.commit()
     bind_log_context(job_id=str(job.id))
     enqueue_or_undo(

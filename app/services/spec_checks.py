@@ -17,6 +17,7 @@ from app.models import Checkpoint, Dataset, Job
 from app.schemas.job import HUB_ID_PATTERN, DatasetSpec, EvalSpec, JobSpec
 from app.schemas.reward_resource import concrete_rewards, reference_fields
 from app.services.dataset_rows import prompt_issue_line, prompt_problem
+from app.services.routing import check_routable
 
 TINY_DEMO = "tiny-demo"
 
@@ -166,3 +167,4 @@ def check_spec(spec: JobSpec, settings: Settings, *, session: Session, tenant_id
         check_rows(dataset, rewards, param)
         check_uploaded_dataset(dataset, rewards, param, session=session, tenant_id=tenant_id)
     check_init_from(spec, session=session, tenant_id=tenant_id)
+    check_routable(spec.resources, settings)

@@ -150,8 +150,9 @@ def generate(
         live = batch.sampling.nonzero().squeeze(1)  # (R,) batch positions still sampling
         all_live = live.numel() == batch.rows.numel()
         history = batch.history if batch.history is None or all_live else batch.history[live]
-        tokens, token_logps = next_tokens(logits if all_live else logits[live], params, generator, history)  # (R,)
         rows = batch.rows[live]  # (R,) original rows
+        draws = generator if isinstance(generator, torch.Generator) else generator.rows(rows)  # streams.py
+        tokens, token_logps = next_tokens(logits if all_live else logits[live], params, draws, history)  # (R,)
         completion[rows, t] = tokens
         if sampler_logps is not None and token_logps is not None:
             sampler_logps[rows, t] = token_logps

@@ -116,7 +116,10 @@ def sample_with_logprobs(logits: torch.Tensor, generator: torch.Generator) -> tu
     probs = probs.view(rows, blocks, SAMPLE_BLOCK)
     block_mass = probs.sum(dim=-1, dtype=torch.float64)  # (R, blocks)
     block_cdf = block_mass.cumsum(dim=-1)
-    uniform = torch.rand(rows, 1, generator=generator, device=logits.device, dtype=torch.float64)
+    if isinstance(generator, torch.Generator):
+        uniform = torch.rand(rows, 1, generator=generator, device=logits.device, dtype=torch.float64)
+    else:  # streams.RowDraws: one stream per prompt group (multi-rank runs)
+        uniform = generator.uniform(logits.device)
     target = uniform * block_cdf[:, -1:]  # (R, 1)
     block = _first_above(block_cdf, target, block_mass)  # (R,)
     before = torch.where(block > 0, block_cdf.gather(1, (block - 1).clamp(min=0)[:, None]).squeeze(1), 0.0)

@@ -112,7 +112,12 @@ def setup_run(config: GRPOConfig, num_rows: int, resume_from: Path | None) -> Ru
     generator = torch.Generator(device=device).manual_seed(config.seed)
     order = PromptOrder(num_rows, config.seed)
     if resume_from is not None:
-        optimizer.load_state_dict(state["optimizer"])
+        if "optimizer" in state:
+            optimizer.load_state_dict(state["optimizer"])
+        else:  # a multi-device checkpoint: AdamW state in torch.distributed.checkpoint shards
+            from workers.engine.parallel_state import load_sharded_optimizer
+
+            load_sharded_optimizer(model, optimizer, resume_from)
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["rng"]["sampling"])
         torch.set_rng_state(state["rng"]["torch"])

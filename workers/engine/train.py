@@ -22,6 +22,7 @@ from workers.engine.checkpoint import prune_checkpoints, remove_stale_temporarie
 from workers.engine.collect import Collected, collect_batch
 from workers.engine.config import GRPOConfig
 from workers.engine.data import validate_rows
+from workers.engine.distributed import World
 from workers.engine.evaluation import evaluate
 from workers.engine.interface import CheckpointThenStop, RewardFn, SampleRecord, StepReport, TrainingSink, TrainResult
 from workers.engine.loss import LossSettings, group_advantages, tied_groups, unscorable
@@ -43,13 +44,22 @@ def train(
     resume_from: Path | None = None,
     eval_rows: list[dict[str, Any]] | None = None,
     eval_reward_fn: RewardFn | None = None,
+    world: World | None = None,
 ) -> TrainResult:
     """Train for config.max_steps steps (continuing from `resume_from`, a checkpoint directory).
 
     Checkpoints go to `work_dir`. `sink.on_step` may raise to stop between steps (cancel): the
     exception propagates, and the last complete checkpoint stays the resume point. CheckpointThenStop
-    (a pause) first checkpoints the step just finished, so the resume point is that step.
+    (a pause) first checkpoints the step just finished, so the resume point is that step. With `world`
+    (one rank of a multi-device job, or its one-process reference) the loop of parallel.py runs instead.
     """
+    if world is not None:
+        from workers.engine.parallel import train_parallel  # imports this module
+
+        return train_parallel(
+            config, rows, reward_fn, sink, world=world, work_dir=work_dir, resume_from=resume_from,
+            eval_rows=eval_rows, eval_reward_fn=eval_reward_fn,
+        )  # fmt: skip
     validate_rows(rows, config.prompt_field)
     work_dir = Path(work_dir)
     remove_stale_temporaries(work_dir)
@@ -132,7 +142,12 @@ def train(
             sink.on_step(StepReport(step=step, metrics=metrics, samples=_samples(batch, advantages, rows, config)))
         except CheckpointThenStop as exc:  # a pause: keep this step (checkpoint, evaluation), then stop
             stop = exc
-        checkpointed = stop is not None or step % config.checkpoint_every == 0 or step == config.max_steps
+        checkpointed = (
+            stop is not None
+            or step % config.checkpoint_every == 0
+            or step == config.max_steps
+            or checkpoint_requested(sink)  # a draining worker
+        )
         if checkpointed:
             final_checkpoint = _checkpoint(run, config, work_dir, metrics, sink)
         if eval_rows and ((config.eval_every and step % config.eval_every == 0) or step == config.max_steps):
@@ -154,6 +169,12 @@ def _checkpoint(
     prune_checkpoints(work_dir, config.keep_last)
     sink.on_checkpoint(run.step, path)
     return path
+
+
+def checkpoint_requested(sink: TrainingSink) -> bool:
+    """A sink may ask for a checkpoint now (a draining worker: it then stops from on_checkpoint)."""
+    requested = getattr(sink, "checkpoint_requested", None)
+    return bool(requested()) if callable(requested) else False
 
 
 def loss_settings(config: GRPOConfig) -> LossSettings:
