@@ -192,7 +192,10 @@ def update_parallel(
     reduced = D.all_reduce_sum(world, local)
     totals = StepTotals(num_tokens=int(reduced[0]), num_sequences=int(reduced[1]), num_micro_batches=num_chunks)
     chunk_tokens = reduced[2:]
-    sums = dict.fromkeys(("loss", "kl", "entropy", "low", "high", "region"), 0.0)
+    # the sums _backward accumulates (sampler/trainer mismatch included; importance-sampling correction is
+    # refused with several devices at submit, app/schemas/resources.py)
+    sums = dict.fromkeys(("loss", "kl", "entropy", "low", "high", "region", "dlogp", "dlogp_max", "sampler_kl"), 0.0)
+    sums |= dict.fromkeys(("is_weight", "is_corrected"), 0.0)
     learning_rate = run.optimizer.param_groups[0]["lr"]
     training_s = optimizer_s = allreduce_s = grad_norm = 0.0
     run.model.train()
@@ -216,8 +219,9 @@ def update_parallel(
         training_s += synced - started
         allreduce_s += stepped - synced
         optimizer_s += time.perf_counter() - stepped
-    names = list(sums)
+    names = [name for name in sums if name != "dlogp_max"]
     global_sums = dict(zip(names, D.all_reduce_sum(world, [sums[k] for k in names]), strict=True))
+    global_sums["dlogp_max"] = D.all_reduce_max(world, sums["dlogp_max"])
     tokens, mu = max(totals.num_tokens, 1), config.num_iterations
     metrics = {
         "loss": global_sums["loss"] / mu,
@@ -233,6 +237,10 @@ def update_parallel(
     }
     if settings.beta != 0.0:
         metrics["kl"] = global_sums["kl"] / (tokens * mu)
+    if batch.sampler_logps is not None:  # as update.update_policy reports it, over every rank's tokens
+        metrics["sampling/logp_diff_mean"] = global_sums["dlogp"] / tokens
+        metrics["sampling/logp_diff_max"] = global_sums["dlogp_max"]
+        metrics["sampling/kl"] = global_sums["sampler_kl"] / tokens
     return metrics
 
 
