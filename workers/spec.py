@@ -81,7 +81,7 @@ def eval_overrides(eval_spec: EvalSpec) -> dict[str, Any]:
         "eval_greedy": eval_spec.greedy,
         "eval_max_new_tokens": eval_spec.max_new_tokens,
         "eval_max_prompts": eval_spec.max_prompts,
-        "eval_correct_threshold": eval_spec.success_threshold,
+        "eval_success_threshold": eval_spec.success_threshold,
     }
 
 

@@ -38,3 +38,11 @@ def test_invariants_name_the_fix(overrides, message):
 def test_round_trip_through_dict():
     config = GRPOConfig(stop=["\n"], epsilon_high=0.28)
     assert GRPOConfig.from_dict(config.to_dict()) == config
+
+
+def test_a_checkpoint_config_with_the_old_eval_threshold_name_still_loads():
+    """eval_correct_threshold was renamed eval_success_threshold (the API's eval.success_threshold)."""
+    data = GRPOConfig().to_dict()
+    del data["eval_success_threshold"]
+    data["eval_correct_threshold"] = 0.5
+    assert GRPOConfig.from_dict(data).eval_success_threshold == 0.5

@@ -117,8 +117,8 @@ class GRPOConfig:
     eval_greedy: bool = False  # greedy decoding (one distinct sample per prompt); False samples like training
     eval_max_new_tokens: int | None = None  # None uses max_new_tokens
     eval_max_prompts: int | None = None  # evaluate at most this many eval rows (the first ones); None: all
-    # A sample counts as correct when its total reward >= this; pass@k and accuracy use it.
-    eval_correct_threshold: float = 1.0
+    # A sample counts as correct when its total reward >= this; pass@k and accuracy use it (eval.success_threshold).
+    eval_success_threshold: float = 1.0
 
     # --- logging (engine-side) -------------------------------------------------------------------
     log_samples_per_step: int = 4  # completions per step copied into StepReport.samples (first groups first)
@@ -150,6 +150,8 @@ class GRPOConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GRPOConfig:
         data = dict(data)
+        if "eval_correct_threshold" in data:  # the name in checkpoints written before it matched the API's
+            data["eval_success_threshold"] = data.pop("eval_correct_threshold")
         if data.get("lora") is not None:
             lora = dict(data["lora"])
             lora["target_modules"] = tuple(lora["target_modules"])

@@ -2,7 +2,7 @@
 
 Definitions:
   eval/reward_mean     mean total reward over all samples
-  eval/accuracy        fraction of samples whose total reward >= eval_correct_threshold ("correct")
+  eval/accuracy        fraction of samples whose total reward >= eval_success_threshold ("correct")
   eval/pass@k          unbiased estimator (Chen et al. 2021) of P(at least one of k samples is correct),
                        averaged over prompts: 1 - C(n - c, k) / C(n, k) with c correct out of n; for
                        k = 1, 2, 4, ... up to n (greedy decoding has n = 1, so only pass@1 = accuracy)
@@ -87,7 +87,7 @@ def evaluate(
     return EvalReport(
         step=step,
         metrics=eval_metrics(
-            totals, components, torch.cat(lengths), torch.cat(truncated), n, config.eval_correct_threshold
+            totals, components, torch.cat(lengths), torch.cat(truncated), n, config.eval_success_threshold
         ),
         num_prompts=len(rows),
         samples_per_prompt=n,

@@ -42,7 +42,7 @@ RESUMABLE_CHANGES = frozenset(
         "eval_greedy",
         "eval_max_new_tokens",
         "eval_max_prompts",
-        "eval_correct_threshold",
+        "eval_success_threshold",
         "log_samples_per_step",
         "device",
         "model_cache_dir",
