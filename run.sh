@@ -3,7 +3,7 @@
 #   ./run.sh demo     install what is needed, start API + worker, run the demo GRPO job and show it learn
 #   ./run.sh test     install what is needed (with test extras) and run the whole test suite
 #   ./run.sh lint     install the dev extras; ruff check, ruff format --check, mypy --strict (CI runs it)
-#   ./run.sh api | worker | rewards-worker | inference   run one service process in the foreground (after an install)
+#   ./run.sh api | worker | service-worker | rewards-worker | inference   run one service process in the foreground (after an install)
 #   ./run.sh admin ...  grpo-admin (API keys, tenant limits); ./run.sh grpo ...  the client CLI;
 #   ./run.sh train ...  grpo-train (a spec in-process): the venv's commands without activating it
 # Environment: GRPO_VENV (default .venv), TORCH_SPEC (default torch==2.13.0: the CPU wheel; on a GPU machine
@@ -74,6 +74,10 @@ case "$command" in
   train)
     install test
     exec "$PY" -m workers.cli "$@"
+    ;;
+  service-worker)
+    install test
+    exec "$PY" -m celery -A workers.celery_app worker --loglevel INFO --pool prefork --concurrency 1 --queues service "$@"
     ;;
   rewards-worker)
     install test

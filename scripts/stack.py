@@ -1,4 +1,5 @@
-"""Start and stop the local service stack (API + a real Celery worker + a reward worker) as child processes.
+"""Start and stop the local service stack (API, a training worker, a service worker, a reward worker and an
+inference worker) as child processes.
 
 Used by the README demo and by the integration tests, so both exercise the same processes a user runs.
 """
@@ -37,6 +38,7 @@ class Stack:
     worker: subprocess.Popen[bytes] | None
     log_dir: Path
     reward_worker: subprocess.Popen[bytes] | None = None
+    service_worker: subprocess.Popen[bytes] | None = None  # evaluations, merges, preflights
     inference: subprocess.Popen[bytes] | None = None  # the inference worker (docs/inference.md)
 
     def restart_worker(self) -> None:
@@ -52,8 +54,15 @@ def service_env(data_dir: Path, extra: dict[str, str] | None = None) -> dict[str
     return env
 
 
-def start_worker(env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
-    log = (log_dir / "worker.log").open("ab")
+SERVICE_WORKER_LOG = "service-worker.log"
+
+
+def start_worker(
+    env: dict[str, str], log_dir: Path, queue: str = "grpo", log_name: str = "worker.log"
+) -> subprocess.Popen[bytes]:
+    """A Celery worker of workers.celery_app: training jobs (`grpo`), or evaluations, merges and preflights
+    (`service`, so they never wait behind a training job)."""
+    log = (log_dir / log_name).open("ab")
     return subprocess.Popen(
         [
             sys.executable,
@@ -69,11 +78,11 @@ def start_worker(env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
             "--concurrency",
             "1",
             "--queues",
-            "grpo",
+            queue,
             "--without-gossip",
             "--without-mingle",
             "--hostname",
-            f"worker-{os.getpid()}-{time.monotonic_ns()}@%h",
+            f"{queue}-{os.getpid()}-{time.monotonic_ns()}@%h",
         ],
         cwd=PROJECT_ROOT,
         env=env,
@@ -264,6 +273,8 @@ def running_stack(
     worker_process = start_worker(env, log_dir) if worker else None
     rewards_log_start = log_size(log_dir, REWARD_WORKER_LOG)
     rewards = start_reward_worker(env, log_dir)
+    service_log_start = log_size(log_dir, SERVICE_WORKER_LOG)
+    service = start_worker(env, log_dir, queue="service", log_name=SERVICE_WORKER_LOG) if worker else None
     inference_process = start_inference(env, log_dir) if inference else None
     api = start_api(env, log_dir, port)
     stack = Stack(
@@ -273,6 +284,7 @@ def running_stack(
         worker=worker_process,
         log_dir=log_dir,
         reward_worker=rewards,
+        service_worker=service,
         inference=inference_process,
     )
     try:
@@ -280,6 +292,8 @@ def running_stack(
         if worker_process is not None:
             wait_worker_ready(worker_process, log_dir, since=worker_log_start)
         wait_worker_ready(rewards, log_dir, log_name=REWARD_WORKER_LOG, since=rewards_log_start)
+        if service is not None:
+            wait_worker_ready(service, log_dir, log_name=SERVICE_WORKER_LOG, since=service_log_start)
         if inference_process is not None:
             wait_inference_ready(env, inference_process)
         yield stack
@@ -291,3 +305,5 @@ def running_stack(
             stop(stack.worker)
         if stack.reward_worker is not None:
             stop(stack.reward_worker)
+        if stack.service_worker is not None:
+            stop(stack.service_worker)

@@ -5,6 +5,7 @@ import uuid
 
 from celery.signals import celeryd_after_setup, worker_process_init, worker_ready, worker_shutting_down
 
+from app.core.celery import TRAINING_QUEUE
 from app.core.config import settings
 from app.core.queue import CeleryJobQueue
 from app.services.routing import training_route
@@ -79,6 +80,10 @@ def _drain(**_kwargs: object) -> None:
 
 @celeryd_after_setup.connect
 def _consume_class_queues(instance: object, **_kwargs: object) -> None:
-    # On top of --queues: the queues of the jobs this worker's class can run (workers/fleet.py).
+    # On top of --queues: the queues of the jobs this worker's class can run (workers/fleet.py); only for a
+    # training worker (a service worker, --queues service, must never take a training job).
+    selected = instance.app.amqp.queues.consume_from  # type: ignore[attr-defined]
+    if selected is not None and TRAINING_QUEUE not in selected:
+        return
     for queue in worker_queues(settings):
         instance.app.amqp.queues.select_add(queue)  # type: ignore[attr-defined]

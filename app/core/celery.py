@@ -22,6 +22,9 @@ from app.core.config import Settings
 
 WEEK_S = 7 * 24 * 3600
 TRAINING_QUEUE = "grpo"
+# Evaluations, merges and preflights: minutes at most, served by a worker of their own (`./run.sh
+# service-worker`), so they never wait behind a training job that holds the training worker for hours.
+SERVICE_QUEUE = "service"
 REWARD_QUEUE = "rewards"
 EMBEDDED_POLL_S = 0.1  # how often workers poll the SQLite broker (kombu's default is 1 s: too slow for a test call)
 

@@ -9,7 +9,7 @@ from celery import Celery
 from celery.exceptions import TimeoutError as CeleryTimeout
 from sqlalchemy.orm import Session
 
-from app.core.celery import REWARD_QUEUE
+from app.core.celery import REWARD_QUEUE, SERVICE_QUEUE
 from app.core.errors import ProblemError
 from app.schemas.reward_check import RewardCheckReply, RewardCheckRequest
 
@@ -45,13 +45,13 @@ class CeleryJobQueue:
         self._celery.send_task(TRAIN_TASK, args=[str(job_id)], queue=queue)
 
     def enqueue_evaluation(self, evaluation_id: uuid.UUID) -> None:
-        self._celery.send_task(EVAL_TASK, args=[str(evaluation_id)])
+        self._celery.send_task(EVAL_TASK, args=[str(evaluation_id)], queue=SERVICE_QUEUE)
 
     def enqueue_merge(self, job_id: uuid.UUID, step: int) -> None:
-        self._celery.send_task(MERGE_TASK, args=[str(job_id), step])
+        self._celery.send_task(MERGE_TASK, args=[str(job_id), step], queue=SERVICE_QUEUE)
 
     def enqueue_preflight(self, preflight_id: uuid.UUID) -> None:
-        self._celery.send_task(PREFLIGHT_TASK, args=[str(preflight_id)])
+        self._celery.send_task(PREFLIGHT_TASK, args=[str(preflight_id)], queue=SERVICE_QUEUE)
 
 
 def queue_unavailable(what: str) -> ProblemError:
