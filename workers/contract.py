@@ -32,9 +32,7 @@ class RewardBatch:
 
 
 class RewardFn(Protocol):
-    def __call__(
-        self, prompts: list[str], completions: list[str], rows: list[dict[str, Any]]
-    ) -> RewardBatch: ...
+    def __call__(self, prompts: list[str], completions: list[str], rows: list[dict[str, Any]]) -> RewardBatch: ...
 
 
 @dataclass(frozen=True)

@@ -123,9 +123,7 @@ def _train(
     monitor = rebuilt_monitor(spec, sessions, job_id, resume_from)
     manifest = base_manifest(spec, inputs.rows, inputs.config)
     drain_flags = flags_for_this_task(settings.data_dir)
-    sink = DatabaseSink(
-        sessions, store, job_id, worker_id, spec, monitor, manifest=manifest, drain_flags=drain_flags
-    )
+    sink = DatabaseSink(sessions, store, job_id, worker_id, spec, monitor, manifest=manifest, drain_flags=drain_flags)
     judges = judge_resolver(settings, sessions, tenant_id)  # for judge rewards (workers/judges.py)
     with inputs.reward_fns(judges) as (reward_fn, eval_fn):
         train(

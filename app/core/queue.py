@@ -75,6 +75,8 @@ def enqueue_or_undo(send: Callable[[], None], *, what: str, undo: Callable[[], N
         undo()
         session.commit()
         raise queue_unavailable(what) from exc
+
+
 class RewardRunner(Protocol):
     """Runs a reward check on a reward worker and returns its reply; raises a 503 ProblemError when no
     worker answers in time."""

@@ -36,6 +36,7 @@ def request_merge(*, session: Session, job_id: uuid.UUID, step: int, queue: JobQ
     if previous != MergeStatus.running:
         transition_merge(session, job_id, step, from_={previous}, to=MergeStatus.queued)
     session.commit()
+
     def undo() -> None:
         if previous != MergeStatus.running:
             transition_merge(session, job_id, step, from_={MergeStatus.queued}, to=previous)

@@ -35,8 +35,14 @@ CASES = [
     {"loss_type": "grpo", "beta": 0.04, "strategy": "fsdp", "max_steps": STEPS, "lora": True},
     # Longer completions and bigger groups under fsdp (the reference workload of bench/distributed_scaling.py,
     # not this tiny model, is what showed that ranks with uneven scorer buckets deadlock FSDP).
-    {"loss_type": "dapo", "beta": 0.04, "strategy": "fsdp", "max_steps": STEPS, "max_new_tokens": 64,
-     "group_size": 8},  # fmt: skip
+    {
+        "loss_type": "dapo",
+        "beta": 0.04,
+        "strategy": "fsdp",
+        "max_steps": STEPS,
+        "max_new_tokens": 64,
+        "group_size": 8,
+    },  # fmt: skip
 ]
 # constant schedule: the halves run with max_steps=2, which would shorten a decaying schedule
 RESUME = {"loss_type": "dapo", "beta": 0.04, "strategy": "fsdp", "every": 1, "lr_scheduler": "constant"}

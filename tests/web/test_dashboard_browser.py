@@ -230,6 +230,7 @@ def test_a_running_job_charts_live_resumes_its_stream_shows_alerts_and_can_be_ca
         page.click("#cancel-job")
         # The header is redrawn on every refresh while the job runs; the open confirmation must survive it.
         confirm = page.locator("#confirm-cancel")
+
         def step() -> int:
             return int(api.get(f"/v1/jobs/{job['id']}").json()["progress"]["step"])
 

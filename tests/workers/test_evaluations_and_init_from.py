@@ -69,9 +69,7 @@ def test_a_job_started_from_another_jobs_checkpoint_starts_from_its_weights(clie
     assert start_eval == final_eval
 
 
-def test_on_demand_evaluation_of_a_job_whose_eval_section_has_no_rewards_uses_the_jobs_rewards(
-    client, auth, worker
-):
+def test_on_demand_evaluation_of_a_job_whose_eval_section_has_no_rewards_uses_the_jobs_rewards(client, auth, worker):
     # The stored spec holds "eval": {..., "rewards": null}; the evaluation must fall back to the job's rewards.
     eval_section = {key: value for key, value in EVAL.items() if key != "rewards"}
     eval_section["dataset"] = {"rows": [{"prompt": f"{d}>", "answer": ALPHABET[d : d + 6]} for d in range(6)]}

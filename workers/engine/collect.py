@@ -79,13 +79,9 @@ def rollout_and_score(
     )
     generated = time.perf_counter()
     repeated = [i for i in indices for _ in range(group_size)]
-    scores = reward_fn(
-        [rows[i][config.prompt_field] for i in repeated], rollout.texts, [rows[i] for i in repeated]
-    )
+    scores = reward_fn([rows[i][config.prompt_field] for i in repeated], rollout.texts, [rows[i] for i in repeated])
     if len(scores.total) != len(rollout.texts):
-        raise ValueError(
-            f"reward function returned {len(scores.total)} scores for {len(rollout.texts)} completions"
-        )
+        raise ValueError(f"reward function returned {len(scores.total)} scores for {len(rollout.texts)} completions")
     return rollout, scores, generated - started, time.perf_counter() - generated
 
 
@@ -144,10 +140,7 @@ def collect_batch(
                     select_rows(rollout, rows_kept),
                     [i for i, k in zip(indices, informative, strict=True) if k],
                     rewards[rows_kept],
-                    {
-                        name: [values[r] for r in rows_kept.tolist()]
-                        for name, values in scores.components.items()
-                    },
+                    {name: [values[r] for r in rows_kept.tolist()] for name, values in scores.components.items()},
                 )
             )
             wanted -= int(informative.sum())

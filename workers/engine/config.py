@@ -157,4 +157,3 @@ class GRPOConfig:
             lora["target_modules"] = tuple(lora["target_modules"])
             data["lora"] = LoraSettings(**lora)
         return cls(**data)
-

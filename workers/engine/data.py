@@ -28,9 +28,7 @@ def encode_prompts(
         encoded = [ids[-max_prompt_tokens:] for ids in encoded]
     for prompt, ids in zip(prompts, encoded, strict=True):
         if not ids:
-            raise ValueError(
-                f"prompt {prompt[:40]!r} encodes to no tokens; the model has nothing to continue"
-            )
+            raise ValueError(f"prompt {prompt[:40]!r} encodes to no tokens; the model has nothing to continue")
     return encoded
 
 

@@ -142,7 +142,7 @@ def shard_model(model: nn.Module, mp_dtype: torch.dtype | None = None) -> None:
     """FSDP2 in place: each decoder layer, then the decoder (see the module docstring)."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-    decoder = _decoder(model)
+    decoder: Any = _decoder(model)  # a transformers decoder: layers and input embeddings typed loosely
     kwargs: dict[str, Any] = {}
     if mp_dtype is not None:  # CUDA bf16: compute in bf16, reduce gradients in fp32
         kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=mp_dtype, reduce_dtype=torch.float32)
@@ -153,8 +153,9 @@ def shard_model(model: nn.Module, mp_dtype: torch.dtype | None = None) -> None:
 
 def _decoder(model: nn.Module) -> nn.Module:
     get_base = getattr(model, "get_base_model", None)
-    base = get_base() if callable(get_base) else model
-    return base.get_decoder()
+    base: Any = get_base() if callable(get_base) else model
+    decoder: nn.Module = base.get_decoder()
+    return decoder
 
 
 def fsdp_modules(model: nn.Module) -> list[nn.Module]:
@@ -235,7 +236,7 @@ def clip_and_step(
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return norm
+    return float(norm)
 
 
 def count_parameters(model: nn.Module) -> int:

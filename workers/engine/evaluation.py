@@ -128,7 +128,5 @@ def evaluate_checkpoint(
     device: str | None = None,
 ) -> EvalReport:
     """Evaluate a saved checkpoint on demand (its own config, with eval_* knobs overridable)."""
-    model, tokenizer, config, step = load_checkpoint_model(
-        Path(checkpoint), overrides=overrides, device=device
-    )
+    model, tokenizer, config, step = load_checkpoint_model(Path(checkpoint), overrides=overrides, device=device)
     return evaluate(model, tokenizer, rows, reward_fn, config, step=step)

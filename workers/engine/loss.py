@@ -213,9 +213,7 @@ def corrected(weights: torch.Tensor, mode: str, cap: float) -> torch.Tensor:
     return weights == cap if mode.endswith("truncate") else weights == 0.0
 
 
-def aggregate(
-    loss: torch.Tensor, mask: torch.Tensor, settings: LossSettings, totals: StepTotals
-) -> torch.Tensor:
+def aggregate(loss: torch.Tensor, mask: torch.Tensor, settings: LossSettings, totals: StepTotals) -> torch.Tensor:
     """(B, C) per-token loss of one micro-batch -> its scalar share of the step loss (see module doc)."""
     masked = loss * mask
     if settings.loss_type == "grpo":

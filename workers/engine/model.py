@@ -108,9 +108,7 @@ def reference_mode(reference: nn.Module | None, policy: nn.Module) -> Iterator[n
         yield policy
 
 
-def load_reference(
-    config: GRPOConfig, device: torch.device, *, source: str | None = None
-) -> nn.Module | None:
+def load_reference(config: GRPOConfig, device: torch.device, *, source: str | None = None) -> nn.Module | None:
     """The frozen reference when beta > 0: loaded from the original source (not copied from the policy,
     which may be a resumed one), or from `source` (a checkpoint's synced reference). None when beta == 0
     (nothing is loaded at all) or with LoRA (the policy with adapters disabled is the reference)."""

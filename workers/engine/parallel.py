@@ -21,7 +21,7 @@ import dataclasses
 import functools
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -31,7 +31,7 @@ from workers.engine.collect import Collected, concat_rollouts, sampling_params
 from workers.engine.config import GRPOConfig
 from workers.engine.data import encode_prompts, validate_rows
 from workers.engine.evaluation import evaluate
-from workers.engine.interface import RewardFn, StepReport, TrainingSink, TrainResult
+from workers.engine.interface import EvalReport, RewardFn, StepReport, TrainingSink, TrainResult
 from workers.engine.loss import LossSettings, StepTotals, group_advantages
 from workers.engine.metrics import peak_memory
 from workers.engine.model import autocast, reference_mode, sync_reference
@@ -124,14 +124,14 @@ def train_parallel(
                 **peak_memory(run.device),
             }
             report = StepReport(step=step, metrics=metrics, samples=_samples(merged, all_advantages, rows, config))
-        _on_main(world, functools.partial(sink.on_step, report))
+        _on_main(world, functools.partial(sink.on_step, cast(StepReport, report)))  # built on rank 0
         wanted = D.broadcast_from_main(world, world.is_main and checkpoint_requested(sink))  # drain, from rank 0
         if step % config.checkpoint_every == 0 or step == config.max_steps or wanted:
             path = save_parallel(world, run, config, work_dir, metrics)
             if world.is_main:
                 final_checkpoint = path
                 prune_checkpoints(work_dir, config.keep_last)
-            _on_main(world, functools.partial(sink.on_checkpoint, step, final_checkpoint))
+            _on_main(world, functools.partial(sink.on_checkpoint, step, cast(Path, final_checkpoint)))  # rank 0
         if eval_rows and ((config.eval_every and step % config.eval_every == 0) or step == config.max_steps):
             _evaluate(world, run, config, eval_rows, eval_reward_fn or reward_fn, sink)
     return TrainResult(steps_completed=run.step, final_metrics=metrics, final_checkpoint=final_checkpoint)
@@ -324,4 +324,4 @@ def _evaluate(
             with autocast(config, run.device):
                 report = evaluate(run.model, run.tokenizer, rows, reward_fn, config, step=run.step)
         D.barrier(world)
-    _on_main(world, functools.partial(sink.on_eval, report))
+    _on_main(world, functools.partial(sink.on_eval, cast(EvalReport, report)))  # built on rank 0

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed.checkpoint as dcp
 from torch import nn
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
@@ -31,6 +30,8 @@ from torch.distributed.checkpoint.state_dict import (
     get_optimizer_state_dict,
     set_optimizer_state_dict,
 )
+from torch.distributed.checkpoint.state_dict_loader import load as dcp_load
+from torch.distributed.checkpoint.state_dict_saver import save as dcp_save
 
 from workers.engine import distributed as D
 from workers.engine.checkpoint import PREFIX, save_checkpoint
@@ -58,7 +59,8 @@ def setup_parallel(config: GRPOConfig, num_rows: int, resume_from: Path | None, 
     # the same way; checkpointing is inactive outside training, so there it only picks the path.
     for model in (run.model, run.reference):
         if model is not None:  # idempotent when the config already asked for it
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            hf_model: Any = model  # a transformers model (nn.Module types its methods loosely)
+            hf_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     bf16_on_gpu = run.device.type == "cuda" and resolve_dtype(config, run.device) == torch.bfloat16
     mp_dtype = torch.bfloat16 if bf16_on_gpu else None
     D.shard_model(run.model, mp_dtype)
@@ -77,7 +79,7 @@ def load_sharded_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer, c
     """Load a multi-rank checkpoint's AdamW state into `optimizer` of an unsharded `model` (any number of
     ranks, or one process without a process group)."""
     state = get_optimizer_state_dict(model, optimizer)
-    dcp.load({"optimizer": state}, checkpoint_id=str(Path(checkpoint) / SHARDED))
+    dcp_load({"optimizer": state}, checkpoint_id=str(Path(checkpoint) / SHARDED))
     set_optimizer_state_dict(model, optimizer, state)
 
 
@@ -86,7 +88,7 @@ class _Export:
     gathered from the shards, or the replica) and moves the ranks' sharded state in beside them, so
     the COMPLETE marker written afterwards covers both."""
 
-    def __init__(self, model: nn.Module, state_dict: dict[str, Any] | None, sharded: Path) -> None:
+    def __init__(self, model: Any, state_dict: dict[str, Any] | None, sharded: Path) -> None:  # a PreTrainedModel
         self.model, self.state_dict, self.sharded = model, state_dict, sharded
 
     def save_pretrained(self, directory: Path) -> None:
@@ -106,7 +108,7 @@ def save_parallel(
     if world.is_main:
         shutil.rmtree(staging, ignore_errors=True)
     D.barrier(world)
-    dcp.save(
+    dcp_save(
         {"model": get_model_state_dict(run.model), "optimizer": get_optimizer_state_dict(run.model, run.optimizer)},
         checkpoint_id=str(staging),
     )

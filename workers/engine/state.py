@@ -99,13 +99,9 @@ def setup_run(config: GRPOConfig, num_rows: int, resume_from: Path | None) -> Ru
     model = build_policy(config, device, resume_from)
     # The checkpoint carries its tokenizer; a fresh run reads the source's.
     tokenizer = (
-        load_tokenizer(str(resume_from))
-        if resume_from
-        else load_tokenizer(model_path(config), config.model_revision)
+        load_tokenizer(str(resume_from)) if resume_from else load_tokenizer(model_path(config), config.model_revision)
     )
-    synced_reference = (
-        resume_from / "reference" if resume_from and (resume_from / "reference").is_dir() else None
-    )
+    synced_reference = resume_from / "reference" if resume_from and (resume_from / "reference").is_dir() else None
     reference = load_reference(config, device, source=str(synced_reference) if synced_reference else None)
     parameters = trainable_parameters(model)
     optimizer, scheduler = build_optimizer(config, parameters)
@@ -163,9 +159,7 @@ def load_checkpoint_model(
 ) -> tuple[nn.Module, PreTrainedTokenizerBase, GRPOConfig, int]:
     """(model in eval mode, tokenizer, config with overrides, step) of a saved checkpoint."""
     _, info = load_trainer_state(checkpoint)
-    config = GRPOConfig.from_dict(
-        {**info["config"], **(overrides or {}), **({"device": device} if device else {})}
-    )
+    config = GRPOConfig.from_dict({**info["config"], **(overrides or {}), **({"device": device} if device else {})})
     model = build_policy(config, resolve_device(config), checkpoint).eval()
     return model, load_tokenizer(str(checkpoint)), config, int(info["step"])
 

@@ -116,11 +116,7 @@ def train(
                 steps_per_generation=config.steps_per_generation,
                 backend=backend,
             )
-        if (
-            config.ref_model_sync_steps
-            and step % config.ref_model_sync_steps == 0
-            and run.reference is not None
-        ):
+        if config.ref_model_sync_steps and step % config.ref_model_sync_steps == 0 and run.reference is not None:
             sync_reference(run.reference, run.model, config.ref_model_mixup_alpha)
         run.step = step
         # 5) report (before checkpointing: a crash in between replays the step, and the sink's writes

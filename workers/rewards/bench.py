@@ -65,9 +65,7 @@ def main() -> None:
     math_rows = [{"answer": a} for a in ("0.5", "1+2x", "0.5", "3")] * (n // 4)
     config = {"extraction": "boxed_or_marker", "marker": "Answer:"}
     in_process = median_s(
-        lambda: [
-            math_equivalence.score(c, r["answer"], config) for c, r in zip(answers, math_rows, strict=True)
-        ],
+        lambda: [math_equivalence.score(c, r["answer"], config) for c, r in zip(answers, math_rows, strict=True)],
         max(3, args.repeats // 4),
     )
     math_spec = SPECS.validate_python([{"type": "math_equivalence"}])

@@ -100,9 +100,7 @@ class SandboxLeaf(Leaf):
         super().__init__(name, spec)
         self.limits = limits
         self.pool = SandboxPool(program, settings)
-        self._executor = ThreadPoolExecutor(
-            max_workers=self.pool.settings.workers, thread_name_prefix=f"sbx-{name}"
-        )
+        self._executor = ThreadPoolExecutor(max_workers=self.pool.settings.workers, thread_name_prefix=f"sbx-{name}")
 
     def score(self, prompts: list[str], completions: list[str], rows: list[dict[str, Any]]) -> list[Outcome]:
         limits = self.limits
@@ -112,13 +110,9 @@ class SandboxLeaf(Leaf):
         def one(i: int) -> Outcome:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return Outcome(
-                    error=f"step time budget of {limits.batch_timeout_s:g} s spent before this completion"
-                )
+                return Outcome(error=f"step time budget of {limits.batch_timeout_s:g} s spent before this completion")
             if limits.batch_cpu_s is not None and cpu.value >= limits.batch_cpu_s:
-                return Outcome(
-                    error=f"step CPU budget of {limits.batch_cpu_s:g} s spent before this completion"
-                )
+                return Outcome(error=f"step CPU budget of {limits.batch_cpu_s:g} s spent before this completion")
             cut = remaining < limits.timeout_s  # the step budget, not the call limit, bounds this call
             result = self.pool.call(
                 [prompts[i], completions[i], rows[i]], min(limits.timeout_s, remaining), limits.cpu_s
@@ -163,9 +157,7 @@ def _python(name: str, spec: PythonReward, ctx: BuildContext) -> SandboxLeaf:
         batch_timeout_s=spec.batch_timeout_s,
         batch_cpu_s=spec.batch_cpu_s,
     )
-    return SandboxLeaf(
-        name, spec, Program(spec.code, {}, spec.memory_mb), limits, ctx.sandbox or SandboxSettings()
-    )
+    return SandboxLeaf(name, spec, Program(spec.code, {}, spec.memory_mb), limits, ctx.sandbox or SandboxSettings())
 
 
 def build_leaf(name: str, spec: Any, ctx: BuildContext) -> Leaf:

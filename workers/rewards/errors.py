@@ -11,9 +11,7 @@ class RewardError(JobFailure, RuntimeError):
 
     code = "reward_error"
 
-    def __init__(
-        self, reward: str, errors: int, total: int, max_error_rate: float, samples: list[str]
-    ) -> None:
+    def __init__(self, reward: str, errors: int, total: int, max_error_rate: float, samples: list[str]) -> None:
         self.reward, self.errors, self.total = reward, errors, total
         self.max_error_rate, self.samples = max_error_rate, samples
         shown = "; ".join(repr(s) for s in samples)

@@ -57,15 +57,9 @@ class HttpLeaf(Leaf):
         self.url = str(spec.url)
         if not allow_private:
             check_public_host(self.url)
-        limits = httpx.Limits(
-            max_connections=spec.max_concurrency, max_keepalive_connections=spec.max_concurrency
-        )
-        self._client = httpx.Client(
-            timeout=spec.timeout_s, limits=limits, headers=spec.headers, follow_redirects=False
-        )
-        self._executor = ThreadPoolExecutor(
-            max_workers=spec.max_concurrency, thread_name_prefix=f"http-{name}"
-        )
+        limits = httpx.Limits(max_connections=spec.max_concurrency, max_keepalive_connections=spec.max_concurrency)
+        self._client = httpx.Client(timeout=spec.timeout_s, limits=limits, headers=spec.headers, follow_redirects=False)
+        self._executor = ThreadPoolExecutor(max_workers=spec.max_concurrency, thread_name_prefix=f"http-{name}")
 
     def score(self, prompts: list[str], completions: list[str], rows: list[dict[str, Any]]) -> list[Outcome]:
         size = self.spec.batch_size
@@ -97,9 +91,7 @@ class HttpLeaf(Leaf):
             for s, e in zip(scores, errors, strict=True)
         ]
 
-    def _request_with_retries(
-        self, items: list[dict[str, Any]]
-    ) -> tuple[list[float | None], list[str | None]]:
+    def _request_with_retries(self, items: list[dict[str, Any]]) -> tuple[list[float | None], list[str | None]]:
         spec, attempt = self.spec, 0
         while True:
             try:
@@ -169,9 +161,7 @@ def parse_response(data: bytes, expected: int) -> tuple[list[float | None], list
         raise ValueError(f"response has {len(scores)} scores for {expected} items; {shape}")
     checked: list[float | None] = []
     for index, score in enumerate(scores):
-        ok = score is None or (
-            isinstance(score, int | float) and not isinstance(score, bool) and math.isfinite(score)
-        )
+        ok = score is None or (isinstance(score, int | float) and not isinstance(score, bool) and math.isfinite(score))
         if not ok:
             raise ValueError(f"scores[{index}] is {score!r}; {shape}")
         checked.append(None if score is None else float(score))

@@ -105,27 +105,21 @@ class RewardMonitor:
         length = self._series["length"]
         holds = _ge(length.current, _times(self.spec.length_growth, length.baseline))
         message = "mean completion length grew to {current:.0f} chars from {baseline:.0f}"
-        return self._check(
-            "length_blowup", step, holds, message, current=length.current, baseline=length.baseline
-        )
+        return self._check("length_blowup", step, holds, message, current=length.current, baseline=length.baseline)
 
     def _repetition_rising(self, step: int) -> Alert | None:
         rep = self._series["repetition"]
         rise = _minus(rep.current, rep.baseline)
         holds = _ge(rep.current, self.spec.repetition_threshold) and _ge(rise, self.spec.repetition_rise)
         message = "n-gram repetition rose to {current:.2f} from {baseline:.2f}"
-        return self._check(
-            "repetition_rising", step, holds, message, current=rep.current, baseline=rep.baseline
-        )
+        return self._check("repetition_rising", step, holds, message, current=rep.current, baseline=rep.baseline)
 
     def _saturation(self, step: int) -> Alert | None:
         zero_std, entropy = self._series["zero_std"], self._series["entropy"]
         holds = _ge(zero_std.current, self.spec.saturation_zero_std) and _le(
             entropy.current, _times(self.spec.entropy_collapse, entropy.baseline)
         )
-        message = (
-            "{zero_std:.0%} of groups have tied rewards; entropy fell to {current:.3g} from {baseline:.3g}"
-        )
+        message = "{zero_std:.0%} of groups have tied rewards; entropy fell to {current:.3g} from {baseline:.3g}"
         data = {"zero_std": zero_std.current, "current": entropy.current, "baseline": entropy.baseline}
         return self._check("saturation_entropy_collapse", step, holds, message, **data)
 
@@ -174,9 +168,7 @@ class RewardMonitor:
         if code in self._active:
             return None
         self._active.add(code)
-        alert = Alert(
-            code, template.format(**data), step, {k: float(v) for k, v in data.items() if v is not None}
-        )
+        alert = Alert(code, template.format(**data), step, {k: float(v) for k, v in data.items() if v is not None})
         self.alerts.append(alert)
         return alert
 

@@ -106,9 +106,7 @@ class RewardFunction:
         )
         self.leaves: list[Leaf] = []
         try:
-            self.roots = [
-                self._build(name, spec) for name, spec in zip(component_names(specs), specs, strict=True)
-            ]
+            self.roots = [self._build(name, spec) for name, spec in zip(component_names(specs), specs, strict=True)]
         except BaseException:
             self.close()
             raise
@@ -180,9 +178,7 @@ class RewardFunction:
         metrics = self._leaf_metrics(outcomes, values)
         metrics.update(step_detectors(completions, totals, self.group_size, self.repetition_ngram))
         metrics["time/scoring_s"] = time.perf_counter() - started
-        return RewardBatch(
-            total=totals, components={r.path: values[r.path] for r in self.roots}, metrics=metrics
-        )
+        return RewardBatch(total=totals, components={r.path: values[r.path] for r in self.roots}, metrics=metrics)
 
     def _check_error_rates(self, outcomes: dict[str, list[Outcome]], n: int) -> None:
         worst: RewardError | None = None
@@ -197,9 +193,7 @@ class RewardFunction:
         if worst is not None:
             raise worst
 
-    def _leaf_metrics(
-        self, outcomes: dict[str, list[Outcome]], values: dict[str, list[float]]
-    ) -> dict[str, float]:
+    def _leaf_metrics(self, outcomes: dict[str, list[Outcome]], values: dict[str, list[float]]) -> dict[str, float]:
         metrics: dict[str, float] = {}
         top = {root.path for root in self.roots}
         for leaf in self.leaves:
@@ -210,9 +204,7 @@ class RewardFunction:
             metrics[f"{prefix}/latency_p95_s"] = quantile(latencies, 0.95)
             metrics[f"{prefix}/errors"] = float(errors)
             metrics[f"{prefix}/error_rate"] = errors / max(len(results), 1)
-            metrics[f"{prefix}/not_applicable"] = float(
-                sum(o.error is None and o.value is None for o in results)
-            )
+            metrics[f"{prefix}/not_applicable"] = float(sum(o.error is None and o.value is None for o in results))
             step_metrics = getattr(leaf, "step_metrics", None)  # judge rewards: calls, tokens, latency
             if step_metrics is not None:
                 metrics.update(step_metrics())

@@ -108,7 +108,9 @@ def list_rewards(
 
 @router.post(":test", response_model=RewardTestResponse)
 def test_inline_reward(
-    request: InlineRewardTestRequest, tenant: CurrentTenant, runner: RewardRunnerDep  # noqa: ARG001
+    request: InlineRewardTestRequest,
+    tenant: CurrentTenant,  # noqa: ARG001 (authentication)
+    runner: RewardRunnerDep,
 ) -> RewardTestResponse:
     """Score samples with an inline reward definition, without storing it or starting a job (on a reward
     worker; 503 worker_unavailable when none answers in time)."""

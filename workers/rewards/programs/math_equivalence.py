@@ -59,9 +59,7 @@ def score(completion, reference, config):
     if config.get("extraction", "boxed_or_marker") == "any":
         predicted = parse(completion, parsing_timeout=None)
     else:
-        answer = extract(
-            completion, config.get("extraction", "boxed_or_marker"), config.get("marker", "Answer:")
-        )
+        answer = extract(completion, config.get("extraction", "boxed_or_marker"), config.get("marker", "Answer:"))
         predicted = parse_answer(answer) if answer else []
     if not predicted:
         return 0.0

@@ -301,9 +301,7 @@ class SandboxPool:
         workers: list[SandboxWorker | None] = [None] * self.settings.workers
         if warm:
             workers[0] = SandboxWorker(program, self.settings)  # fail fast, and once, on a bad program
-            rest = [
-                threading.Thread(target=self._warm_one, args=(workers, i)) for i in range(1, len(workers))
-            ]
+            rest = [threading.Thread(target=self._warm_one, args=(workers, i)) for i in range(1, len(workers))]
             for thread in rest:
                 thread.start()
             for thread in rest:
