@@ -76,6 +76,13 @@ def test_file_errors_name_the_line(oa: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         oa.files.create(file=("t.jsonl", io.BytesIO(jsonl(ROWS))), purpose="assistants")
     assert caught.value.param == "purpose"
+    with pytest.raises(openai.BadRequestError) as caught:
+        oa.files.create(
+            file=("t.jsonl", io.BytesIO(jsonl(ROWS))),
+            purpose="fine-tune",
+            expires_after={"anchor": "created_at", "seconds": 3600},
+        )
+    assert caught.value.param == "expires_after"  # refused, not silently ignored
 
 
 def test_create_job_resolves_auto_and_maps_to_native(oa: openai.OpenAI, client: TestClient, auth: dict) -> None:

@@ -4,7 +4,7 @@ import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
@@ -22,6 +22,7 @@ router = APIRouter(prefix="/files", tags=["openai files"], route_class=OpenAIRou
 
 @router.post("", response_model=FileObject)
 async def create_file(
+    request: Request,
     session: SessionDep,
     tenant: CurrentTenant,
     settings: SettingsDep,
@@ -33,6 +34,8 @@ async def create_file(
     """Upload a reinforcement fine-tuning file; every line is checked now and the first bad one named."""
     if purpose != "fine-tune":
         raise spec_error("purpose", "only purpose='fine-tune' is stored here")
+    if any(key.startswith("expires_after") for key in await request.form()):  # refused, not silently ignored
+        raise spec_error("expires_after", "files here are kept until deleted: expires_after is not supported")
     filename = Path(file.filename or "upload.jsonl").name[:200] or "upload.jsonl"
     with files.tmpdir() as tmp:
         original = Path(tmp) / "original.jsonl"
