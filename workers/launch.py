@@ -193,7 +193,7 @@ def launch_job(
 def raise_outcome(outcome: dict[str, Any]) -> None:
     """Rank 0's outcome as the exception a one-process job would have raised (none for success)."""
     from workers.drain import WorkerDraining
-    from workers.reporting import JobCancelled, JobLost
+    from workers.reporting import JobCancelled, JobLost, JobPaused
 
     kind, message = outcome.get("outcome"), outcome.get("message", "")
     if kind == "cancelled":
@@ -202,5 +202,7 @@ def raise_outcome(outcome: dict[str, Any]) -> None:
         raise JobLost(message)
     if kind == "drained":
         raise WorkerDraining(message)
+    if kind == "paused":
+        raise JobPaused(message, reason=outcome.get("reason", "requested"), data=outcome.get("data"))
     if kind != "succeeded":
         raise RankFailed(outcome.get("error") or {"message": f"unexpected outcome {outcome!r}"})

@@ -29,7 +29,7 @@ from workers.engine.distributed import choose_strategy, init_world
 from workers.judges import judge_resolver
 from workers.launch import OUTCOME, die_with_parent
 from workers.manifest import base_manifest
-from workers.reporting import DatabaseSink, JobCancelled, JobLost
+from workers.reporting import DatabaseSink, JobCancelled, JobLost, JobPaused
 from workers.runner import error_body, job_work_dir, rebuilt_monitor, service_inputs
 
 logger = logging.getLogger(__name__)
@@ -92,8 +92,9 @@ def run_rank(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         monitor = rebuilt_monitor(spec, sessions, args.job_id, args.resume_from)
         manifest = base_manifest(spec, inputs.rows, config)
         sink = DatabaseSink(
-            sessions, store, args.job_id, args.worker_id, spec, monitor, manifest=manifest, drain_flags=args.drain_flag
-        )
+            sessions, store, args.job_id, args.worker_id, spec, monitor, manifest=manifest,
+            drain_flags=args.drain_flag, pause_at_checkpoint=True,
+        )  # fmt: skip
     judges = judge_resolver(settings, sessions, tenant_id)
     try:
         with inputs.reward_fns(judges) as (reward_fn, eval_fn):
@@ -110,6 +111,8 @@ def run_rank(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         return {"outcome": "lost", "message": str(exc)}
     except WorkerDraining as exc:
         return {"outcome": "drained", "message": str(exc)}
+    except JobPaused as exc:  # after the step's checkpoint (DatabaseSink: pause_at_checkpoint)
+        return {"outcome": "paused", "message": str(exc), "reason": exc.reason, "data": exc.data}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -72,8 +72,13 @@ class DatabaseSink:
         monitor: RewardMonitor,
         manifest: dict[str, Any] | None = None,
         drain_flags: list[Path] | None = None,
+        pause_at_checkpoint: bool = False,
     ) -> None:
         self._drain_flags = drain_flags or []
+        # A multi-rank job's ranks checkpoint together: a pause is then asked for as a checkpoint (like a
+        # drain) and raised from on_checkpoint, instead of from on_step (workers/engine/parallel.py).
+        self._pause_at_checkpoint = pause_at_checkpoint
+        self._pending_pause: JobPaused | None = None
         self._sessions = session_factory
         self._store = store
         self._job_id = job_id
@@ -100,11 +105,18 @@ class DatabaseSink:
             raise SafeguardStop(f"stopped by a reward-hacking safeguard: {alerts[0].message}")
         if self._spec.safeguards.on_alert == "pause":  # for a person to look; resume continues
             first = alerts[0]
-            raise JobPaused(
-                f"paused by a reward-hacking safeguard: {first.message}",
-                reason="safeguard",
-                data={"alert": {"code": first.code, "message": first.message, "step": first.step}},
+            self._pause(
+                JobPaused(
+                    f"paused by a reward-hacking safeguard: {first.message}",
+                    reason="safeguard",
+                    data={"alert": {"code": first.code, "message": first.message, "step": first.step}},
+                )
             )
+
+    def _pause(self, pause: JobPaused) -> None:
+        if not self._pause_at_checkpoint:
+            raise pause
+        self._pending_pause = self._pending_pause or pause
 
     def on_model_loaded(self, seconds: float) -> None:
         with self._sessions() as session:
@@ -141,14 +153,15 @@ class DatabaseSink:
             raise JobLost(f"worker {self._worker_id} no longer owns job {self._job_id}")
         last = report.step >= self._spec.grpo.max_steps  # a pause or a budget has nothing left to stop
         if outcome == runs.StepOutcome.pause and not last:
-            raise JobPaused(f"paused by the user after step {report.step}", reason="requested")
+            self._pause(JobPaused(f"paused by the user after step {report.step}", reason="requested"))
         if crossing is not None and not last:
-            raise JobPaused(f"paused: {crossing.message}", reason="budget", data=crossing.data())
+            self._pause(JobPaused(f"paused: {crossing.message}", reason="budget", data=crossing.data()))
         self._raise_alerts(self._monitor.observe_step(report.step, report.metrics))
 
     def checkpoint_requested(self) -> bool:
-        """The engine checkpoints after this step when the worker drains (SIGTERM), see workers/drain.py."""
-        return is_draining(self._drain_flags)
+        """The engine checkpoints after this step when the worker drains (SIGTERM, workers/drain.py), or
+        when a multi-rank job is to pause."""
+        return is_draining(self._drain_flags) or self._pending_pause is not None
 
     def on_checkpoint(self, step: int, path: Path) -> None:
         if self._manifest is not None:
@@ -169,6 +182,8 @@ class DatabaseSink:
                 keep_last=self._spec.checkpoint.keep_last,
                 keep_best=self._spec.checkpoint.keep_best,
             )
+        if self._pending_pause is not None:
+            raise self._pending_pause
         if is_draining(self._drain_flags):
             raise WorkerDraining(f"worker draining: stopped after step {step} and its checkpoint")
 

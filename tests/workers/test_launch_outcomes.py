@@ -51,3 +51,12 @@ def test_the_launch_command_is_torchrun_without_restarts(tmp_path):
     assert args[1:4] == ["-m", "torch.distributed.run", "--standalone"]
     assert args[args.index("--nproc-per-node") + 1] == "4" and args[args.index("--max-restarts") + 1] == "0"
     assert args[args.index("-m", 4) + 1] == "workers.rank_main"
+
+
+def test_a_paused_rank_zero_pauses_the_job_with_its_reason():
+    from workers.launch import raise_outcome
+    from workers.reporting import JobPaused
+
+    with pytest.raises(JobPaused) as raised:
+        raise_outcome({"outcome": "paused", "message": "paused: budget", "reason": "budget", "data": {"used": 3}})
+    assert raised.value.reason == "budget" and raised.value.data == {"used": 3}

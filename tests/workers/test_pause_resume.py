@@ -9,7 +9,8 @@ from app.core.storage import make_store
 from app.models import Checkpoint, Job, JobEvent
 from app.schemas.job import JobSpec, JobStatus
 from app.services import pause, runs
-from tests.conftest import tiny_spec
+from tests.utils.api import make_checkpoint_dir
+from tests.utils.factories import tiny_spec
 from workers.engine.interface import EvalReport, StepReport
 from workers.engine.metrics import is_wall_clock
 from workers.reporting import MONITORED, DatabaseSink, JobPaused
@@ -98,3 +99,27 @@ def test_a_safeguard_with_on_alert_pause_pauses_with_the_alert_in_the_event(sess
         )  # fmt: skip
         event = session.query(JobEvent).filter_by(job_id=job_id, type="status").all()[-1]
         assert event.data["status"] == "paused" and event.data["alert"]["code"] == "reward_eval_divergence"
+
+
+def test_a_multi_rank_sink_asks_for_a_checkpoint_and_pauses_from_it(session_factory, settings, tmp_path):
+    """Ranks checkpoint together: a pause of a multi-device job is a checkpoint request, raised after it."""
+    job_spec = JobSpec.model_validate(tiny_spec(max_steps=5))
+    from tests.services.test_job_lifecycle import make_job
+
+    with session_factory() as session:
+        job_id = make_job(session)
+        runs.claim_job(session=session, job_id=job_id, worker_id="w1", max_attempts=3)
+    sink = DatabaseSink(
+        session_factory, make_store(settings), job_id, "w1", job_spec,
+        RewardMonitor(job_spec.safeguards, MONITORED), pause_at_checkpoint=True,
+    )  # fmt: skip
+    sink.on_step(StepReport(step=1, metrics={"reward/mean": 0.1}, samples=[]))
+    assert not sink.checkpoint_requested()
+    with session_factory() as session:
+        pause.pause_job(session=session, job=session.get(Job, job_id))
+    sink.on_step(StepReport(step=2, metrics={"reward/mean": 0.2}, samples=[]))  # no raise: ranks go on together
+    assert sink.checkpoint_requested()
+    checkpoint = tmp_path / "checkpoint-000002"
+    make_checkpoint_dir(checkpoint, "2")
+    with pytest.raises(JobPaused, match="paused by the user after step 2"):
+        sink.on_checkpoint(2, checkpoint)
