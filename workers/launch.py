@@ -115,15 +115,17 @@ def decide(outcomes: dict[int, dict[str, Any]], returncode: int) -> dict[str, An
         return outcomes[0]
     # A rank that died reports nothing, and its peers fail inside a collective ("connection reset"): those
     # are not the job's errors. An error of the job's own (a reward function raising, a bad model) is.
-    errors = [o.get("error") or {} for o in outcomes.values() if o.get("outcome") == "failed"]
-    own = [e for e in errors if not _is_communication_error(e)]
+    failed = [o for o in outcomes.values() if o.get("outcome") == "failed"]
+    own = [o.get("error") or {} for o in failed if not _is_communication_error(o)]
     if own:
         raise RankFailed(own[0])
     raise RankCrashed(f"a rank of the job died (launcher exit code {returncode}); the process group was torn down")
 
 
-def _is_communication_error(error: dict[str, Any]) -> bool:
-    message = str(error.get("message", ""))
+def _is_communication_error(outcome: dict[str, Any]) -> bool:
+    """A collective failed because a peer went away. Read from the rank's raw exception text: the job's
+    error message hides internal exceptions (app/schemas/job_error.py)."""
+    message = str(outcome.get("exception") or (outcome.get("error") or {}).get("message", ""))
     return "DistBackendError" in message or any(
         sign in message for sign in ("gloo/transport", "Connection reset by peer", "NCCL error", "Connection closed")
     )

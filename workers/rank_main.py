@@ -126,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         outcome = run_rank(args, settings)
     except Exception as exc:
         logger.error("rank %s failed:\n%s", rank, traceback.format_exc())
-        outcome = {"outcome": "failed", "error": error_body(exc)}
+        # `error` is what the job shows (no internal text); `exception` lets the launcher tell a peer's
+        # death (a collective failing) from an error of the job's own (workers/launch.py::decide).
+        outcome = {"outcome": "failed", "error": error_body(exc), "exception": f"{type(exc).__name__}: {exc}"[:4000]}
     finally:
         import torch.distributed as dist
 

@@ -83,10 +83,12 @@ def reward(p, c, r):
     return float(made)
 """
 
+# Counts only what a previous call would have left: /tmp also holds the mount points of read-only paths
+# that live under /tmp (a project or venv cloned there), which are not the program's.
 LEFT_OVER = """
 import os
 def reward(p, c, r):
-    seen = len(os.listdir("/tmp"))
+    seen = len({"a", "link"} & set(os.listdir("/tmp")))
     os.makedirs("/tmp/a/b/c", exist_ok=True)
     open("/tmp/a/b/c/file", "w").write("x" * 1000)
     os.symlink("/tmp/a", "/tmp/link")
@@ -108,7 +110,7 @@ def test_files_do_not_persist_across_calls() -> None:
 
 
 def test_a_scratch_dir_the_program_locks_gets_a_fresh_process() -> None:
-    locked = "import os\ndef reward(p, c, r):\n    seen = len(os.listdir('/tmp'))\n"
+    locked = "import os\ndef reward(p, c, r):\n    seen = int('d' in os.listdir('/tmp'))\n"
     locked += "    os.makedirs('/tmp/d/e', exist_ok=True)\n    os.chmod('/tmp/d', 0)\n    return float(seen)\n"
     with SandboxPool(Program(locked), SETTINGS) as sandbox:
         seen = [sandbox.call(["", "", {}], 10.0, 10).value for _ in range(2)]

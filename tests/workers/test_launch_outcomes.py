@@ -60,3 +60,15 @@ def test_a_paused_rank_zero_pauses_the_job_with_its_reason():
     with pytest.raises(JobPaused) as raised:
         raise_outcome({"outcome": "paused", "message": "paused: budget", "reason": "budget", "data": {"used": 3}})
     assert raised.value.reason == "budget" and raised.value.data == {"used": 3}
+
+
+def test_a_peers_death_is_a_crash_even_when_the_jobs_error_text_is_generic():
+    """A failed collective's exception is an internal one, so the job's error hides its text; the launcher
+    reads the rank's raw exception instead (it failed the job instead of requeueing it before)."""
+    generic = {"code": "internal_error", "message": "an internal error stopped the work", "param": None}
+    outcomes = {
+        0: {"outcome": "failed", "error": generic, "exception": "DistBackendError: [gloo/transport] Connection reset"},
+        1: {"outcome": "stopped"},
+    }
+    with pytest.raises(RankCrashed):
+        decide(outcomes, returncode=1)
