@@ -5,7 +5,7 @@ import uuid
 
 from celery.signals import celeryd_after_setup, worker_process_init, worker_ready, worker_shutting_down
 
-from app.core.celery import TRAINING_QUEUE
+from app.core.celery import SERVICE_QUEUE, TRAINING_QUEUE
 from app.core.config import settings
 from app.core.queue import CeleryJobQueue
 from app.services.routing import training_route
@@ -63,7 +63,15 @@ def _start_watchdog(**_kwargs: object) -> None:
 
 @worker_ready.connect
 def _start_webhook_sender(**_kwargs: object) -> None:
-    start_webhook_sender(session_factory=session_factory(), settings=settings)
+    # One kind of worker sends webhooks: the service worker (short tasks), where there is one; a worker
+    # started without --queues serves every queue and sends them too. Two senders would deliver twice.
+    if serves_queue(celery_app.amqp.queues.consume_from, SERVICE_QUEUE):
+        start_webhook_sender(session_factory=session_factory(), settings=settings)
+
+
+def serves_queue(consume_from: dict[str, object] | None, queue: str) -> bool:
+    """Whether a worker started with these --queues (None: none given, so every queue) consumes `queue`."""
+    return consume_from is None or queue in consume_from
 
 
 @worker_process_init.connect
@@ -82,8 +90,7 @@ def _drain(**_kwargs: object) -> None:
 def _consume_class_queues(instance: object, **_kwargs: object) -> None:
     # On top of --queues: the queues of the jobs this worker's class can run (workers/fleet.py); only for a
     # training worker (a service worker, --queues service, must never take a training job).
-    selected = instance.app.amqp.queues.consume_from  # type: ignore[attr-defined]
-    if selected is not None and TRAINING_QUEUE not in selected:
+    if not serves_queue(instance.app.amqp.queues.consume_from, TRAINING_QUEUE):  # type: ignore[attr-defined]
         return
     for queue in worker_queues(settings):
         instance.app.amqp.queues.select_add(queue)  # type: ignore[attr-defined]

@@ -44,3 +44,10 @@ def test_a_service_worker_takes_no_training_queue():
     assert worker_started_with({SERVICE_QUEUE: object()}) == []
     assert TRAINING_QUEUE in worker_started_with({TRAINING_QUEUE: object()})
     assert TRAINING_QUEUE in worker_started_with(None)  # no --queues: the default, training
+
+
+def test_webhooks_are_sent_by_the_service_worker_only():
+    """Two senders (the training and the service worker) could deliver an event twice: one kind sends."""
+    assert tasks.serves_queue({SERVICE_QUEUE: object()}, SERVICE_QUEUE)
+    assert not tasks.serves_queue({TRAINING_QUEUE: object()}, SERVICE_QUEUE)
+    assert tasks.serves_queue(None, SERVICE_QUEUE)  # a worker without --queues serves every queue
