@@ -170,17 +170,7 @@ def start_inference(env: dict[str, str], log_dir: Path) -> subprocess.Popen[byte
 
 
 def wait_inference_ready(env: dict[str, str], process: subprocess.Popen[bytes], timeout_s: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the inference worker exited with code {process.returncode}; see inference.log")
-        try:
-            if httpx.get(f"{env['GRPO_INFERENCE_URL']}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"the inference worker was not ready within {timeout_s:.0f} s")
+    wait_healthy(f"{env['GRPO_INFERENCE_URL']}/healthz", process, "the inference worker", timeout_s)
 
 
 def admin(env: dict[str, str], *args: str) -> str:
@@ -192,17 +182,22 @@ def admin(env: dict[str, str], *args: str) -> str:
 
 
 def wait_ready(base_url: str, api: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    wait_healthy(f"{base_url}/readyz", api, f"the API at {base_url}", timeout_s)
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], what: str, timeout_s: float) -> None:
+    """Until `url` answers 200; fails at once if `process` exits (see its log under the stack's log dir)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if api.poll() is not None:
-            raise RuntimeError(f"the API exited with code {api.returncode}; see its log")
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {process.returncode}; see its log")
         try:
-            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+            if httpx.get(url, timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
-    raise TimeoutError(f"the API at {base_url} was not ready within {timeout_s:.0f} s")
+    raise TimeoutError(f"{what} was not ready within {timeout_s:.0f} s")
 
 
 def log_size(log_dir: Path, log_name: str) -> int:
